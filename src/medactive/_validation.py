@@ -1,0 +1,56 @@
+"""Input validation shared by public functions; private twins assume valid input."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medactive.errors import ConfigError
+
+
+def check_probas(probas: np.ndarray, *, axis: int = 1, name: str = "probas") -> np.ndarray:
+    """Check that ``probas`` holds finite probabilities summing to 1 along ``axis``.
+
+    Raises:
+        ValueError: NaN/inf values, negative values or rows that do not sum to 1.
+    """
+    probas = np.asarray(probas, dtype=np.float64)
+    if probas.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions [n, c, ...], got {probas.shape}")
+    if not np.all(np.isfinite(probas)):
+        n_bad = int(np.sum(~np.isfinite(probas)))
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite values (model diverged?)")
+    if np.any(probas < -1e-6):
+        raise ValueError(f"{name} contains negative values; expected probabilities")
+    sums = probas.sum(axis=axis)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        raise ValueError(f"{name} must sum to 1 along axis {axis} (max deviation "
+                         f"{float(np.max(np.abs(sums - 1))):.3g}); pass softmax outputs")
+    return probas
+
+
+def check_budget(budget: int, n_available: int, *, name: str = "budget") -> int:
+    """Check ``1 <= budget <= n_available`` and return it as an int."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {budget!r}")
+    budget = int(budget)
+    if budget < 1:
+        raise ConfigError(f"{name} must be at least 1, got {budget}")
+    if budget > n_available:
+        raise ConfigError(f"{name}={budget} is larger than the {n_available} unlabeled samples "
+                          "left in the pool")
+    return budget
+
+
+def check_indices(idx: np.ndarray, n_pool: int | None = None, *, name: str = "indices") -> np.ndarray:
+    """Return ``idx`` as a 1-D int64 array of unique, in-range indices."""
+    idx = np.asarray(idx)
+    if idx.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {idx.shape}")
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    if np.unique(idx).size != idx.size:
+        raise ValueError(f"{name} contains duplicates")
+    if n_pool is not None and idx.size and (idx.min() < 0 or idx.max() >= n_pool):
+        raise ValueError(f"{name} out of range for a pool of {n_pool} samples")
+    return idx

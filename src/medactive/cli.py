@@ -1,0 +1,54 @@
+"""Command line: ``medactive <command>``. The only place that builds configs from user input.
+
+Each feature area contributes its subcommands through an ``add_parsers(subparsers)`` function
+(listed in ``_COMMAND_MODULES``); each subparser sets ``func`` to a handler taking the parsed
+arguments and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from medactive import __version__
+from medactive.errors import MedactiveError
+
+_COMMAND_MODULES = (
+    "medactive.commands.run",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medactive",
+        description="Deep active learning for medical image analysis (Wang et al., 2024).")
+    parser.add_argument("--version", action="version", version=f"medactive {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).add_parsers(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MedactiveError as exc:
+        print(f"medactive: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medactive: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

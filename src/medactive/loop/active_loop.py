@@ -1,0 +1,180 @@
+"""Pool-based batch-mode active learning (survey §2, Eq. 1–4).
+
+Round ``r`` trains a model on the labeled set ``L_r``, evaluates it on val and test, and (except
+after the last round) queries a batch ``D_q = S(I(x, f_theta), b)`` from the unlabeled pool,
+asks the oracle for its labels and adds it: ``L_{r+1} = L_r ∪ D_q``. ``L_0`` is a random initial
+set drawn from the seed alone, so every strategy starts from the same set for a given seed.
+
+Randomness: initial set, training of round ``r`` and query of round ``r`` each draw from their
+own stream derived from ``(seed, purpose, r)``, so results do not depend on which strategy ran
+before or on resuming.
+
+Resuming: ``completed`` passes the records of rounds already finished (e.g. read back from a
+results store); the loop rebuilds ``L_r`` from their batches and continues with the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medactive._random import derive_seed
+from medactive._validation import check_budget
+from medactive.errors import ConfigError
+from medactive.oracle.simulated import Oracle, SimulatedOracle
+from medactive.strategies.base import Strategy, create_strategy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of one AL experiment.
+
+    Attributes:
+        strategy: registered strategy name.
+        initial: size of the random initial labeled set ``L_0``.
+        budget: samples queried per round ``b``.
+        rounds: number of query rounds ``T`` (the loop trains ``T + 1`` models).
+        seed: master seed.
+        finetune: start round ``r`` from round ``r-1``'s model instead of from scratch.
+        strategy_options: keyword options of the strategy (e.g. ``{"n_mc_samples": 25}``).
+    """
+
+    strategy: str
+    initial: int
+    budget: int
+    rounds: int
+    seed: int = 0
+    finetune: bool = False
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RoundRecord:
+    """What one round produced.
+
+    Attributes:
+        round: round number, 0 = trained on the initial set.
+        n_labeled: ``|L_r|``, the labels the round's model was trained on.
+        metrics: ``{"val_<name>": v, "test_<name>": v}``.
+        added_idx: pool indices added to form ``L_r`` (round 0: the initial set).
+        added_scores: their scores when they were queried (NaN for the initial set).
+        queried_idx: the batch this round's model selected, forming ``L_{r+1}`` (empty after
+            the last round).
+        queried_scores: their scores.
+        seconds: wall time of the round (training, evaluation, query).
+        query_seconds: wall time of the query alone (inference + selection).
+    """
+
+    round: int
+    n_labeled: int
+    metrics: dict[str, float]
+    added_idx: np.ndarray
+    added_scores: np.ndarray
+    queried_idx: np.ndarray
+    queried_scores: np.ndarray
+    seconds: float = 0.0
+    query_seconds: float = 0.0
+
+
+def initial_indices(n_pool: int, initial: int, seed: int) -> np.ndarray:
+    """The random initial labeled set for ``seed``: same for every strategy (survey §6.1.3)."""
+    initial = check_budget(initial, n_pool, name="initial")
+    rng = np.random.default_rng(derive_seed(seed, "initial"))
+    return np.sort(rng.choice(n_pool, size=initial, replace=False)).astype(np.int64)
+
+
+def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = None,
+                        completed: Sequence[RoundRecord] = (),
+                        on_round: Callable[[RoundRecord], None] | None = None,
+                        initial_idx: np.ndarray | None = None,
+                        strategy: Strategy | None = None) -> list[RoundRecord]:
+    """Run (or resume) one active-learning experiment.
+
+    Args:
+        task: a :class:`~medactive.loop.task.Task`.
+        config: the experiment's settings.
+        oracle: label provider; defaults to the :class:`SimulatedOracle` of ``task``.
+        completed: records of rounds already finished, in order (resume).
+        on_round: called with each new :class:`RoundRecord` as soon as it is final.
+        initial_idx: override the random initial set (e.g. a project's existing labels).
+        strategy: a strategy instance (defaults to ``create_strategy(config.strategy)``).
+
+    Returns:
+        All records, the ``completed`` ones first.
+
+    Raises:
+        ConfigError: budget or initial set larger than the pool allows.
+    """
+    n_pool = len(task.pool_ids)
+    strategy = strategy or create_strategy(config.strategy, **config.strategy_options)
+    needed = config.initial + config.rounds * config.budget
+    if needed > n_pool:
+        raise ConfigError(f"initial={config.initial} + rounds={config.rounds} x "
+                          f"budget={config.budget} = {needed} labels, more than the pool's "
+                          f"{n_pool} samples")
+    if config.rounds > 0:
+        check_budget(config.budget, n_pool - config.initial)
+    oracle = oracle or SimulatedOracle(task)
+    records = list(completed)
+
+    if records:  # resume: L_k = initial set + every batch queried so far
+        added_idx = np.asarray(records[-1].queried_idx, dtype=np.int64)
+        added_scores = np.asarray(records[-1].queried_scores, dtype=np.float64)
+        labeled_idx = np.concatenate([np.asarray(records[0].added_idx, dtype=np.int64)]
+                                     + [np.asarray(r.queried_idx, dtype=np.int64) for r in records])
+    else:
+        labeled_idx = (initial_indices(n_pool, config.initial, config.seed)
+                       if initial_idx is None else np.asarray(initial_idx, dtype=np.int64))
+        added_idx, added_scores = labeled_idx.copy(), np.full(labeled_idx.size, np.nan)
+    labels: list[Any] = list(oracle.label(labeled_idx))
+
+    model = None
+    for rnd in range(len(records), config.rounds + 1):
+        start = time.perf_counter()
+        init = model if (config.finetune and model is not None) else None
+        model = task.fit(labeled_idx, labels, seed=derive_seed(config.seed, "train", rnd),
+                         init_model=init)
+        metrics = {f"val_{k}": v for k, v in task.evaluate(model, "val").items()}
+        metrics.update({f"test_{k}": v for k, v in task.evaluate(model, "test").items()})
+        queried_idx = np.zeros(0, dtype=np.int64)
+        queried_scores = np.zeros(0, dtype=np.float64)
+        query_seconds = 0.0
+        if rnd < config.rounds:
+            q_start = time.perf_counter()
+            queried_idx, queried_scores = _query(task, strategy, model, labeled_idx, config, rnd)
+            query_seconds = time.perf_counter() - q_start
+        record = RoundRecord(round=rnd, n_labeled=int(labeled_idx.size), metrics=metrics,
+                             added_idx=added_idx, added_scores=added_scores,
+                             queried_idx=queried_idx, queried_scores=queried_scores,
+                             seconds=time.perf_counter() - start, query_seconds=query_seconds)
+        logger.info("round %d: %d labels, %s", rnd, record.n_labeled,
+                    ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test_")))
+        records.append(record)
+        if on_round is not None:
+            on_round(record)
+        if queried_idx.size:
+            labels.extend(oracle.label(queried_idx))
+            labeled_idx = np.concatenate([labeled_idx, queried_idx])
+            added_idx, added_scores = queried_idx, queried_scores
+    return records
+
+
+def _query(task, strategy: Strategy, model, labeled_idx: np.ndarray, config: LoopConfig,
+           rnd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Query the batch that forms ``L_{rnd+1}`` with ``model`` (trained on ``L_rnd``)."""
+    n_pool = len(task.pool_ids)
+    unlabeled = np.setdiff1d(np.arange(n_pool, dtype=np.int64), labeled_idx)
+    predictions = task.predictions(model, seed=derive_seed(config.seed, "predict", rnd))
+    result = strategy.query(predictions, unlabeled, np.sort(labeled_idx), config.budget,
+                            rng=derive_seed(config.seed, "query", rnd))
+    return result.indices, result.scores

@@ -1,0 +1,127 @@
+"""Model outputs handed to strategies.
+
+A strategy never sees a model: the loop gives it a :class:`Predictions` object that computes
+(and caches) what the strategy asks for, for the pool-absolute indices it asks about. Fields:
+
+- ``"probas"``: class probabilities ``[n, c]`` (segmentation: ``[n, c, H, W]``).
+- ``"mc_probas"``: MC-dropout probabilities ``[n, c, t]`` (segmentation ``[n, c, H, W, t]``);
+  the last axis holds the ``t`` stochastic passes.
+- ``"embeddings"``: penultimate features ``[n, d]``.
+
+Per-sample scores of dense fields go through :meth:`Predictions.score`, which a segmentation
+implementation overrides to reduce pixel scores per slice while streaming, so a full
+``[n, c, H, W, t]`` stack never has to exist. BADGE's gradient embedding comes from
+:meth:`Predictions.gradient_embedding` as a :class:`~medactive.selection.embedding.Embedding`
+(factorised for classification; dense for segmentation).
+
+Example:
+    >>> import numpy as np
+    >>> p = ArrayPredictions(probas=np.array([[0.9, 0.1], [0.5, 0.5]]))
+    >>> p.get("probas", np.array([1]))
+    array([[0.5, 0.5]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+FIELDS = ("probas", "mc_probas", "embeddings")
+
+
+class Predictions:
+    """Lazily computed model outputs over a pool, indexed by pool-absolute indices."""
+
+    #: the number of MC-dropout passes behind ``"mc_probas"``
+    n_mc_samples: int = 25
+
+    def get(self, field: str, idx: np.ndarray) -> np.ndarray:
+        """Rows of ``field`` for the pool-absolute indices ``idx`` (in that order)."""
+        raise NotImplementedError
+
+    def score(self, fn: Callable[[np.ndarray], np.ndarray], field: str, idx: np.ndarray,
+              ) -> np.ndarray:
+        """Per-sample scores ``[n]`` of ``fn`` applied to ``field`` rows of ``idx``.
+
+        ``fn`` maps ``[n, c, ...]`` to ``[n, ...]`` (a scoring function from
+        :mod:`medactive.scoring`); any trailing dimensions (pixels) are averaged here.
+        """
+        values = np.asarray(fn(self.get(field, idx)), dtype=np.float64)
+        if values.ndim > 1:
+            values = values.reshape(values.shape[0], -1).mean(axis=1)
+        return values
+
+    def gradient_embedding(self, idx: np.ndarray):
+        """BADGE's last-layer gradient embedding for ``idx`` (an ``Embedding``).
+
+        Classification: with ``p`` the softmax output and ``h`` the penultimate features, the
+        gradient of the cross-entropy at the predicted label ``y_hat`` w.r.t. the last linear
+        layer is ``(p - e_{y_hat}) ⊗ h``; it is returned factorised, never materialised.
+        """
+        from medactive.selection.embedding import FactorisedEmbedding
+
+        probas = self.get("probas", idx)
+        feats = self.get("embeddings", idx)
+        a = probas.astype(np.float64, copy=True)
+        a[np.arange(a.shape[0]), a.argmax(axis=1)] -= 1.0
+        return FactorisedEmbedding(a, feats)
+
+
+class ArrayPredictions(Predictions):
+    """Predictions held in full-pool arrays (tests, cached results, precomputed outputs).
+
+    Args:
+        probas: ``[n_pool, c]`` or ``None``.
+        mc_probas: ``[n_pool, c, t]`` or ``None``.
+        embeddings: ``[n_pool, d]`` or ``None``.
+    """
+
+    def __init__(self, *, probas: np.ndarray | None = None, mc_probas: np.ndarray | None = None,
+                 embeddings: np.ndarray | None = None) -> None:
+        self._fields = {"probas": probas, "mc_probas": mc_probas, "embeddings": embeddings}
+        if mc_probas is not None:
+            self.n_mc_samples = int(np.shape(mc_probas)[-1])
+
+    def get(self, field: str, idx: np.ndarray) -> np.ndarray:
+        if field not in self._fields:
+            raise KeyError(f"unknown prediction field {field!r}; known: {', '.join(FIELDS)}")
+        values = self._fields[field]
+        if values is None:
+            raise ValueError(f"these predictions have no {field!r}")
+        return np.asarray(values)[np.asarray(idx, dtype=np.int64)]
+
+
+class CachedPredictions(Predictions):
+    """Predictions computed by callables on first use and cached per field for the whole pool.
+
+    Args:
+        n_pool: number of samples in the pool.
+        providers: ``field -> fn(idx) -> array`` computing rows for pool-absolute ``idx``.
+
+    Rows are computed only for requested indices; a later request for other indices computes
+    only the missing ones. Several strategies in one round thus share one inference pass.
+    """
+
+    def __init__(self, n_pool: int, providers: dict[str, Callable[[np.ndarray], np.ndarray]],
+                 *, n_mc_samples: int = 25) -> None:
+        self.n_pool = int(n_pool)
+        self.providers = providers
+        self.n_mc_samples = n_mc_samples
+        self._cache: dict[str, np.ndarray] = {}
+        self._have: dict[str, np.ndarray] = {}
+
+    def get(self, field: str, idx: np.ndarray) -> np.ndarray:
+        if field not in self.providers:
+            raise KeyError(f"no provider for prediction field {field!r}; "
+                           f"available: {', '.join(sorted(self.providers))}")
+        idx = np.asarray(idx, dtype=np.int64)
+        have = self._have.setdefault(field, np.zeros(self.n_pool, dtype=bool))
+        missing = np.unique(idx[~have[idx]])
+        if missing.size:
+            rows = np.asarray(self.providers[field](missing))
+            if field not in self._cache:
+                self._cache[field] = np.zeros((self.n_pool, *rows.shape[1:]), dtype=rows.dtype)
+            self._cache[field][missing] = rows
+            have[missing] = True
+        return self._cache[field][idx]
