@@ -1,0 +1,177 @@
+"""``medactive strategies``, ``medactive run`` and ``medactive demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from medactive.errors import ConfigError
+
+
+def add_parsers(subparsers) -> None:
+    p = subparsers.add_parser("strategies", help="list the registered query strategies")
+    p.set_defaults(func=cmd_strategies)
+
+    p = subparsers.add_parser(
+        "run", help="run one active-learning experiment with a simulated oracle",
+        description="Run one pool-based active-learning experiment (survey §2): a random initial "
+        "set, then ROUNDS rounds of train -> score the pool -> query BUDGET samples -> reveal "
+        "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log.")
+    p.add_argument("--data", required=True,
+                   help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
+                   "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
+    p.add_argument("--strategy", required=True, help="strategy name (see `medactive strategies`)")
+    p.add_argument("--initial", type=int, required=True, help="size of the random initial set")
+    p.add_argument("--budget", type=int, required=True, help="samples queried per round")
+    p.add_argument("--rounds", type=int, required=True, help="number of query rounds")
+    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_training_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser(
+        "demo", help="a short experiment on the embedded PneumoniaMNIST (about 3 minutes)",
+        description="random vs badge for 3 rounds on the embedded PneumoniaMNIST (28 px, CC BY "
+        "4.0): prints a per-round table and writes a learning-curve PNG.")
+    p.add_argument("--out", default="medactive-demo", help="output folder (default ./medactive-demo)")
+    p.add_argument("--strategies", default="random,badge", help="comma-separated strategies")
+    p.add_argument("--initial", type=int, default=50)
+    p.add_argument("--budget", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--epochs", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu", help="training preset: survey, cpu or smoke "
+                   "(default cpu)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override the preset's epochs (segmentation: iterations)")
+    p.add_argument("--task", default="auto", choices=["auto", "classification", "segmentation"])
+    p.add_argument("--finetune", action="store_true",
+                   help="start each round from the previous model instead of from scratch")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
+    p.add_argument("--labels", default=None, help="labels CSV for an image folder")
+    p.add_argument("--mc-samples", type=int, default=None,
+                   help="MC-dropout passes for dbal/bald/mean_variance (preset default)")
+    p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
+                   help="segmentation: how pixel scores are reduced per slice (default mean)")
+    p.add_argument("--frames", default=None, choices=["ed", "both"],
+                   help="ACDC: end-diastolic frames only (survey, default) or both")
+
+
+def cmd_strategies(args) -> int:
+    from medactive.strategies.base import strategy_descriptions
+
+    descriptions = strategy_descriptions()
+    width = max(map(len, descriptions))
+    for name, text in descriptions.items():
+        print(f"{name:<{width}}  {text}")
+    return 0
+
+
+def experiment_config(args, strategy: str):
+    from medactive.experiment import ExperimentConfig
+
+    data_options = {}
+    for key in ("image_size", "labels", "reduction", "frames"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data_options[key] = value
+    for key in ("initial", "budget", "rounds"):
+        if getattr(args, key) < (0 if key == "rounds" else 1):
+            raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
+    return ExperimentConfig(
+        data=args.data, strategy=strategy, initial=args.initial, budget=args.budget,
+        rounds=args.rounds, seed=args.seed, task=args.task, preset=args.preset,
+        epochs=args.epochs, finetune=args.finetune, device=args.device,
+        data_options=data_options)
+
+
+def cmd_run(args) -> int:
+    from medactive.experiment import build_task, run_experiment
+    from medactive.strategies.base import create_strategy
+
+    create_strategy(args.strategy)  # fail fast on an unknown name
+    config = experiment_config(args, args.strategy)
+    task = build_task(config, progress=sys.stderr.isatty())
+    if args.mc_samples is not None:
+        _set_mc_samples(task, args.mc_samples)
+    start = time.perf_counter()
+    records = run_experiment(config, out_dir=args.out, task=task,
+                             on_round=lambda r: _print_round(r, task.primary_metric))
+    print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
+    return 0
+
+
+def _set_mc_samples(task, n: int) -> None:
+    if n < 2:
+        raise ConfigError(f"--mc-samples must be at least 2, got {n}")
+    if hasattr(task, "config") and hasattr(task.config, "replace"):
+        task.config = task.config.replace(n_mc_samples=n)
+    else:
+        task.n_mc_samples = n
+
+
+def _print_round(record, metric: str) -> None:
+    test = record.metrics.get(f"test_{metric}", float("nan"))
+    val = record.metrics.get(f"val_{metric}", float("nan"))
+    print(f"round {record.round}: {record.n_labeled} labels  val_{metric}={val:.4f}  "
+          f"test_{metric}={test:.4f}  ({record.seconds:.1f}s)", flush=True)
+
+
+def cmd_demo(args) -> int:
+    from medactive.data.default import load_default_dataset
+    from medactive.experiment import ExperimentConfig, run_experiment
+    from medactive.plots import plot_learning_curves
+    from medactive.strategies.base import create_strategy
+    from medactive.tasks.classification import ClassificationTask
+    from medactive.training.presets import get_preset
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        create_strategy(name)
+    out = Path(args.out)
+    dataset = load_default_dataset()
+    print(f"medactive demo: {dataset.name} ({len(dataset.train)} pool images, "
+          f"{dataset.n_classes} classes), strategies {', '.join(strategies)}, "
+          f"{args.rounds} rounds of {args.budget}, seed {args.seed}")
+    curves: dict[str, list[tuple[int, float]]] = {}
+    table: dict[str, list] = {}
+    for name in strategies:
+        config = ExperimentConfig(data="default", strategy=name, initial=args.initial,
+                                  budget=args.budget, rounds=args.rounds, seed=args.seed,
+                                  preset=args.preset, epochs=args.epochs)
+        task = ClassificationTask(dataset, get_preset(args.preset, epochs=args.epochs))
+        print(f"-- {name}")
+        records = run_experiment(config, out_dir=out / name, task=task,
+                                 on_round=lambda r: _print_round(r, task.primary_metric))
+        metric = task.primary_metric
+        curves[name] = [(r.n_labeled, r.metrics[f"test_{metric}"]) for r in records]
+        table[name] = records
+    metric = "auc" if dataset.n_classes == 2 else "accuracy"
+    print()
+    print(_demo_table(table, metric))
+    png = plot_learning_curves(curves, out / "learning_curve.png", metric=f"test {metric}",
+                               title=f"{dataset.name}: test {metric} vs labels")
+    summary = {name: [{"round": r.round, "n_labeled": r.n_labeled, **r.metrics} for r in recs]
+               for name, recs in table.items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"learning curve: {png}")
+    return 0
+
+
+def _demo_table(table: dict[str, list], metric: str) -> str:
+    names = list(table)
+    lines = ["| round | labels | " + " | ".join(f"{n} test_{metric}" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for i, rec in enumerate(table[names[0]]):
+        cells = [f"{table[n][i].metrics[f'test_{metric}']:.4f}" for n in names]
+        lines.append(f"| {rec.round} | {rec.n_labeled} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,569 @@
+"""The project store: one SQLite database (WAL mode) holding everything a labelling project knows.
+
+A project directory holds ``project.db`` and the files the project writes itself (model
+checkpoints, uploaded masks). Images are referenced by path relative to the image folder, with a
+content hash, never copied or modified.
+
+Tables:
+
+- ``meta``: key/value settings (task, classes, image folder, seed, preset, ...), JSON values.
+- ``samples``: ``id`` (path relative to the image folder without extension, or
+  ``<volume>/slice_<k>`` for a slice of a volume), ``path``, ``frame`` (slice index or NULL),
+  ``sha256`` of the file, ``split`` (``pool`` = the active-learning pool, ``val``, ``test``).
+- ``labels``: append-only history; a sample's label is its latest row. ``value`` is a class index
+  (classification) or ``mask_path`` a mask file inside the project (segmentation); ``annotator``,
+  ``created_at``, ``round`` (the labeled set ``L_round`` the sample joins) and ``source``
+  (``expert`` = web page, ``import``, ``initial`` = given at ``init``).
+- ``rounds`` and ``queries``: each ``project query`` stores one batch: round ``k``'s batch forms
+  ``L_k`` (round 0: the random initial set), with each sample's rank, score and status
+  (``pending``, ``labelled``, ``skipped``) and a lease (annotator + expiry) so that two
+  annotators never hold the same pending image.
+- ``models``: one row per trained model (round, checkpoint path, metrics, digest of the labels).
+- ``annotators``: name and the SHA-256 of their login token (the token itself is never stored).
+
+Safety: every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process killed
+at any point leaves either the whole write or none of it; WAL mode with ``synchronous=FULL``
+keeps committed transactions across crashes and lets the web server read while a command writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medactive.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "project.db"
+SCHEMA_VERSION = 1
+SOURCES = ("expert", "import", "initial")
+STATUSES = ("pending", "labelled", "skipped")
+SPLITS = ("pool", "val", "test")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    frame INTEGER,
+    sha256 TEXT NOT NULL,
+    split TEXT NOT NULL DEFAULT 'pool' CHECK (split IN ('pool', 'val', 'test'))
+);
+CREATE TABLE IF NOT EXISTS labels (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id TEXT NOT NULL REFERENCES samples(id),
+    value INTEGER,
+    mask_path TEXT,
+    annotator TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('expert', 'import', 'initial')),
+    CHECK ((value IS NULL) <> (mask_path IS NULL))
+);
+CREATE INDEX IF NOT EXISTS labels_sample ON labels(sample_id, seq);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS queries (
+    round INTEGER NOT NULL REFERENCES rounds(round),
+    sample_id TEXT NOT NULL REFERENCES samples(id),
+    rank INTEGER NOT NULL,
+    score REAL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'labelled', 'skipped')),
+    lease_annotator TEXT,
+    lease_expires REAL,
+    PRIMARY KEY (round, sample_id)
+);
+CREATE INDEX IF NOT EXISTS queries_status ON queries(status, round, rank);
+CREATE TABLE IF NOT EXISTS models (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    round INTEGER NOT NULL,
+    checkpoint TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    n_labeled INTEGER NOT NULL,
+    labels_digest TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS annotators (
+    name TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    """The current UTC time as an ISO-8601 string (seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def token_sha256(token: str) -> str:
+    """The stored form of a login token (tokens are random, so a plain hash is enough)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of ``samples``. ``key`` is the opaque integer used in URLs."""
+
+    key: int
+    id: str
+    path: str
+    frame: int | None
+    sha256: str
+    split: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """One row of ``labels`` (a sample's current label is its latest row)."""
+
+    seq: int
+    sample_id: str
+    value: int | None
+    mask_path: str | None
+    annotator: str
+    created_at: str
+    round: int
+    source: str
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    """One sample of a queried batch."""
+
+    round: int
+    sample_id: str
+    rank: int
+    score: float | None
+    status: str
+    lease_annotator: str | None
+    lease_expires: float | None
+
+
+@dataclass(frozen=True)
+class NewLabel:
+    """A label to write: ``value`` (class index) or ``mask_path`` (relative to the project)."""
+
+    sample_id: str
+    value: int | None = None
+    mask_path: str | None = None
+
+
+class ProjectStore:
+    """Access to a project's database.
+
+    Each thread gets its own connection (the web server answers requests from a thread pool).
+    Reads see the last committed state; writes go through :meth:`transaction`.
+
+    Args:
+        directory: the project directory (holding ``project.db``).
+        create: create the database (and directory) if missing; otherwise a missing project
+            is a :class:`~medactive.errors.ConfigError`.
+    """
+
+    def __init__(self, directory: str | Path, *, create: bool = False) -> None:
+        self.directory = Path(directory)
+        self.db_path = self.directory / DB_NAME
+        if not self.db_path.is_file():
+            if not create:
+                raise ConfigError(f"{self.directory}: not a medactive project (no {DB_NAME}); "
+                                  "create one with `medactive project init`")
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            logger.warning("%s: could not switch to WAL mode (got %s)", self.db_path, mode)
+        conn.executescript(_SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            with self.transaction() as tx:
+                tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                           (json.dumps(SCHEMA_VERSION),))
+        elif version > SCHEMA_VERSION:
+            raise ConfigError(f"{self.db_path}: schema version {version} is newer than this "
+                              f"medactive ({SCHEMA_VERSION}); upgrade medactive")
+
+    # -- connections and transactions -------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back if the block raises."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read query and return all rows."""
+        return self._conn().execute(sql, params).fetchall()
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` (``"ok"`` for a sound database)."""
+        return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def meta(self) -> dict[str, Any]:
+        return {r["key"]: json.loads(r["value"]) for r in self.execute("SELECT * FROM meta")}
+
+    def set_meta(self, values: dict[str, Any], *, tx: sqlite3.Connection | None = None) -> None:
+        rows = [(k, json.dumps(v)) for k, v in values.items()]
+        if tx is not None:
+            tx.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
+            return
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
+
+    @property
+    def task(self) -> str:
+        return str(self.get_meta("task", "classification"))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.get_meta("classes", []))
+
+    @property
+    def images_root(self) -> Path:
+        return Path(self.get_meta("images_root"))
+
+    # -- samples ------------------------------------------------------------------------------
+    def add_samples(self, rows: Iterable[tuple[str, str, int | None, str, str]], *,
+                    tx: sqlite3.Connection) -> None:
+        """Insert ``(id, path, frame, sha256, split)`` rows inside transaction ``tx``."""
+        tx.executemany("INSERT INTO samples(id, path, frame, sha256, split) VALUES (?,?,?,?,?)",
+                       list(rows))
+
+    def samples(self, split: str | None = None) -> list[Sample]:
+        """Samples sorted by id (``split=None``: all)."""
+        if split is None:
+            rows = self.execute("SELECT * FROM samples ORDER BY id")
+        else:
+            rows = self.execute("SELECT * FROM samples WHERE split = ? ORDER BY id", (split,))
+        return [Sample(**dict(r)) for r in rows]
+
+    def pool_ids(self) -> list[str]:
+        """The active-learning pool in pool order (sorted ids); pool index = position."""
+        return [r[0] for r in self.execute(
+            "SELECT id FROM samples WHERE split = 'pool' ORDER BY id")]
+
+    def sample(self, sample_id: str) -> Sample | None:
+        rows = self.execute("SELECT * FROM samples WHERE id = ?", (sample_id,))
+        return Sample(**dict(rows[0])) if rows else None
+
+    def sample_by_key(self, key: int) -> Sample | None:
+        rows = self.execute("SELECT * FROM samples WHERE key = ?", (int(key),))
+        return Sample(**dict(rows[0])) if rows else None
+
+    def sample_path(self, sample: Sample) -> Path:
+        """Absolute path of a sample's file (stored paths are relative to the image folder)."""
+        return self.images_root / sample.path
+
+    # -- labels -------------------------------------------------------------------------------
+    def current_round(self) -> int:
+        """The round of the latest batch, or -1 before the first query."""
+        row = self._conn().execute("SELECT MAX(round) FROM rounds").fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def current_labels(self, split: str | None = None) -> dict[str, Label]:
+        """Each labelled sample's latest label, by sample id."""
+        sql = ("SELECT l.* FROM labels l JOIN (SELECT sample_id, MAX(seq) AS seq FROM labels "
+               "GROUP BY sample_id) m ON l.seq = m.seq")
+        params: tuple = ()
+        if split is not None:
+            sql += " JOIN samples s ON s.id = l.sample_id WHERE s.split = ?"
+            params = (split,)
+        return {r["sample_id"]: Label(**dict(r)) for r in self.execute(sql, params)}
+
+    def label_history(self, sample_id: str) -> list[Label]:
+        rows = self.execute("SELECT * FROM labels WHERE sample_id = ? ORDER BY seq", (sample_id,))
+        return [Label(**dict(r)) for r in rows]
+
+    def first_label_rounds(self) -> dict[str, tuple[int, int]]:
+        """``{sample_id: (round, seq)}`` of each sample's first label: when it joined ``L``."""
+        rows = self.execute("SELECT sample_id, round, MIN(seq) AS seq FROM labels "
+                            "GROUP BY sample_id")
+        return {r["sample_id"]: (int(r["round"]), int(r["seq"])) for r in rows}
+
+    def write_labels(self, labels: Sequence[NewLabel], *, annotator: str, source: str,
+                     tx: sqlite3.Connection, row_hook=None) -> int:
+        """Append labels inside transaction ``tx`` and mark their pending queries labelled.
+
+        ``round`` is the current round (at least 0): the labeled set the sample joins if it is
+        new. ``row_hook(i)`` is called after each row (used by tests to kill mid-import).
+
+        Returns:
+            The number of rows written.
+        """
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        row = tx.execute("SELECT MAX(round) FROM rounds").fetchone()
+        rnd = max(0, -1 if row[0] is None else int(row[0]))
+        stamp = now_iso()
+        for i, lab in enumerate(labels):
+            tx.execute("INSERT INTO labels(sample_id, value, mask_path, annotator, created_at, "
+                       "round, source) VALUES (?,?,?,?,?,?,?)",
+                       (lab.sample_id, lab.value, lab.mask_path, annotator, stamp, rnd, source))
+            tx.execute("UPDATE queries SET status = 'labelled', lease_annotator = NULL, "
+                       "lease_expires = NULL WHERE sample_id = ? AND status != 'labelled'",
+                       (lab.sample_id,))
+            if row_hook is not None:
+                row_hook(i)
+        return len(labels)
+
+    def add_label(self, label: NewLabel, *, annotator: str, source: str = "expert") -> None:
+        """Write one label in its own transaction."""
+        with self.transaction() as tx:
+            self.write_labels([label], annotator=annotator, source=source, tx=tx)
+
+    # -- rounds and queries -------------------------------------------------------------------
+    def add_batch(self, rnd: int, strategy: str, sample_ids: Sequence[str],
+                  scores: Sequence[float | None], *, budget: int, options: dict | None = None,
+                  tx: sqlite3.Connection) -> None:
+        """Store round ``rnd``'s batch as pending (ranks in the given order) inside ``tx``."""
+        tx.execute("INSERT INTO rounds(round, strategy, budget, created_at, options) "
+                   "VALUES (?,?,?,?,?)",
+                   (rnd, strategy, int(budget), now_iso(), json.dumps(options or {})))
+        tx.executemany(
+            "INSERT INTO queries(round, sample_id, rank, score, status) VALUES (?,?,?,?,?)",
+            [(rnd, sid, i, None if s is None or s != s else float(s), "pending")
+             for i, (sid, s) in enumerate(zip(sample_ids, scores, strict=True))])
+
+    def rounds(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.execute("SELECT * FROM rounds ORDER BY round")]
+
+    def batch(self, rnd: int) -> list[QueryItem]:
+        """Round ``rnd``'s batch in rank order."""
+        rows = self.execute("SELECT round, sample_id, rank, score, status, lease_annotator, "
+                            "lease_expires FROM queries WHERE round = ? ORDER BY rank", (rnd,))
+        return [QueryItem(**dict(r)) for r in rows]
+
+    def queries(self, status: str | None = None) -> list[QueryItem]:
+        """All batch items (optionally of one status) by round and rank."""
+        sql = ("SELECT round, sample_id, rank, score, status, lease_annotator, lease_expires "
+               "FROM queries")
+        params: tuple = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            params = (status,)
+        return [QueryItem(**dict(r)) for r in self.execute(sql + " ORDER BY round, rank", params)]
+
+    def set_status(self, sample_id: str, status: str, *, annotator: str | None = None) -> bool:
+        """Set the status of ``sample_id``'s open batch item (e.g. ``skipped``) in one
+        transaction and release its lease. Returns False if there is no open item, or if another
+        annotator holds it."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        with self.transaction() as tx:
+            if annotator is not None and self._held_by_other(tx, sample_id, annotator):
+                return False
+            cur = tx.execute("UPDATE queries SET status = ?, lease_annotator = NULL, "
+                             "lease_expires = NULL WHERE sample_id = ? AND status != 'labelled'",
+                             (status, sample_id))
+            return cur.rowcount > 0
+
+    # -- leases ---------------------------------------------------------------------------------
+    @staticmethod
+    def _held_by_other(tx: sqlite3.Connection, sample_id: str, annotator: str) -> bool:
+        row = tx.execute("SELECT 1 FROM queries WHERE sample_id = ? AND status != 'labelled' "
+                         "AND lease_annotator IS NOT NULL AND lease_annotator != ? "
+                         "AND lease_expires > ?", (sample_id, annotator, time.time())).fetchone()
+        return row is not None
+
+    def held_by_other(self, sample_id: str, annotator: str) -> bool:
+        """Whether another annotator holds an unexpired lease on ``sample_id``."""
+        return self._held_by_other(self._conn(), sample_id, annotator)
+
+    def lease_next(self, annotator: str, *, seconds: float,
+                   statuses: Sequence[str] = ("pending",)) -> QueryItem | None:
+        """Lease the next open item to ``annotator`` (one transaction).
+
+        An annotator holds at most one lease: if they already hold an unexpired lease on an
+        open item it is renewed and returned. Otherwise the first item (by round, rank) with a
+        status in ``statuses`` and no unexpired lease of someone else is leased. Returns None
+        when nothing is left.
+        """
+        now = time.time()
+        marks = ",".join("?" * len(statuses))
+        with self.transaction() as tx:
+            row = tx.execute(
+                "SELECT round, sample_id FROM queries WHERE lease_annotator = ? AND "
+                "lease_expires > ? AND status != 'labelled' ORDER BY round, rank LIMIT 1",
+                (annotator, now)).fetchone()
+            if row is None:
+                row = tx.execute(
+                    f"SELECT round, sample_id FROM queries WHERE status IN ({marks}) AND "
+                    "(lease_annotator IS NULL OR lease_expires <= ? OR lease_annotator = ?) "
+                    "ORDER BY round, rank LIMIT 1", (*statuses, now, annotator)).fetchone()
+            if row is None:
+                return None
+            tx.execute("UPDATE queries SET lease_annotator = NULL, lease_expires = NULL "
+                       "WHERE lease_annotator = ?", (annotator,))
+            tx.execute("UPDATE queries SET lease_annotator = ?, lease_expires = ? "
+                       "WHERE round = ? AND sample_id = ?",
+                       (annotator, now + seconds, row["round"], row["sample_id"]))
+            item = tx.execute(
+                "SELECT round, sample_id, rank, score, status, lease_annotator, lease_expires "
+                "FROM queries WHERE round = ? AND sample_id = ?",
+                (row["round"], row["sample_id"])).fetchone()
+        return QueryItem(**dict(item))
+
+    def release_leases(self, annotator: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE queries SET lease_annotator = NULL, lease_expires = NULL "
+                       "WHERE lease_annotator = ?", (annotator,))
+
+    # -- models ----------------------------------------------------------------------------------
+    def add_model(self, rnd: int, checkpoint: str | None, metrics: dict[str, float], *,
+                  n_labeled: int, labels_digest: str,
+                  tx: sqlite3.Connection | None = None) -> None:
+        row = (rnd, checkpoint, json.dumps(metrics), int(n_labeled), labels_digest, now_iso())
+        sql = ("INSERT INTO models(round, checkpoint, metrics, n_labeled, labels_digest, "
+               "created_at) VALUES (?,?,?,?,?,?)")
+        if tx is not None:
+            tx.execute(sql, row)
+            return
+        with self.transaction() as conn:
+            conn.execute(sql, row)
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT * FROM models ORDER BY seq")
+        return [{**dict(r), "metrics": json.loads(r["metrics"])} for r in rows]
+
+    def find_model(self, labels_digest: str) -> dict[str, Any] | None:
+        """The latest model trained on exactly the labels with ``labels_digest``."""
+        rows = self.execute("SELECT * FROM models WHERE labels_digest = ? ORDER BY seq DESC "
+                            "LIMIT 1", (labels_digest,))
+        return {**dict(rows[0]), "metrics": json.loads(rows[0]["metrics"])} if rows else None
+
+    # -- annotators ------------------------------------------------------------------------------
+    def add_annotator(self, name: str) -> str:
+        """Create annotator ``name`` (or give them a new token) and return the token to hand
+        out; only its hash is stored."""
+        name = name.strip()
+        if not name or len(name) > 64 or any(c in name for c in "\r\n\t"):
+            raise ConfigError(f"annotator name must be 1..64 printable characters, got {name!r}")
+        token = secrets.token_urlsafe(24)
+        with self.transaction() as tx:
+            tx.execute("INSERT INTO annotators(name, token_sha256, created_at) VALUES (?,?,?) "
+                       "ON CONFLICT(name) DO UPDATE SET token_sha256 = excluded.token_sha256",
+                       (name, token_sha256(token), now_iso()))
+        return token
+
+    def annotator_for_token(self, token: str) -> str | None:
+        """The annotator whose token this is, or None."""
+        if not token:
+            return None
+        row = self._conn().execute("SELECT name FROM annotators WHERE token_sha256 = ?",
+                                   (token_sha256(token),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def annotators(self) -> list[str]:
+        return [r[0] for r in self.execute("SELECT name FROM annotators ORDER BY name")]
+
+    # -- summary ---------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """Counts for ``project status`` and the page's progress bar."""
+        by_split = {r[0]: r[1] for r in self.execute(
+            "SELECT split, COUNT(*) FROM samples GROUP BY split")}
+        labelled = {r[0]: r[1] for r in self.execute(
+            "SELECT s.split, COUNT(DISTINCT l.sample_id) FROM labels l JOIN samples s "
+            "ON s.id = l.sample_id GROUP BY s.split")}
+        status = {r[0]: r[1] for r in self.execute(
+            "SELECT status, COUNT(*) FROM queries GROUP BY status")}
+        rnd = self.current_round()
+        batch_status = {r[0]: r[1] for r in self.execute(
+            "SELECT status, COUNT(*) FROM queries WHERE round = ? GROUP BY status", (rnd,))}
+        return {
+            "samples": {s: int(by_split.get(s, 0)) for s in SPLITS},
+            "labelled": {s: int(labelled.get(s, 0)) for s in SPLITS},
+            "queries": {s: int(status.get(s, 0)) for s in STATUSES},
+            "round": rnd,
+            "batch": {s: int(batch_status.get(s, 0)) for s in STATUSES},
+        }
+
+
+def open_project(directory: str | Path) -> ProjectStore:
+    """Open an existing project, with an error naming the directory when it is not one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such project directory")
+    return ProjectStore(directory)
+
+
+def check_images_unchanged(store: ProjectStore, samples: Sequence[Sample]) -> None:
+    """Raise :class:`DataError` when an image file is missing (hash checks are in status)."""
+    for sample in samples:
+        path = store.sample_path(sample)
+        if not path.is_file():
+            raise DataError(f"{path}: image of sample {sample.id!r} is missing (images are "
+                            "referenced, not copied: restore the file or its folder)")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

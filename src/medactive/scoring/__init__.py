@@ -1,0 +1,15 @@
+"""Informativeness as pure array functions of model outputs (survey §3.1, Table 1).
+
+Every function maps class probabilities ``[n, c, ...]`` (single pass) or MC-dropout stacks
+``[n, c, ..., t]`` to scores ``[n, ...]``: any spatial dimensions after the class axis
+(segmentation pixels) are kept, and higher always means more informative.
+:meth:`medactive.predictions.Predictions.score` averages the remaining pixel dimensions.
+"""
+
+from __future__ import annotations
+
+from medactive.scoring.bayesian import bald, mc_entropy, mean_variance
+from medactive.scoring.uncertainty import class_variance, entropy, least_confidence, margin
+
+__all__ = ["bald", "class_variance", "entropy", "least_confidence", "margin", "mc_entropy",
+           "mean_variance"]

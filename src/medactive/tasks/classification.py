@@ -1,0 +1,124 @@
+"""Image classification as an active-learning task.
+
+Wraps a :class:`~medactive.data.pool.Dataset` and a :class:`~medactive.training.TrainConfig`:
+``fit`` trains a classifier and keeps the best validation checkpoint, ``evaluate`` reports
+accuracy / balanced accuracy / AUC / per-class recall, ``predictions`` hands strategies lazy,
+cached model outputs over the pool (one inference pass shared by probabilities and embeddings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from medactive.data.pool import Dataset
+from medactive.errors import ConfigError
+from medactive.metrics.classification import classification_metrics
+from medactive.predictions import CachedPredictions
+from medactive.training.classification import fit_classifier, predict, predict_mc
+from medactive.training.presets import TrainConfig
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is visible")
+    return device
+
+
+class ClassificationTask:
+    """The classification task of the AL loop.
+
+    Args:
+        dataset: train (pool), val and test splits with labels.
+        config: training recipe.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        progress: show training progress bars.
+    """
+
+    kind = "classification"
+
+    def __init__(self, dataset: Dataset, config: TrainConfig, *, device: str = "cpu",
+                 progress: bool = False) -> None:
+        if dataset.train.labels is None:
+            raise ConfigError(f"{dataset.source or dataset.name}: the pool has no labels; a "
+                              "simulated run needs ground truth (use a project for real labelling)")
+        dataset.check_labels()
+        self.dataset = dataset
+        self.config = config
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.pool_ids = dataset.train.ids
+        self.primary_metric = "auc" if dataset.n_classes == 2 else "accuracy"
+        self._val_idx = np.arange(len(dataset.val))
+        self._test_idx = np.arange(len(dataset.test))
+
+    def pool_labels(self, idx: np.ndarray) -> list[int]:
+        return [int(v) for v in self.dataset.train.labels[np.asarray(idx, dtype=np.int64)]]
+
+    def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
+            init_model: Any | None = None):
+        labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
+        labels_arr = np.asarray(labels, dtype=np.int64)
+        bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= self.dataset.n_classes))
+        if bad.size:
+            raise ConfigError(f"label {labels_arr[bad[0]]} of sample "
+                              f"{self.pool_ids[labeled_idx[bad[0]]]!r} is outside the class set "
+                              f"0..{self.dataset.n_classes - 1}")
+        validate = None
+        if len(self.dataset.val):
+            def validate(model):
+                score = self._metrics(model, "val")[self.primary_metric]
+                return -np.inf if np.isnan(score) else score
+        return fit_classifier(self.dataset.train, labeled_idx, labels_arr, config=self.config,
+                              n_classes=self.dataset.n_classes,
+                              in_channels=self.dataset.in_channels, seed=seed, validate=validate,
+                              init_model=init_model, device=self.device, progress=self.progress)
+
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        return self._metrics(model, split)
+
+    def _metrics(self, model, split: str) -> dict[str, float]:
+        data = getattr(self.dataset, split)
+        if len(data) == 0 or data.labels is None:
+            return {}
+        probas, _ = predict(model, data, np.arange(len(data)), image_size=self.config.image_size,
+                            batch_size=self.config.inference_batch_size, device=self.device)
+        return classification_metrics(data.labels, probas)
+
+    def predictions(self, model, *, seed: int) -> CachedPredictions:
+        train, cfg = self.dataset.train, self.config
+        memo: dict[str, Any] = {}
+
+        def forward(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # probabilities and embeddings come from one pass; BADGE asks for both in turn
+            key = idx.tobytes()
+            if memo.get("key") != key:
+                memo["key"] = key
+                memo["out"] = predict(model, train, idx, image_size=cfg.image_size,
+                                      batch_size=cfg.inference_batch_size, device=self.device,
+                                      with_features=True)
+            return memo["out"]
+
+        providers = {
+            "probas": lambda idx: forward(idx)[0],
+            "embeddings": lambda idx: forward(idx)[1],
+            "mc_probas": lambda idx: predict_mc(model, train, idx, n_samples=cfg.n_mc_samples,
+                                                seed=seed, image_size=cfg.image_size,
+                                                batch_size=cfg.inference_batch_size,
+                                                device=self.device),
+        }
+        return CachedPredictions(len(train), providers, n_mc_samples=cfg.n_mc_samples)
+
+    def describe(self) -> dict[str, Any]:
+        ds = self.dataset
+        return {"task": self.kind, "dataset": ds.name, "source": ds.source,
+                "classes": ds.classes, "n_pool": len(ds.train), "n_val": len(ds.val),
+                "n_test": len(ds.test), "primary_metric": self.primary_metric,
+                "device": self.device, "training": self.config.to_dict()}
