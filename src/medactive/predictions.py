@@ -23,9 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 FIELDS = ("probas", "mc_probas", "embeddings")
 
@@ -40,17 +45,32 @@ class Predictions:
         """Rows of ``field`` for the pool-absolute indices ``idx`` (in that order)."""
         raise NotImplementedError
 
+    #: target size in bytes of one block of rows in :meth:`score` (bounds memory for big pools
+    #: and segmentation stacks; the scoring functions make a few float64 temporaries of it)
+    score_block_bytes: int = 64 * 2**20
+
     def score(self, fn: Callable[[np.ndarray], np.ndarray], field: str, idx: np.ndarray,
               ) -> np.ndarray:
         """Per-sample scores ``[n]`` of ``fn`` applied to ``field`` rows of ``idx``.
 
         ``fn`` maps ``[n, c, ...]`` to ``[n, ...]`` (a scoring function from
-        :mod:`medactive.scoring`); any trailing dimensions (pixels) are averaged here.
+        :mod:`medactive.scoring`); any trailing dimensions (pixels) are averaged here. Rows
+        are fetched and scored in blocks of about :attr:`score_block_bytes`, so a full
+        ``[n, c, H, W, t]`` stack never has to be in memory at once.
         """
-        values = np.asarray(fn(self.get(field, idx)), dtype=np.float64)
-        if values.ndim > 1:
-            values = values.reshape(values.shape[0], -1).mean(axis=1)
-        return values
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty(idx.size, dtype=np.float64)
+        start, block = 0, 16  # the first block measures the row size
+        while start < idx.size:
+            rows = self.get(field, idx[start:start + block])
+            values = np.asarray(fn(rows), dtype=np.float64)
+            if values.ndim > 1:
+                values = values.reshape(values.shape[0], -1).mean(axis=1)
+            out[start:start + values.shape[0]] = values
+            start += values.shape[0]
+            row_bytes = max(1, rows.nbytes // max(1, rows.shape[0]))
+            block = max(1, self.score_block_bytes // row_bytes)
+        return out
 
     def gradient_embedding(self, idx: np.ndarray):
         """BADGE's last-layer gradient embedding for ``idx`` (an ``Embedding``).
@@ -98,16 +118,32 @@ class CachedPredictions(Predictions):
     Args:
         n_pool: number of samples in the pool.
         providers: ``field -> fn(idx) -> array`` computing rows for pool-absolute ``idx``.
+        n_mc_samples: MC-dropout passes behind ``"mc_probas"``.
+        chunk_size: call each provider on at most this many rows at a time (``None``: all
+            missing rows in one call), so batched inference streams over a large pool.
+        cache_dir: keep each field in ``cache_dir/<field>.npy``, a memory-mapped file, instead
+            of RAM (pools of 10^5–10^6 samples). The folder is created; files are overwritten,
+            so give each round (model) its own folder.
+        dtype: storage dtype, e.g. ``"float16"`` to halve the cache. Float16 fields are
+            returned as float32; probabilities are renormalised over the class axis on read so
+            that they still sum to 1.
 
     Rows are computed only for requested indices; a later request for other indices computes
     only the missing ones. Several strategies in one round thus share one inference pass.
     """
 
     def __init__(self, n_pool: int, providers: dict[str, Callable[[np.ndarray], np.ndarray]],
-                 *, n_mc_samples: int = 25) -> None:
+                 *, n_mc_samples: int = 25, chunk_size: int | None = None,
+                 cache_dir: str | os.PathLike | None = None,
+                 dtype: str | np.dtype | None = None) -> None:
         self.n_pool = int(n_pool)
         self.providers = providers
         self.n_mc_samples = n_mc_samples
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.chunk_size = chunk_size
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self._cache: dict[str, np.ndarray] = {}
         self._have: dict[str, np.ndarray] = {}
 
@@ -118,10 +154,32 @@ class CachedPredictions(Predictions):
         idx = np.asarray(idx, dtype=np.int64)
         have = self._have.setdefault(field, np.zeros(self.n_pool, dtype=bool))
         missing = np.unique(idx[~have[idx]])
-        if missing.size:
-            rows = np.asarray(self.providers[field](missing))
+        step = self.chunk_size or max(1, missing.size)
+        for start in range(0, missing.size, step):
+            chunk = missing[start:start + step]
+            rows = np.asarray(self.providers[field](chunk))
+            if rows.shape[0] != chunk.size:
+                raise ValueError(f"provider of {field!r} returned {rows.shape[0]} rows for "
+                                 f"{chunk.size} indices")
             if field not in self._cache:
-                self._cache[field] = np.zeros((self.n_pool, *rows.shape[1:]), dtype=rows.dtype)
-            self._cache[field][missing] = rows
-            have[missing] = True
-        return self._cache[field][idx]
+                self._cache[field] = self._allocate(field, rows)
+            self._cache[field][chunk] = rows
+            have[chunk] = True
+        values = self._cache[field][idx]
+        if values.dtype == np.float16:
+            values = values.astype(np.float32)
+            if field in ("probas", "mc_probas"):
+                values /= values.sum(axis=1, keepdims=True)
+        return values
+
+    def _allocate(self, field: str, rows: np.ndarray) -> np.ndarray:
+        dtype = rows.dtype
+        if self.dtype is not None and np.issubdtype(dtype, np.floating):
+            dtype = self.dtype
+        shape = (self.n_pool, *rows.shape[1:])
+        if self.cache_dir is None:
+            return np.zeros(shape, dtype=dtype)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cache_dir / f"{field}.npy"
+        logger.debug("caching %s %s %s in %s", field, shape, dtype, path)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)

@@ -23,8 +23,8 @@ def split_indices(labels: np.ndarray, fractions: Sequence[float], *,
 
     Each group (patient) gets a stratum: the rarest class among its samples, so that patients with
     a rare (e.g. malignant) lesion are spread over all splits in proportion. Within a stratum the
-    groups are shuffled and cut so that each split receives about ``fraction`` of the stratum's
-    *samples*. If a stratum has at least as many groups as there are splits, every split gets at
+    groups are shuffled and spread evenly; all groups are then cut so that each split receives
+    about ``fraction`` of the *samples* overall and of each stratum. If a stratum has at least as many groups as there are splits, every split gets at
     least one of them (a small group is moved from the largest split when needed).
 
     Args:
@@ -66,18 +66,26 @@ def split_indices(labels: np.ndarray, fractions: Sequence[float], *,
     stratum = np.full(n_groups, classes.size, dtype=np.int64)
     np.minimum.at(stratum, group_idx, rarity[class_idx])
 
-    boundaries = np.cumsum(fractions)[:-1]
-    group_split = np.empty(n_groups, dtype=np.int64)
+    # Each group gets a position in [0, 1) spread evenly within its stratum (the midpoint of its
+    # shuffled cumulative share); cutting all groups, ordered by position, at the global sample
+    # fractions gives near-exact split sizes and near-proportional strata at once.
+    position = np.empty(n_groups)
     for s in range(classes.size):
         members = np.flatnonzero(stratum == s)
         if members.size == 0:
             continue
         members = members[rng.permutation(members.size)]
-        sizes = group_size[members]
-        cum = np.cumsum(sizes)
-        midpoints = (cum - sizes / 2.0) / cum[-1]
-        assigned = np.searchsorted(boundaries, midpoints, side="right")
-        _cover_all_splits(members, sizes, assigned, fractions.size)
+        cum = np.cumsum(group_size[members])
+        position[members] = (cum - group_size[members] / 2.0) / cum[-1]
+    order = np.lexsort((rng.random(n_groups), position))
+    cum = np.cumsum(group_size[order])
+    midpoints = (cum - group_size[order] / 2.0) / max(n, 1)
+    group_split = np.empty(n_groups, dtype=np.int64)
+    group_split[order] = np.searchsorted(np.cumsum(fractions)[:-1], midpoints, side="right")
+    for s in range(classes.size):
+        members = np.flatnonzero(stratum == s)
+        assigned = group_split[members]
+        _cover_all_splits(members, group_size[members], assigned, fractions.size)
         group_split[members] = assigned
     sample_split = group_split[group_idx]
     return [np.flatnonzero(sample_split == k).astype(np.int64) for k in range(fractions.size)]
@@ -94,6 +102,6 @@ def _cover_all_splits(members: np.ndarray, sizes: np.ndarray, assigned: np.ndarr
         counts = np.bincount(assigned, minlength=n_splits)
         donor = int(np.argmax(counts))
         candidates = np.flatnonzero(assigned == donor)
-        # Move the donor's smallest group (first in shuffled order among ties).
+        # Move the donor's smallest group.
         move = candidates[np.argmin(sizes[candidates])]
         assigned[move] = k

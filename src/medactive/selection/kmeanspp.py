@@ -74,7 +74,7 @@ def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Gener
     picks[0], picked_d2[0] = center, sq_norms[center]
     chosen[center] = True
     closest = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
-    closest[chosen] = 0.0
+    closest[center] = 0.0
 
     for step in range(1, n_clusters):
         potential = float(closest.sum())
@@ -96,5 +96,5 @@ def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Gener
         picks[step], picked_d2[step] = center, closest[center]
         chosen[center] = True
         np.minimum(closest, d2_center, out=closest)
-        closest[chosen] = 0.0
+        closest[center] = 0.0  # rounding may leave a tiny distance to itself
     return picks, picked_d2

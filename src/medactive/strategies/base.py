@@ -108,7 +108,10 @@ def create_strategy(name: str, **kwargs) -> Strategy:
     _load_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as exc:  # an unknown or missing option, e.g. create_strategy("bald", t=3)
+        raise ConfigError(f"bad options {kwargs} for strategy {name!r}: {exc}") from None
 
 
 def _load_builtin() -> None:

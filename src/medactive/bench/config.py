@@ -1,0 +1,571 @@
+"""Benchmark grids: datasets x strategies x budget levels x seeds, from presets or TOML files.
+
+A grid expands into *units*, one AL run each (survey §6.1.3): a dataset, a strategy, a budget
+``b`` (the initial set has ``b`` samples too unless ``initial`` says otherwise), a seed, ``T``
+rounds. For a given seed every strategy starts from the same initial set (the loop draws it from
+the seed alone). A grid also asks for a fully supervised reference per dataset (the survey's
+"Fully supervised" row): a model trained on every pool label, for ``supervised_seeds`` seeds.
+
+Presets (``list_presets()``; each function's docstring lists its deviations from §6.1):
+
+- ``survey-nct``, ``survey-isic``, ``survey-acdc``: §6.1 exactly; need a GPU.
+- ``cpu-pneumonia``, ``cpu-retina``, ``cpu-blood``, ``cpu-acdc``: the protocol's shape on the data
+  in ``../shared/data`` with the ``cpu`` training preset.
+- ``smoke-bench``: PneumoniaMNIST, random and entropy, 2 seeds, 2 rounds, ``smoke`` training.
+
+A TOML file describes any other grid::
+
+    name = "my-grid"
+    strategies = ["random", "entropy", "badge"]
+    seeds = [0, 1, 2]
+    rounds = 5
+    preset = "cpu"            # training preset
+    # initial = 50            # default: the budget (survey §6.1.3)
+    # epochs = 20             # override the training preset's epochs
+    # supervised_seeds = 1    # fully supervised reference runs per dataset (0: none)
+    # data_root = "../shared/data"   # relative to this file; --data-root overrides
+
+    [strategy_options.bald]
+    n_mc_samples = 10
+
+    [[datasets]]
+    name = "pneumonia"
+    data = "medmnist/pneumoniamnist.npz"   # relative to data_root
+    budgets = [20, 50]
+    metrics = ["test_auc"]                 # reported metrics (default: chosen from the results)
+    # task = "classification"; survey = "isic"; strategies = [...]; preset/epochs overrides
+    # [datasets.data_options] image_size = 28
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from medactive.errors import ConfigError
+
+#: the survey's nine classification methods (§6.1.4, Table 6), by registered strategy name
+CORE_STRATEGIES = ("random", "least_confidence", "entropy", "margin", "bald", "dbal", "badge",
+                   "coreset_l2", "coreset_cosine")
+#: Table 7 (ISIC, binary): Margin is left out, being equivalent to Confidence for two classes
+TABLE7_STRATEGIES = tuple(s for s in CORE_STRATEGIES if s != "margin")
+#: Table 8 (ACDC segmentation): no MC-dropout methods
+TABLE8_STRATEGIES = ("random", "least_confidence", "entropy", "margin", "badge", "coreset_l2",
+                     "coreset_cosine")
+
+#: the default backend: builds tasks with :mod:`medactive.experiment`
+DEFAULT_BACKEND = "medactive.bench.backend"
+SURVEY_KEYS = ("nct", "isic", "acdc")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of a grid.
+
+    Attributes:
+        name: short name used in the store and the report (e.g. ``"bloodmnist"``).
+        data: dataset path (absolute once the grid is resolved) or ``"default"``.
+        budgets: budget levels ``b`` to run.
+        metrics: metrics to report (e.g. ``("test_accuracy",)``); empty: chosen from the results.
+        task: ``"auto"``, ``"classification"`` or ``"segmentation"``.
+        strategies: strategies for this dataset (empty: the grid's).
+        data_options: loader options passed to the task builder (e.g. ``{"image_size": 64}``).
+        preset: training preset for this dataset (``None``: the grid's).
+        epochs: epoch (segmentation: iteration) override for this dataset.
+        survey: the survey dataset whose tables are shown beside this one's (``"nct"``,
+            ``"isic"``, ``"acdc"``), or ``None``.
+    """
+
+    name: str
+    data: str
+    budgets: tuple[int, ...]
+    metrics: tuple[str, ...] = ()
+    task: str = "auto"
+    strategies: tuple[str, ...] = ()
+    data_options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    epochs: int | None = None
+    survey: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """One AL run of a grid: ``(dataset, strategy, budget, seed)``."""
+
+    dataset: str
+    strategy: str
+    budget: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.strategy}/b{self.budget}/s{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.dataset} b={self.budget} seed={self.seed} {self.strategy}"
+
+
+@dataclass(frozen=True, order=True)
+class SupervisedUnit:
+    """A fully supervised reference run: every pool label of ``dataset``, one ``seed``."""
+
+    dataset: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/fully_supervised/s{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.dataset} seed={self.seed} fully supervised"
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """A benchmark grid.
+
+    Attributes:
+        name: grid name (a preset's name, or the TOML file's ``name``).
+        datasets: the datasets, each with its budget levels.
+        strategies: registered strategy names (a dataset may override them).
+        seeds: seeds; each seed fixes the initial set, training and query randomness.
+        rounds: query rounds ``T`` (``T + 1`` models are trained per unit).
+        initial: initial labeled set size; ``None`` = the budget (survey §6.1.3).
+        preset: training preset (``"survey"``, ``"cpu"``, ``"smoke"``).
+        epochs: override of the training preset's epochs (segmentation: iterations).
+        finetune: continue from the previous round's model instead of training from scratch.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        strategy_options: ``strategy name -> keyword options``.
+        supervised_seeds: fully supervised reference runs per dataset (first seeds; 0: none).
+        backend: module providing ``build_task(options)``, ``loop_config(options)`` and
+            ``supervised_reference(options, task)`` (tests plug in a fake task here).
+        description: what the grid is for and how it deviates from the survey.
+    """
+
+    name: str
+    datasets: tuple[DatasetSpec, ...]
+    strategies: tuple[str, ...]
+    seeds: tuple[int, ...]
+    rounds: int = 5
+    initial: int | None = None
+    preset: str = "cpu"
+    epochs: int | None = None
+    finetune: bool = False
+    device: str = "auto"
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    supervised_seeds: int = 1
+    backend: str = DEFAULT_BACKEND
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_grid(self)
+
+    # -- expansion -------------------------------------------------------------------------
+    def dataset(self, name: str) -> DatasetSpec:
+        for spec in self.datasets:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"grid {self.name!r} has no dataset {name!r}")
+
+    def strategies_for(self, dataset: str) -> tuple[str, ...]:
+        return self.dataset(dataset).strategies or self.strategies
+
+    def units(self) -> list[Unit]:
+        """Every AL unit, seed-major (a full table for seed 0 exists before seed 1 starts)."""
+        return [Unit(spec.name, strategy, budget, seed)
+                for seed in self.seeds
+                for spec in self.datasets
+                for budget in spec.budgets
+                for strategy in self.strategies_for(spec.name)]
+
+    def supervised_units(self) -> list[SupervisedUnit]:
+        return [SupervisedUnit(spec.name, seed)
+                for seed in self.seeds[:self.supervised_seeds] for spec in self.datasets]
+
+    def unit_options(self, unit: Unit | SupervisedUnit) -> dict[str, Any]:
+        """The :class:`~medactive.experiment.ExperimentConfig` fields of ``unit``.
+
+        A supervised unit gets the options of the dataset's first budget with ``"random"``
+        (only data, task, preset, epochs, device and seed matter for it).
+        """
+        spec = self.dataset(unit.dataset)
+        if isinstance(unit, SupervisedUnit):
+            strategy, budget = "random", spec.budgets[0]
+        else:
+            strategy, budget = unit.strategy, unit.budget
+        return {
+            "data": spec.data, "strategy": strategy,
+            "initial": self.initial if self.initial is not None else budget,
+            "budget": budget, "rounds": self.rounds, "seed": unit.seed, "task": spec.task,
+            "preset": spec.preset or self.preset,
+            "epochs": spec.epochs if spec.epochs is not None else self.epochs,
+            "finetune": self.finetune, "device": self.device,
+            "strategy_options": dict(self.strategy_options.get(strategy, {})),
+            "data_options": dict(spec.data_options),
+        }
+
+    # -- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "grid") -> GridConfig:
+        """Inverse of :meth:`to_dict` (also accepts TOML-shaped dicts with lists)."""
+        data = dict(data)
+        _check_keys(data, {f.name for f in fields(cls)}, source)
+        raw_datasets = data.pop("datasets", None)
+        if not isinstance(raw_datasets, (list, tuple)) or not raw_datasets:
+            raise ConfigError(f"{source}: needs at least one [[datasets]] entry")
+        datasets = tuple(_dataset_from_dict(d, f"{source}: datasets[{i}]")
+                         for i, d in enumerate(raw_datasets))
+        for key in ("strategies", "seeds"):
+            if key in data:
+                data[key] = tuple(_as_list(data[key], f"{source}: {key}"))
+        for key in ("name", "strategies", "seeds"):
+            if key not in data:
+                raise ConfigError(f"{source}: missing required key {key!r}")
+        try:
+            return cls(datasets=datasets, **data)
+        except TypeError as exc:  # pragma: no cover - keys were checked above
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    def with_overrides(self, **changes: Any) -> GridConfig:
+        """A copy with grid fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _dataset_from_dict(data: Any, source: str) -> DatasetSpec:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table, got {data!r}")
+    data = dict(data)
+    _check_keys(data, {f.name for f in fields(DatasetSpec)}, source)
+    for key in ("name", "data", "budgets"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing required key {key!r}")
+    for key in ("budgets", "metrics", "strategies"):
+        if key in data:
+            data[key] = tuple(_as_list(data[key], f"{source}: {key}"))
+    if "data_options" in data and not isinstance(data["data_options"], dict):
+        raise ConfigError(f"{source}: data_options must be a table")
+    return DatasetSpec(**data)
+
+
+def _as_list(value: Any, source: str) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ConfigError(f"{source}: expected a list, got {value!r}")
+
+
+def _check_keys(data: dict, allowed: set[str], source: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_grid(grid: GridConfig) -> None:
+    where = f"grid {grid.name!r}"
+    if not isinstance(grid.name, str) or not grid.name:
+        raise ConfigError("grid name must be a non-empty string")
+    if not grid.datasets:
+        raise ConfigError(f"{where}: no datasets")
+    names = [spec.name for spec in grid.datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: dataset names must be unique, got {names}")
+    if not grid.strategies or not all(isinstance(s, str) and s for s in grid.strategies):
+        raise ConfigError(f"{where}: strategies must be a non-empty list of names")
+    if len(set(grid.strategies)) != len(grid.strategies):
+        raise ConfigError(f"{where}: strategies contain duplicates: {list(grid.strategies)}")
+    if not grid.seeds or not all(_is_int(s) and s >= 0 for s in grid.seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of non-negative integers, "
+                          f"got {list(grid.seeds)}")
+    if len(set(grid.seeds)) != len(grid.seeds):
+        raise ConfigError(f"{where}: seeds contain duplicates: {list(grid.seeds)}")
+    if not _is_int(grid.rounds) or grid.rounds < 0:
+        raise ConfigError(f"{where}: rounds must be an integer >= 0, got {grid.rounds!r}")
+    if grid.initial is not None and (not _is_int(grid.initial) or grid.initial < 1):
+        raise ConfigError(f"{where}: initial must be a positive integer, got {grid.initial!r}")
+    if grid.epochs is not None and (not _is_int(grid.epochs) or grid.epochs < 1):
+        raise ConfigError(f"{where}: epochs must be a positive integer, got {grid.epochs!r}")
+    if not _is_int(grid.supervised_seeds) or grid.supervised_seeds < 0:
+        raise ConfigError(f"{where}: supervised_seeds must be an integer >= 0")
+    if not isinstance(grid.strategy_options, dict) or not all(
+            isinstance(v, dict) for v in grid.strategy_options.values()):
+        raise ConfigError(f"{where}: strategy_options must map strategy names to tables")
+    for spec in grid.datasets:
+        at = f"{where}, dataset {spec.name!r}"
+        if not spec.budgets or not all(_is_int(b) and b >= 1 for b in spec.budgets):
+            raise ConfigError(f"{at}: budgets must be a non-empty list of positive integers, "
+                              f"got {list(spec.budgets)}")
+        if len(set(spec.budgets)) != len(spec.budgets):
+            raise ConfigError(f"{at}: budgets contain duplicates")
+        if spec.survey is not None and spec.survey not in SURVEY_KEYS:
+            raise ConfigError(f"{at}: survey must be one of {', '.join(SURVEY_KEYS)}, "
+                              f"got {spec.survey!r}")
+        if spec.strategies and len(set(spec.strategies)) != len(spec.strategies):
+            raise ConfigError(f"{at}: strategies contain duplicates")
+        if spec.epochs is not None and (not _is_int(spec.epochs) or spec.epochs < 1):
+            raise ConfigError(f"{at}: epochs must be a positive integer")
+        if "/" in spec.name or not spec.name:
+            raise ConfigError(f"{at}: a dataset name must be non-empty and contain no '/'")
+
+
+# -- data root ---------------------------------------------------------------------------------
+def default_data_root() -> Path:
+    """Where presets look for data: ``$MEDACTIVE_DATA_ROOT``, else ``../shared/data``.
+
+    ``../shared/data`` is tried beside the current directory's project (``./../shared/data``)
+    and beside this source checkout; the first that exists wins.
+    """
+    env = os.environ.get("MEDACTIVE_DATA_ROOT")
+    if env:
+        return Path(env).expanduser()
+    candidates = [Path.cwd().parent / "shared" / "data",
+                  Path(__file__).resolve().parents[4] / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return candidates[0]
+
+
+def resolve_data(grid: GridConfig, data_root: str | Path) -> GridConfig:
+    """``grid`` with each dataset's relative ``data`` path joined to ``data_root``."""
+    root = Path(data_root).expanduser()
+    datasets = []
+    for spec in grid.datasets:
+        data = spec.data
+        if data != "default" and not Path(data).expanduser().is_absolute():
+            data = str((root / data).absolute())
+        datasets.append(replace(spec, data=str(Path(data).expanduser()) if data != "default"
+                                else data))
+    return replace(grid, datasets=tuple(datasets))
+
+
+# -- loading -----------------------------------------------------------------------------------
+def load_grid(name_or_path: str | Path, *, data_root: str | Path | None = None) -> GridConfig:
+    """A preset by name, or a TOML grid file, with data paths resolved.
+
+    Args:
+        name_or_path: a preset name (see :func:`list_presets`) or a ``.toml`` file.
+        data_root: where relative data paths point (presets: default
+            :func:`default_data_root`; files: their ``data_root`` key, else their folder).
+
+    Raises:
+        ConfigError: unknown preset, unreadable file, invalid keys or values.
+    """
+    text = str(name_or_path)
+    if text in _PRESETS:
+        grid = _PRESETS[text]()
+        return resolve_data(grid, data_root if data_root is not None else default_data_root())
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"--config {text!r} is neither a preset ({', '.join(list_presets())}) "
+                          "nor an existing TOML file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    file_root = raw.pop("data_root", None)
+    grid = GridConfig.from_dict(raw, source=str(path))
+    if data_root is None:
+        data_root = (path.parent / file_root) if file_root else path.parent
+    return resolve_data(grid, data_root)
+
+
+_PRESETS: dict[str, Callable[[], GridConfig]] = {}
+
+
+def _preset(name: str):
+    def register(fn: Callable[[], GridConfig]) -> Callable[[], GridConfig]:
+        _PRESETS[name] = fn
+        return fn
+    return register
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in grid presets."""
+    return sorted(_PRESETS)
+
+
+def describe_preset(name: str) -> str:
+    """The docstring of preset ``name`` (its protocol and deviations from survey §6.1)."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
+    return inspect.cleandoc(_PRESETS[name].__doc__ or "")
+
+
+def _doc(fn: Callable) -> str:
+    return inspect.cleandoc(fn.__doc__ or "")
+
+
+# -- survey presets (§6.1, GPU) ----------------------------------------------------------------
+@_preset("survey-nct")
+def survey_nct() -> GridConfig:
+    """Survey §6.1 on NCT-CRC-HE-100K (Table 6): 9-class tissue accuracy.
+
+    Exactly §6.1: train/val 9:1 split of NCT-CRC-HE-100K, CRC-VAL-HE-7K as test, 224 px;
+    T = 5 rounds, initial set = b, b = 50 and 1000; 5 seeds; the nine methods of §6.1.4; the
+    ``survey`` training preset (ResNet-18, SGD momentum 0.9, lr 0.01, cosine decay, batch 128,
+    100 epochs, horizontal flip). Data: ``<data root>/nct`` (the folder holding
+    ``NCT-CRC-HE-100K/`` and ``CRC-VAL-HE-7K/``). Needs a CUDA GPU.
+    Deviations: dropout 0.3 before the last layer (for BALD/DBAL's MC samples; the survey does
+    not say where its dropout is); one fully supervised reference seed.
+    """
+    return GridConfig(
+        name="survey-nct", strategies=CORE_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,
+        preset="survey", datasets=(DatasetSpec(
+            name="nct", data="nct", budgets=(50, 1000), metrics=("test_accuracy",),
+            task="classification", survey="nct"),),
+        description=_doc(survey_nct))
+
+
+@_preset("survey-isic")
+def survey_isic() -> GridConfig:
+    """Survey §6.1 on ISIC 2020 (Table 7): binary melanoma AUC.
+
+    Exactly §6.1: 6:1:3 train/val/test split, T = 5 rounds, initial set = b, b = 50 and 1000;
+    5 seeds; the methods of Table 7 (Margin left out: equivalent to Confidence for two classes);
+    the ``survey`` training preset with the ISIC augmentation (crop, flip, rotation, affine,
+    colour jitter). Data: ``<data root>/isic2020`` (images + labels CSV), resized to 224 px.
+    Needs a CUDA GPU.
+    Deviations: the resize to 224 px is ours (the survey does not state its input size);
+    dropout 0.3 before the last layer (MC samples); one fully supervised reference seed.
+    """
+    return GridConfig(
+        name="survey-isic", strategies=TABLE7_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,
+        preset="survey", datasets=(DatasetSpec(
+            name="isic2020", data="isic2020", budgets=(50, 1000), metrics=("test_auc",),
+            task="classification", data_options={"image_size": 224}, survey="isic"),),
+        description=_doc(survey_isic))
+
+
+@_preset("survey-acdc")
+def survey_acdc() -> GridConfig:
+    """Survey §6.1 on ACDC (Table 8): end-diastolic 2D slices, mean Dice and ASD.
+
+    Exactly §6.1: 656 end-diastolic training slices (70 volumes), 10 validation and 20 test
+    volumes (Luo et al. split), T = 5 rounds, initial set = b = 10 slices, 5 seeds, the methods
+    of Table 8, the ``survey`` segmentation preset (5-level U-Net, Adam lr 1e-3 with polynomial
+    decay, 4,000 iterations, batch 32, CE + Dice loss). Data: ``<data root>/acdc``. Needs a CUDA
+    GPU. Deviation: one fully supervised reference seed.
+    """
+    return GridConfig(
+        name="survey-acdc", strategies=TABLE8_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,
+        preset="survey", datasets=(DatasetSpec(
+            name="acdc", data="acdc", budgets=(10,),
+            metrics=("test_dice_mean", "test_asd_mean"), task="segmentation", survey="acdc"),),
+        description=_doc(survey_acdc))
+
+
+# -- CPU presets -------------------------------------------------------------------------------
+_CPU_COMMON = """
+    Kept from §6.1: T = 5 rounds, initial set = b drawn from the seed (same for every
+    strategy), fresh model per round, test metrics of every round, a fully supervised
+    reference. Deviations from §6.1 (compute): 3 seeds instead of 5; the ``cpu`` training
+    preset (a small 4-block CNN of width 16 instead of ResNet-18, 40 epochs instead of 100,
+    batch 32 instead of 128, images at MedMNIST's 28 px instead of 224 px; SGD, cosine schedule,
+    loss and flip augmentation as the survey); MedMNIST's official train/val/test split; one
+    fully supervised reference seed; dropout 0.3 before the last layer for MC dropout.
+"""
+
+
+@_preset("cpu-pneumonia")
+def cpu_pneumonia() -> GridConfig:
+    """PneumoniaMNIST (binary chest X-ray, 4,708 pool images) at b = 50: the CPU analogue of
+    Table 7 (binary, AUC).
+
+    All nine methods (Margin kept although, for two classes, it ranks like Confidence; the
+    survey drops it from Table 7). Data: ``<data root>/medmnist/pneumoniamnist.npz``.
+    """
+    return GridConfig(
+        name="cpu-pneumonia", strategies=CORE_STRATEGIES, seeds=(0, 1, 2), rounds=5,
+        preset="cpu", datasets=(DatasetSpec(
+            name="pneumoniamnist", data="medmnist/pneumoniamnist.npz", budgets=(50,),
+            metrics=("test_auc",), task="classification", survey="isic"),),
+        description=_doc(cpu_pneumonia) + "\n" + inspect.cleandoc(_CPU_COMMON))
+
+
+@_preset("cpu-retina")
+def cpu_retina() -> GridConfig:
+    """RetinaMNIST (5 diabetic-retinopathy grades, 1,080 pool images) at b = 50: multi-class
+    accuracy (the metric of Table 6).
+
+    All nine methods. Data: ``<data root>/medmnist/retinamnist.npz`` (the pool is small: the
+    high budget of the survey does not fit, 6 x 1000 > 1,080).
+    """
+    return GridConfig(
+        name="cpu-retina", strategies=CORE_STRATEGIES, seeds=(0, 1, 2), rounds=5,
+        preset="cpu", datasets=(DatasetSpec(
+            name="retinamnist", data="medmnist/retinamnist.npz", budgets=(50,),
+            metrics=("test_accuracy",), task="classification"),),
+        description=_doc(cpu_retina) + "\n" + inspect.cleandoc(_CPU_COMMON))
+
+
+@_preset("cpu-blood")
+def cpu_blood() -> GridConfig:
+    """BloodMNIST (8 blood-cell classes, 11,959 pool images) at b = 50 and b = 500: the CPU
+    analogue of Table 6 (multi-class, accuracy; low and high budget).
+
+    All nine methods. The high budget is 500 instead of the survey's 1000 (compute: 6 x 1000
+    labels would fit the pool but the rounds would take four times longer on CPU). Data:
+    ``<data root>/medmnist/bloodmnist.npz``.
+    """
+    return GridConfig(
+        name="cpu-blood", strategies=CORE_STRATEGIES, seeds=(0, 1, 2), rounds=5,
+        preset="cpu", datasets=(DatasetSpec(
+            name="bloodmnist", data="medmnist/bloodmnist.npz", budgets=(50, 500),
+            metrics=("test_accuracy",), task="classification", survey="nct"),),
+        description=_doc(cpu_blood) + "\n" + inspect.cleandoc(_CPU_COMMON))
+
+
+@_preset("cpu-acdc")
+def cpu_acdc() -> GridConfig:
+    """ACDC end-diastolic slices at b = 10 slices (Table 8's setting) on CPU: mean Dice and ASD.
+
+    Kept from §6.1: the survey's ACDC split (656 end-diastolic training slices, 10 validation
+    and 20 test volumes, evaluation on 3D volumes), T = 5 rounds, initial set = b = 10 slices,
+    the seven methods of Table 8, CE + Dice loss, test Dice and ASD of every round, a fully
+    supervised reference. Deviations from §6.1 (compute): 3 seeds instead of 5; the ``cpu``
+    segmentation preset of :mod:`medactive.segmentation` (a narrower, shorter-trained U-Net on
+    downsampled slices; see its notes for the exact numbers); one fully supervised reference
+    seed. Data: ``<data root>/acdc``.
+    """
+    return GridConfig(
+        name="cpu-acdc", strategies=TABLE8_STRATEGIES, seeds=(0, 1, 2), rounds=5,
+        preset="cpu", datasets=(DatasetSpec(
+            name="acdc", data="acdc", budgets=(10,),
+            metrics=("test_dice_mean", "test_asd_mean"), task="segmentation", survey="acdc"),),
+        description=_doc(cpu_acdc))
+
+
+@_preset("smoke-bench")
+def smoke_bench() -> GridConfig:
+    """A minute-or-two check that the benchmark runs end to end; not a result.
+
+    PneumoniaMNIST, random and entropy, b = 20 (initial 20), 2 rounds, 2 seeds, the ``smoke``
+    training preset (2 epochs of a width-8 CNN), one fully supervised reference. Data:
+    ``<data root>/medmnist/pneumoniamnist.npz``.
+    """
+    return GridConfig(
+        name="smoke-bench", strategies=("random", "entropy"), seeds=(0, 1), rounds=2,
+        preset="smoke", datasets=(DatasetSpec(
+            name="pneumoniamnist", data="medmnist/pneumoniamnist.npz", budgets=(20,),
+            metrics=("test_auc",), task="classification"),),
+        description=_doc(smoke_bench))
+
+
+def iter_presets() -> Iterable[tuple[str, str]]:
+    """``(name, first line of its description)`` for every preset."""
+    for name in list_presets():
+        yield name, describe_preset(name).splitlines()[0]

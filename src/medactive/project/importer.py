@@ -1,0 +1,386 @@
+"""``project import``: class labels from a CSV, masks from NIfTI/PNG files, all or nothing.
+
+Every row is checked before anything is written; a file with any bad row (unknown id, class not
+in the project, duplicate id, empty value, bad split, mask shape mismatch, a label that would
+silently replace a different existing one) is refused as a whole with one line per bad row. A
+good file is written in ONE transaction, so a process killed during the import leaves either all
+of its labels or none (rerunning it then continues: labels equal to the stored ones are skipped).
+
+CSV layout: a header with ``id`` (or ``path``, relative to the image folder) and ``label``
+(a class name of the project), optionally ``split`` (``pool``/``train``, ``val``, ``test``) to
+put unlabelled samples into the validation or test set. Segmentation: ``label`` names a mask file
+(relative to the CSV), or FILE is a folder of mask files named by sample id.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medactive.errors import DataError
+from medactive.project.store import Label, NewLabel, ProjectStore
+
+logger = logging.getLogger(__name__)
+
+SPLIT_ALIASES = {"pool": "pool", "train": "pool", "val": "val", "valid": "val",
+                 "validation": "val", "test": "test"}
+MASK_SUFFIXES = (".nii.gz", ".nii", ".png")
+#: test hook: seconds to sleep after each row written inside the import transaction
+DELAY_ENV = "MEDACTIVE_TEST_IMPORT_DELAY"
+
+
+@dataclass
+class LabelRow:
+    """One checked CSV row."""
+
+    line: int
+    sample_id: str
+    value: int | None = None
+    mask_file: Path | None = None
+    split: str | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    n_rows: int = 0
+    n_written: int = 0
+    n_unchanged: int = 0
+    n_replaced: int = 0
+    moved: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = (f"{self.n_written} labels written ({self.n_replaced} replaced), "
+                f"{self.n_unchanged} unchanged, {self.n_rows} rows")
+        if self.moved:
+            text += "; moved to " + ", ".join(f"{s}: {n}" for s, n in sorted(self.moved.items()))
+        return text
+
+
+class BadRows(DataError):
+    """A file with bad rows; ``problems`` holds ``(line, message)`` pairs."""
+
+    def __init__(self, source: str | Path, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  line {line}: {msg}" for line, msg in problems)
+        super().__init__(f"{source}: {len(problems)} bad row{'s' * (len(problems) != 1)}, "
+                         f"nothing imported:\n{lines}")
+
+
+def read_label_csv(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header (lower-case) and ``(line number, row)`` pairs of a CSV; blank lines dropped."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+            rows = []
+            for row in reader:
+                clean = {(k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ""
+                         for k, v in row.items() if k is not None}
+                if any(clean.values()):
+                    rows.append((reader.line_num, clean))
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the CSV ({exc})") from exc
+    return header, rows
+
+
+def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dict[str, str],
+                     current: dict[str, Label], in_batch: set[str], task: str = "classification",
+                     images_root: Path | None = None, overwrite: bool = False,
+                     mask_shape: Callable[[str], tuple[int, ...]] | None = None,
+                     ) -> list[LabelRow]:
+    """Parse and check every row of a labels CSV; raise :class:`BadRows` listing all bad rows.
+
+    Args:
+        path: the CSV.
+        classes: the project's class names.
+        sample_splits: ``{sample_id: split}`` of the project's samples.
+        current: each sample's current label.
+        in_batch: ids of samples that belong to a queried batch (cannot change split).
+        task: ``"classification"`` (label = class name) or ``"segmentation"`` (label = mask
+            file, relative to the CSV's folder).
+        images_root: the image folder, to turn a ``path`` column into ids.
+        overwrite: allow a row to replace a different existing label.
+        mask_shape: ``sample_id -> expected mask shape`` (segmentation).
+    """
+    path = Path(path)
+    header, raw = read_label_csv(path)
+    key = "id" if "id" in header else "path" if "path" in header else None
+    has_label = "label" in header or (task == "segmentation" and "mask" in header)
+    if key is None or not (has_label or "split" in header):
+        raise DataError(f"{path}: needs the columns 'id' (or 'path') and 'label'; found "
+                        f"{header}")
+    label_col = "label" if "label" in header else "mask"
+    lookup = {c: i for i, c in enumerate(classes)}
+    problems: list[tuple[int, str]] = []
+    first_line: dict[str, int] = {}
+    rows: list[LabelRow] = []
+    for line, row in raw:
+        sample_id = row.get(key, "")
+        if key == "path" and sample_id:
+            sample_id = _id_from_path(sample_id, images_root)
+        if not sample_id:
+            problems.append((line, f"empty {key}"))
+            continue
+        if sample_id in first_line:
+            problems.append((line, f"duplicate id {sample_id!r} (first on line "
+                                   f"{first_line[sample_id]})"))
+            continue
+        first_line[sample_id] = line
+        if sample_id not in sample_splits:
+            problems.append((line, f"unknown id {sample_id!r} (not a sample of the project)"))
+            continue
+        out = LabelRow(line, sample_id)
+        bad = False
+        if "split" in header and row.get("split"):
+            split = SPLIT_ALIASES.get(row["split"].lower())
+            if split is None:
+                problems.append((line, f"split {row['split']!r} is not pool, val or test"))
+                bad = True
+            elif split != sample_splits[sample_id]:
+                if sample_id in in_batch or sample_id in current:
+                    problems.append((line, f"{sample_id!r} is already labelled or queried in the "
+                                           f"{sample_splits[sample_id]!r} split; it cannot move "
+                                           f"to {split!r}"))
+                    bad = True
+                else:
+                    out.split = split
+        value = row.get(label_col, "") if has_label else ""
+        if not value:
+            if out.split is None and not bad:
+                problems.append((line, f"empty label for {sample_id!r}"))
+            if not bad and out.split is not None:
+                rows.append(out)
+            continue
+        if task == "classification":
+            if value not in lookup:
+                problems.append((line, f"class {value!r} is not in the project (classes: "
+                                       f"{', '.join(classes)})"))
+                continue
+            out.value = lookup[value]
+        else:
+            mask_file = Path(value) if Path(value).is_absolute() else path.parent / value
+            problem = _check_mask(mask_file, sample_id, mask_shape, len(classes))
+            if problem:
+                problems.append((line, problem))
+                continue
+            out.mask_file = mask_file
+        old = current.get(sample_id)
+        if (old is not None and out.value is not None and old.value != out.value
+                and not overwrite):
+            old_name = classes[old.value] if old.value is not None and old.value < len(
+                classes) else old.value
+            problems.append((line, f"{sample_id!r} is already labelled {old_name!r} (by "
+                                   f"{old.annotator}, {old.source}); pass --overwrite to replace"))
+            continue
+        if not bad:
+            rows.append(out)
+    if problems:
+        raise BadRows(path, problems)
+    return rows
+
+
+def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
+                      mask_shape: Callable[[str], tuple[int, ...]], n_classes: int,
+                      ) -> list[LabelRow]:
+    """Masks named by sample id in ``folder`` (``<id>.nii.gz``, ``<id>.png``, optionally with a
+    ``_mask`` suffix); raise :class:`BadRows` (numbered in file order) for any bad file."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    problems: list[tuple[int, str]] = []
+    rows: list[LabelRow] = []
+    seen: dict[str, int] = {}
+    for n, file in enumerate(files, start=1):
+        rel = file.relative_to(folder).as_posix()
+        suffix = next((s for s in MASK_SUFFIXES if rel.lower().endswith(s)), None)
+        if suffix is None:
+            problems.append((n, f"{rel}: not a mask file ({', '.join(MASK_SUFFIXES)})"))
+            continue
+        sample_id = rel[: -len(suffix)]
+        if sample_id.endswith("_mask"):
+            sample_id = sample_id[: -len("_mask")]
+        if sample_id in seen:
+            problems.append((n, f"{rel}: duplicate id {sample_id!r} (first in file {seen[sample_id]})"))
+            continue
+        seen[sample_id] = n
+        if sample_id not in sample_ids:
+            problems.append((n, f"{rel}: unknown id {sample_id!r}"))
+            continue
+        problem = _check_mask(file, sample_id, mask_shape, n_classes)
+        if problem:
+            problems.append((n, f"{rel}: {problem}"))
+            continue
+        rows.append(LabelRow(n, sample_id, mask_file=file))
+    if not files:
+        raise DataError(f"{folder}: no mask files")
+    if problems:
+        raise BadRows(folder, problems)
+    return rows
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A mask file (NIfTI or PNG) as an integer array (2-D; a single-slice volume is squeezed)."""
+    path = Path(path)
+    try:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            arr = np.asarray(nib.load(str(path)).dataobj)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                arr = np.asarray(img)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: mask file not found") from exc
+    except Exception as exc:  # nibabel and Pillow raise many types for a corrupt file
+        raise DataError(f"{path}: not a readable mask ({exc})") from exc
+    if arr.ndim == 3 and 1 in arr.shape:
+        arr = arr.reshape([s for s in arr.shape if s != 1] or [1])
+    return arr
+
+
+def _check_mask(file: Path, sample_id: str, mask_shape, n_classes: int) -> str | None:
+    if not file.is_file():
+        return f"mask file {file} not found"
+    try:
+        arr = read_mask(file)
+    except DataError as exc:
+        return str(exc)
+    if mask_shape is not None:
+        expected = tuple(mask_shape(sample_id))
+        if tuple(arr.shape) != expected:
+            return (f"mask shape {tuple(arr.shape)} does not match the image of {sample_id!r} "
+                    f"{expected}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        return "mask has non-numeric or non-finite values"
+    if np.any(arr != np.round(arr)) or arr.min() < 0 or arr.max() >= n_classes:
+        return f"mask values must be integers 0..{n_classes - 1}"
+    return None
+
+
+def _id_from_path(value: str, images_root: Path | None) -> str:
+    p = Path(value)
+    if p.is_absolute() and images_root is not None:
+        try:
+            p = p.relative_to(images_root)
+        except ValueError:
+            return p.with_suffix("").name
+    return p.with_suffix("").as_posix()
+
+
+def mask_store_path(source: Path) -> str:
+    """Where a mask file is kept inside the project: ``masks/<content hash><suffix>``."""
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:24]
+    suffix = ".nii.gz" if source.name.lower().endswith(".nii.gz") else source.suffix.lower()
+    return f"masks/{digest}{suffix}"
+
+
+def store_mask_file(store: ProjectStore, source: Path) -> str:
+    """Copy a mask into ``DIR/masks/`` under its content hash (atomic); return the relative
+    path. The project's copy is what the label refers to, so later edits of the source file
+    cannot change a stored label."""
+    rel = mask_store_path(source)
+    target = store.directory / rel
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    return rel
+
+
+def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | None = None,
+                  overwrite: bool = False, source: str = "import") -> ImportReport:
+    """Import a labels CSV (or a folder of masks) into the project, all or nothing.
+
+    Args:
+        store: the project.
+        path: CSV file, or (segmentation) a folder of masks named by sample id.
+        annotator: who made the labels (default ``import:<file name>``).
+        overwrite: let rows replace different existing labels (the old ones stay in the
+            history).
+        source: ``"import"`` (or ``"initial"`` when called by ``init``).
+
+    Raises:
+        BadRows: any bad row; the message lists each with its line number.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    task = store.task
+    classes = store.classes
+    sample_splits = {s.id: s.split for s in store.samples()}
+    current = store.current_labels()
+    in_batch = {q.sample_id for q in store.queries()}
+    mask_shape = None
+    if task == "segmentation":
+        from medactive.project.volumes import sample_shape
+
+        mask_shape = lambda sid: sample_shape(store, sid)  # noqa: E731
+    if path.is_dir():
+        if task != "segmentation":
+            raise DataError(f"{path}: a folder can only be imported as masks into a "
+                            "segmentation project; give a CSV with id,label")
+        rows = check_mask_folder(path, sample_ids=set(sample_splits), mask_shape=mask_shape,
+                                 n_classes=len(classes))
+    else:
+        rows = check_label_rows(path, classes=classes, sample_splits=sample_splits,
+                                current=current, in_batch=in_batch, task=task,
+                                images_root=store.images_root, overwrite=overwrite,
+                                mask_shape=mask_shape)
+    report = ImportReport(n_rows=len(rows))
+    new: list[NewLabel] = []
+    conflicts: list[tuple[int, str]] = []
+    for row in rows:
+        if row.mask_file is not None:
+            old = current.get(row.sample_id)
+            rel = mask_store_path(row.mask_file)
+            if old is not None and old.mask_path == rel:
+                report.n_unchanged += 1
+            elif old is not None and not overwrite:
+                conflicts.append((row.line, f"{row.sample_id!r} already has a mask (by "
+                                            f"{old.annotator}, {old.source}); pass --overwrite "
+                                            "to replace"))
+            else:
+                report.n_replaced += old is not None
+                new.append(NewLabel(row.sample_id, mask_path=rel))
+        elif row.value is not None:
+            old = current.get(row.sample_id)
+            if old is not None and old.value == row.value:
+                report.n_unchanged += 1
+                continue
+            report.n_replaced += old is not None
+            new.append(NewLabel(row.sample_id, value=row.value))
+    if conflicts:
+        raise BadRows(path, conflicts)
+    for row in rows:  # copies under content-hash names: an orphan copy after a kill is harmless
+        if row.mask_file is not None:
+            store_mask_file(store, row.mask_file)
+    moves = [(row.split, row.sample_id) for row in rows if row.split is not None]
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    hook = (lambda i: time.sleep(delay)) if delay > 0 else None
+    who = annotator or f"import:{path.name}"
+    with store.transaction() as tx:
+        tx.executemany("UPDATE samples SET split = ? WHERE id = ?", moves)
+        report.n_written = store.write_labels(new, annotator=who, source=source, tx=tx,
+                                              row_hook=hook)
+    for split, _ in moves:
+        report.moved[split] = report.moved.get(split, 0) + 1
+    logger.info("%s: %s", path, report.summary())
+    return report

@@ -1,0 +1,130 @@
+"""k-center greedy (farthest-first traversal) without an ``n × n`` distance matrix.
+
+Core-Set keeps ``min_dist[i]``, the distance from unlabeled point ``i`` to its nearest centre
+(labeled points and points picked so far). The initial value is computed in row chunks against
+the labeled set (``O(chunk · m)`` memory); each pick then needs the distances from all points to
+the one new centre and a running ``minimum`` (``O(n d)`` time, ``O(n)`` memory).
+
+Example:
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0], [10.0]])
+    >>> idx, dist = k_center_greedy(X, 2, X_labeled=np.array([[0.0]]), rng=0)
+    >>> idx.tolist(), dist.tolist()
+    ([3, 2], [10.0, 2.0])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medactive._random import RandomLike, check_random_state
+from medactive._validation import check_budget
+
+METRICS = ("l2", "cosine")
+
+
+def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | None = None,
+                    metric: str = "l2", rng: RandomLike = None, projection_dim: int | None = None,
+                    chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Farthest-first traversal of ``X`` starting from the centres ``X_labeled``.
+
+    Args:
+        X: ``[n, d]`` candidate (unlabeled) vectors. float32 is kept, other types become
+            float64.
+        n_centers: number of points to pick, ``1 <= n_centers <= n``.
+        X_labeled: ``[m, d]`` existing centres (labeled samples); with none, the first pick is
+            drawn uniformly by ``rng``.
+        metric: ``"l2"`` (Euclidean) or ``"cosine"`` (``1 - cos``). Cosine farthest-first is
+            L2 farthest-first on unit-normalised rows; zero rows stay at the origin.
+        rng: seed or Generator (first pick without labeled set; random projection).
+        projection_dim: if given and smaller than ``d``, run on a Gaussian random projection
+            to that many dimensions (Johnson–Lindenstrauss), drawn from ``rng``.
+        chunk_size: rows per block when computing distances to the labeled set.
+
+    Returns:
+        ``(positions, distances)``: ``[n_centers]`` positions into ``X`` in selection order, and
+        each pick's distance to its nearest centre when it was chosen (NaN for a first pick
+        made without labeled set). Ties go to the lowest position.
+
+    References:
+        Sener and Savarese, "Active learning for convolutional neural networks: a core-set
+        approach", ICLR 2018.
+    """
+    X = _as_float(X, "X")
+    n_centers = check_budget(n_centers, X.shape[0], name="n_centers")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if X_labeled is None:
+        X_labeled = np.zeros((0, X.shape[1]), dtype=X.dtype)
+    X_labeled = _as_float(X_labeled, "X_labeled")
+    if X_labeled.shape[1] != X.shape[1]:
+        raise ValueError(f"X_labeled has {X_labeled.shape[1]} features, X has {X.shape[1]}")
+    rng = check_random_state(rng)
+    if projection_dim is not None and projection_dim < X.shape[1]:
+        proj = rng.standard_normal((X.shape[1], int(projection_dim))).astype(X.dtype)
+        proj /= np.sqrt(projection_dim)
+        X, X_labeled = X @ proj, X_labeled @ proj
+    return _k_center_greedy(X, n_centers, X_labeled, metric, rng, int(chunk_size))
+
+
+def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metric: str,
+                     rng: np.random.Generator, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    n = X.shape[0]
+    # cosine: L2 on unit vectors, |u - v|^2 = 2 - 2 cos, without a normalised copy of X
+    inv_x, sq_x = _scales(X, metric)
+    inv_l, sq_l = _scales(X_labeled, metric)
+    min_d2 = np.full(n, np.inf, dtype=np.float64)
+    if X_labeled.shape[0]:
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            cross = X[start:stop] @ X_labeled.T
+            if inv_x is not None:
+                cross *= inv_x[start:stop, None]
+                cross *= inv_l[None, :]
+            d2 = sq_x[start:stop, None] + sq_l[None, :] - 2.0 * cross
+            min_d2[start:stop] = d2.min(axis=1)
+        np.maximum(min_d2, 0.0, out=min_d2)
+
+    picks = np.empty(n_centers, dtype=np.int64)
+    picked = np.empty(n_centers, dtype=np.float64)
+    for step in range(n_centers):
+        if step == 0 and not X_labeled.shape[0]:
+            center, picked[0] = int(rng.integers(n)), np.nan
+        else:
+            center = int(np.argmax(min_d2))
+            picked[step] = min_d2[center]
+        picks[step] = center
+        cross = X @ X[center]
+        if inv_x is not None:
+            cross *= inv_x
+            cross *= inv_x[center]
+        d2 = sq_x + sq_x[center] - 2.0 * cross.astype(np.float64, copy=False)
+        np.minimum(min_d2, d2, out=min_d2)
+        min_d2[center] = -np.inf  # never picked twice
+    dist = np.sqrt(np.maximum(picked, 0.0))
+    if metric == "cosine":
+        dist = picked / 2.0  # 1 - cos = |u - v|^2 / 2 on unit vectors
+    dist[np.isnan(picked)] = np.nan
+    return picks, dist
+
+
+def _scales(X: np.ndarray, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """``(1/|x|, |x|^2 after scaling)``: no scaling for L2, unit rows for cosine."""
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if metric == "l2":
+        return None, sq
+    norms = np.sqrt(sq)
+    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    return inv.astype(X.dtype), np.where(norms > 0, 1.0, 0.0)
+
+
+def _as_float(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be [n, d], got shape {X.shape}")
+    if X.dtype != np.float32:
+        X = X.astype(np.float64, copy=False)
+    for start in range(0, X.shape[0], 65536):
+        if not np.isfinite(X[start:start + 65536]).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return X
