@@ -109,7 +109,12 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     train_config = get_preset(config.preset, epochs=config.epochs)
     if "image_size" in options and options["image_size"]:
         train_config = train_config.replace(image_size=int(options["image_size"]))
-    dataset = load_classification_data(config.data, seed=config.seed, **options)
+    # the train/val/test split is fixed across AL seeds (seed 0 unless data_options says
+    # otherwise), so every seed of a benchmark evaluates on the same test set
+    options.pop("image_size", None)
+    split_seed = int(options.pop("split_seed", 0))
+    dataset = load_classification_data(config.data, seed=split_seed,
+                                       image_size=train_config.image_size, **options)
     return ClassificationTask(dataset, train_config, device=config.device, progress=progress)
 
 

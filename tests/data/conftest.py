@@ -45,8 +45,9 @@ def nct_root(tmp_path: Path) -> Path:
 def write_isic(root: Path, *, image_dir: str = "train", n_patients: int = 20) -> Path:
     """ISIC 2020 layout: ground-truth CSV + JPEGs of two sizes; patients own 1-3 images each,
     every 4th patient has one malignant image (5 of 20 patients)."""
-    rows = ["image_name,patient_id,lesion_id,sex,age_approx,anatom_site_general_challenge,"
-            "diagnosis,benign_malignant,target"]
+    header = ("image_name,patient_id,lesion_id,sex,age_approx,anatom_site_general_challenge,"
+              "diagnosis,benign_malignant,target")
+    rows = [header]
     k = 0
     for p in range(n_patients):
         for j in range(1 + p % 3):
@@ -61,6 +62,11 @@ def write_isic(root: Path, *, image_dir: str = "train", n_patients: int = 20) ->
             k += 1
     (root / "ISIC_2020_Training_GroundTruth.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+@pytest.fixture(name="write_isic")
+def write_isic_fixture():
+    return write_isic
 
 
 @pytest.fixture

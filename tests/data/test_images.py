@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medactive.data._images import (check_image_size, find_images, infer_format, read_image,
-                                    resize_array)
+from medactive.data._images import (
+    check_image_size,
+    find_images,
+    infer_format,
+    read_image,
+    resize_array,
+)
 from medactive.errors import DataError
 
 

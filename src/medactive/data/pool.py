@@ -124,5 +124,5 @@ class Dataset:
                 i = int(bad[0])
                 raise DataError(
                     f"{self.source or self.name}: {split_name} label {int(split.labels[i])} of "
-                    f"sample {split.ids[i]!r} is outside the class set 0..{self.n_classes - 1} "
+                    f"sample {str(split.ids[i])!r} is outside the class set 0..{self.n_classes - 1} "
                     f"({bad.size} such labels)")

@@ -1,14 +1,15 @@
 """``project import``: class labels from a CSV, masks from NIfTI/PNG files, all or nothing.
 
 Every row is checked before anything is written; a file with any bad row (unknown id, class not
-in the project, duplicate id, empty value, bad split, mask shape mismatch, a label that would
+in the project, duplicate id, empty id, bad split, mask shape mismatch, a label that would
 silently replace a different existing one) is refused as a whole with one line per bad row. A
 good file is written in ONE transaction, so a process killed during the import leaves either all
 of its labels or none (rerunning it then continues: labels equal to the stored ones are skipped).
 
 CSV layout: a header with ``id`` (or ``path``, relative to the image folder) and ``label``
 (a class name of the project), optionally ``split`` (``pool``/``train``, ``val``, ``test``) to
-put unlabelled samples into the validation or test set. Segmentation: ``label`` names a mask file
+put unlabelled samples into the validation or test set. Rows with an empty label are skipped
+(an exported batch labelled in part). Segmentation: ``label`` names a mask file
 (relative to the CSV), or FILE is a folder of mask files named by sample id.
 """
 
@@ -57,11 +58,13 @@ class ImportReport:
     n_written: int = 0
     n_unchanged: int = 0
     n_replaced: int = 0
+    n_empty: int = 0
     moved: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         text = (f"{self.n_written} labels written ({self.n_replaced} replaced), "
-                f"{self.n_unchanged} unchanged, {self.n_rows} rows")
+                f"{self.n_unchanged} unchanged, {self.n_empty} without a label, "
+                f"{self.n_rows} rows")
         if self.moved:
             text += "; moved to " + ", ".join(f"{s}: {n}" for s, n in sorted(self.moved.items()))
         return text
@@ -159,10 +162,8 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
                 else:
                     out.split = split
         value = row.get(label_col, "") if has_label else ""
-        if not value:
-            if out.split is None and not bad:
-                problems.append((line, f"empty label for {sample_id!r}"))
-            if not bad and out.split is not None:
+        if not value:  # not labelled (yet): e.g. an exported batch filled in part
+            if not bad:
                 rows.append(out)
             continue
         if task == "classification":
@@ -367,6 +368,8 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
                 continue
             report.n_replaced += old is not None
             new.append(NewLabel(row.sample_id, value=row.value))
+        elif row.split is None:
+            report.n_empty += 1
     if conflicts:
         raise BadRows(path, conflicts)
     for row in rows:  # copies under content-hash names: an orphan copy after a kill is harmless

@@ -332,6 +332,25 @@ class ProjectStore:
             params = (split,)
         return {r["sample_id"]: Label(**dict(r)) for r in self.execute(sql, params)}
 
+    def current_labels_for(self, sample_ids: Sequence[str]) -> dict[str, Label]:
+        """The current labels of the given samples (those that have one)."""
+        out: dict[str, Label] = {}
+        for sid in sample_ids:
+            rows = self.execute("SELECT * FROM labels WHERE sample_id = ? ORDER BY seq DESC "
+                                "LIMIT 1", (sid,))
+            if rows:
+                out[sid] = Label(**dict(rows[0]))
+        return out
+
+    def label_if_free(self, label: NewLabel, *, annotator: str, source: str = "expert") -> bool:
+        """Write one label in its own transaction unless another annotator holds the sample's
+        open batch item (returns False then, writing nothing)."""
+        with self.transaction() as tx:
+            if self._held_by_other(tx, label.sample_id, annotator):
+                return False
+            self.write_labels([label], annotator=annotator, source=source, tx=tx)
+        return True
+
     def label_history(self, sample_id: str) -> list[Label]:
         rows = self.execute("SELECT * FROM labels WHERE sample_id = ? ORDER BY seq", (sample_id,))
         return [Label(**dict(r)) for r in rows]
@@ -464,6 +483,15 @@ class ProjectStore:
                 "FROM queries WHERE round = ? AND sample_id = ?",
                 (row["round"], row["sample_id"])).fetchone()
         return QueryItem(**dict(item))
+
+    def renew_lease(self, annotator: str, *, seconds: float) -> int:
+        """Extend ``annotator``'s unexpired leases; returns how many."""
+        now = time.time()
+        with self.transaction() as tx:
+            cur = tx.execute("UPDATE queries SET lease_expires = ? WHERE lease_annotator = ? "
+                             "AND lease_expires > ? AND status != 'labelled'",
+                             (now + seconds, annotator, now))
+            return cur.rowcount
 
     def release_leases(self, annotator: str) -> None:
         with self.transaction() as tx:

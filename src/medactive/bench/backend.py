@@ -1,0 +1,52 @@
+"""The default benchmark backend: units become :mod:`medactive.experiment` runs.
+
+A backend is a module with three functions of a unit's options (the fields of
+:class:`~medactive.experiment.ExperimentConfig` as a dict, see
+:meth:`~medactive.bench.config.GridConfig.unit_options`):
+
+- ``build_task(options) -> Task``
+- ``loop_config(options) -> LoopConfig``
+- ``supervised_reference(options, task) -> dict[str, float]``
+
+and optionally ``validate(options)``, a cheap check run in the parent before any work starts
+(e.g. that the data exists). Tests plug in a module with a fake task instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medactive.errors import ConfigError
+
+
+def _config(options: dict[str, Any]):
+    from medactive.experiment import ExperimentConfig
+
+    return ExperimentConfig(**options)
+
+
+def build_task(options: dict[str, Any]):
+    from medactive.experiment import build_task as _build
+
+    return _build(_config(options))
+
+
+def loop_config(options: dict[str, Any]):
+    from medactive.experiment import loop_config as _loop_config
+
+    return _loop_config(_config(options))
+
+
+def supervised_reference(options: dict[str, Any], task) -> dict[str, float]:
+    from medactive.experiment import supervised_reference as _supervised
+
+    return _supervised(_config(options), task=task)
+
+
+def validate(options: dict[str, Any]) -> None:
+    """Refuse a missing dataset before the grid starts."""
+    data = options["data"]
+    if data != "default" and not Path(data).exists():
+        raise ConfigError(f"dataset {data} not found; pass --data-root (the folder holding "
+                          "medmnist/, acdc/, ...) or fix the path in the config")

@@ -1,0 +1,313 @@
+"""``medactive serve``: the labelling page (FastAPI), one pending image at a time.
+
+Security model (the page runs on a clinician's workstation or a hospital intranet):
+
+- Every ``/api`` request except login needs ``Authorization: Bearer <token>``; a token comes
+  from ``medactive project add-annotator`` and only its SHA-256 is stored. No token in a URL,
+  no cookie (so no cross-site request can act for an annotator).
+- Images are served by an opaque integer key of the project's samples, and only for samples of
+  a queried batch: no path appears in any URL, and anything else (``../``, a file name, an
+  unknown key) is a 404.
+- Request bodies are capped (``max_upload_bytes``, 413 beyond), checked on the declared length
+  and on the bytes actually received.
+- :func:`serve` binds to ``127.0.0.1`` unless told otherwise.
+
+Leases: ``/api/next`` leases an item to the annotator for ``lease_seconds`` (renewed by the page
+while it is open); another annotator is never offered an item under an unexpired lease, and a
+label or skip of an item someone else holds is refused (409). Leases live in the database, so a
+restarted server keeps them. Each label is one transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medactive.errors import ConfigError, DataError
+from medactive.project.store import NewLabel, ProjectStore, QueryItem, Sample
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 600.0
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.max_bytes
+            except ValueError:
+                too_large = True
+            if too_large:
+                return await _send_413(send, self.max_bytes)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_413(send, self.max_bytes)
+
+
+async def _send_413(send, max_bytes: int) -> None:
+    body = (f'{{"detail": "request body larger than the {max_bytes} bytes allowed"}}').encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _static(name: str) -> bytes:
+    return resources.files("medactive.project").joinpath("static", name).read_bytes()
+
+
+def render_png(store: ProjectStore, sample: Sample) -> bytes:
+    """A sample's image as 8-bit PNG bytes (grayscale or RGB) for the page."""
+    from PIL import Image
+
+    if store.task == "segmentation":
+        from medactive.project.volumes import render_slice
+
+        arr = render_slice(store, sample)
+    else:
+        from medactive.data._images import read_image
+
+        arr = read_image(store.sample_path(sample), channels=int(store.get_meta("channels", 3)))
+    arr = np.asarray(arr, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+    """The FastAPI application serving the project in ``directory``.
+
+    Args:
+        directory: an existing project.
+        lease_seconds: how long an offered image stays reserved for its annotator without
+            activity (the page renews it every minute while open).
+        max_upload_bytes: cap on any request body (mask uploads).
+    """
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    from medactive.project.workflow import open_or_fail
+
+    store = open_or_fail(directory)
+    if lease_seconds <= 0:
+        raise ConfigError(f"lease time must be positive, got {lease_seconds}")
+    app = FastAPI(title="medactive labelling", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Content-Security-Policy"] = _CSP
+        return response
+
+    def annotator(request: Request) -> str:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        name = store.annotator_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        if name is None:
+            raise HTTPException(status_code=401, detail="missing or invalid token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return name
+
+    def batch_item(key: str) -> tuple[Sample, QueryItem]:
+        """The sample behind an opaque key, if it belongs to a batch; else 404."""
+        if not key.isdigit() or len(key) > 18:
+            raise HTTPException(status_code=404, detail="not found")
+        sample = store.sample_by_key(int(key))
+        if sample is None:
+            raise HTTPException(status_code=404, detail="not found")
+        rows = store.execute("SELECT round, sample_id, rank, score, status, lease_annotator, "
+                             "lease_expires FROM queries WHERE sample_id = ? "
+                             "ORDER BY round DESC LIMIT 1", (sample.id,))
+        if not rows:
+            raise HTTPException(status_code=404, detail="not found")
+        return sample, QueryItem(**dict(rows[0]))
+
+    def progress() -> dict[str, Any]:
+        counts = store.counts()
+        batch = counts["batch"]
+        return {"round": counts["round"], "batch_size": sum(batch.values()), **batch,
+                "pending_all": counts["queries"]["pending"],
+                "skipped_all": counts["queries"]["skipped"]}
+
+    def describe(sample: Sample, item: QueryItem, who: str) -> dict[str, Any]:
+        label = store.current_labels_for([sample.id]).get(sample.id)
+        return {"key": sample.key, "id": sample.id, "round": item.round, "rank": item.rank,
+                "score": None if item.score is None or math.isnan(item.score) else item.score,
+                "status": item.status,
+                "label": None if label is None else label.value,
+                "mask": None if label is None else label.mask_path is not None,
+                "labelled_by": None if label is None else label.annotator,
+                "held_by_other": store.held_by_other(sample.id, who),
+                "progress": progress()}
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(_static("index.html").decode("utf-8"))
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(status_code=404, detail="not found")
+        return Response(_static(name), media_type=STATIC_FILES[name])
+
+    @app.post("/api/login")
+    def login(who: str = Depends(annotator)) -> dict[str, Any]:
+        return {"annotator": who}
+
+    @app.get("/api/project")
+    def project(who: str = Depends(annotator)) -> dict[str, Any]:
+        return {"annotator": who, "task": store.task, "classes": store.classes,
+                "name": store.directory.name, "lease_seconds": lease_seconds,
+                "max_upload_bytes": max_upload_bytes, "progress": progress()}
+
+    @app.post("/api/next")
+    def next_item(review_skipped: bool = False, who: str = Depends(annotator)) -> dict[str, Any]:
+        statuses = ("skipped",) if review_skipped else ("pending",)
+        item = store.lease_next(who, seconds=lease_seconds, statuses=statuses)
+        if item is None:
+            return {"done": True, "progress": progress()}
+        sample = store.sample(item.sample_id)
+        return {"done": False, **describe(sample, item, who)}
+
+    @app.post("/api/renew")
+    def renew(who: str = Depends(annotator)) -> dict[str, Any]:
+        return {"renewed": store.renew_lease(who, seconds=lease_seconds)}
+
+    @app.get("/api/item/{key}")
+    def item(key: str, who: str = Depends(annotator)) -> dict[str, Any]:
+        sample, it = batch_item(key)
+        return describe(sample, it, who)
+
+    @app.get("/api/image/{key}")
+    def image(key: str, who: str = Depends(annotator)) -> Response:
+        sample, _ = batch_item(key)
+        try:
+            data = render_png(store, sample)
+        except DataError as exc:
+            logger.error("%s", exc)
+            raise HTTPException(status_code=500, detail="image cannot be read") from exc
+        return Response(data, media_type="image/png")
+
+    @app.post("/api/label")
+    async def label(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        body = await _json(request)
+        sample, _ = batch_item(str(body.get("key", "")))
+        value = body.get("value")
+        if store.task != "classification":
+            raise HTTPException(status_code=400, detail="upload a mask for this project")
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                0 <= value < len(store.classes)):
+            raise HTTPException(status_code=422, detail=f"value must be a class index "
+                                                        f"0..{len(store.classes) - 1}")
+        if not store.label_if_free(NewLabel(sample.id, value=value), annotator=who):
+            raise HTTPException(status_code=409, detail="another annotator holds this image")
+        return {"ok": True, "progress": progress()}
+
+    @app.post("/api/skip")
+    async def skip(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        body = await _json(request)
+        sample, it = batch_item(str(body.get("key", "")))
+        if it.status == "labelled":
+            return {"ok": True, "progress": progress()}
+        if not store.set_status(sample.id, "skipped", annotator=who):
+            raise HTTPException(status_code=409, detail="another annotator holds this image")
+        return {"ok": True, "progress": progress()}
+
+    @app.post("/api/mask/{key}")
+    async def mask(key: str, request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        sample, _ = batch_item(key)
+        if store.task != "segmentation":
+            raise HTTPException(status_code=400, detail="this project labels classes, not masks")
+        data = await request.body()
+        name = request.headers.get("x-filename", "mask.png").lower()
+        suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(
+            ".nii") else ".png"
+        from medactive.project.volumes import save_uploaded_mask
+
+        try:
+            rel = save_uploaded_mask(store, sample, data, suffix)
+        except DataError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        if not store.label_if_free(NewLabel(sample.id, mask_path=rel), annotator=who):
+            raise HTTPException(status_code=409, detail="another annotator holds this image")
+        return {"ok": True, "progress": progress()}
+
+    async def _json(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail="expected a JSON body") from exc
+        if not isinstance(body, dict):
+            raise HTTPException(status_code=400, detail="expected a JSON object")
+        return body
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc) -> JSONResponse:
+        return JSONResponse({"detail": "not found"}, status_code=404)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)  # outermost
+    return app
+
+
+def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
+          lease_seconds: float = DEFAULT_LEASE_SECONDS,
+          max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
+    """Run the labelling page with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(directory, lease_seconds=lease_seconds, max_upload_bytes=max_upload_bytes)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s: reachable from other machines; use HTTPS in front of it",
+                       host)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,545 @@
+"""The human loop: create a project, query a batch, train, with the same loop as ``medactive run``.
+
+A project's rounds mirror :func:`~medactive.loop.active_loop.run_active_learning`: round ``k``'s
+batch forms the labeled set ``L_k`` (round 0's batch is the seeded random initial set, unless
+the project started with labels), and the model of round ``k`` is trained on ``L_k`` and selects
+batch ``k + 1``. ``project query`` rebuilds the records of the finished rounds from the database,
+runs the very same loop with an oracle that answers from the stored labels, stores the new batch
+as pending when the loop reaches it and stops there. So a human project selects exactly the
+samples that ``medactive run`` selects with the simulated oracle for the same data, seed and
+strategy, provided the expert gives the same labels.
+
+Membership of ``L_k``: a sample joins the labeled set of the round that was current when it got
+its first label (``labels.round``). Within a round the loop's order is the batch's rank order,
+then any other sample labelled during that round (pool order). Samples of a batch that were
+skipped are not labeled: they return to the pool.
+
+Validation and test: samples put in the ``val`` or ``test`` split (a ``split`` column in the
+labels CSV of ``init`` or ``import``) and labelled. They are never queried. Without labelled
+validation samples the model of the last epoch is kept and metrics are empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medactive._random import derive_seed
+from medactive.errors import ConfigError, DataError
+from medactive.loop.active_loop import LoopConfig, RoundRecord, initial_indices, run_active_learning
+from medactive.project.importer import check_label_rows, import_labels
+from medactive.project.store import (DB_NAME, NewLabel, ProjectStore, file_sha256, now_iso,
+                                     open_project)
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("classification", "segmentation")
+INITIAL_STRATEGY = "initial"
+
+
+# -- init ------------------------------------------------------------------------------------
+def init_project(directory: str | Path, images: str | Path, *, task: str = "classification",
+                 classes: list[str] | None = None, labels: str | Path | None = None,
+                 initial: int | None = None, seed: int = 0, preset: str = "cpu",
+                 epochs: int | None = None, image_size: int | None = None,
+                 channels: int | None = None) -> ProjectStore:
+    """Create a project over an image folder (images are referenced, never copied).
+
+    Args:
+        directory: the project directory to create (holds ``project.db``).
+        images: the folder of images (classification: PNG/JPEG/TIFF; segmentation: NIfTI
+            volumes or image/mask pairs).
+        task: ``"classification"`` or ``"segmentation"``.
+        classes: class names (classification: required unless ``labels`` gives them;
+            segmentation: label names of mask values, background first).
+        labels: optional CSV ``id,label[,split]`` of labels known at the start (source
+            ``initial``); a ``split`` of ``val``/``test`` makes those samples the evaluation
+            sets.
+        initial: size of the random initial batch (default: the first query's budget).
+        seed: master seed of the project (initial set, training, queries).
+        preset: training preset; ``epochs`` overrides its epochs.
+        image_size: resize images to this side (default: their common size).
+        channels: 1 or 3 (default: from the files).
+
+    Raises:
+        ConfigError: ``directory`` is already a project, bad arguments.
+        DataError: no images, unreadable files, bad label rows (all listed).
+    """
+    directory = Path(directory)
+    images = Path(images)
+    if task not in TASKS:
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not images.is_dir():
+        raise DataError(f"{images}: not a folder")
+    if (directory / DB_NAME).is_file() and ProjectStore(directory).get_meta("task"):
+        raise ConfigError(f"{directory}: already a medactive project")
+    if initial is not None and initial < 1:
+        raise ConfigError(f"--initial must be at least 1, got {initial}")
+    from medactive.training.presets import get_preset
+
+    get_preset(preset, epochs=epochs)  # fail early on a bad preset
+    root = images.resolve()
+    meta: dict[str, Any] = {"task": task, "images_root": str(root), "seed": int(seed),
+                            "initial": initial, "preset": preset, "epochs": epochs,
+                            "image_size": image_size, "created_at": now_iso(),
+                            "labels_csv": str(labels) if labels else None}
+    if task == "classification":
+        rows, fmt = _classification_samples(root, image_size=image_size, channels=channels)
+        meta.update(fmt)
+    else:
+        from medactive.project.volumes import discover_segmentation_samples
+
+        rows, fmt = discover_segmentation_samples(root)
+        meta.update(fmt)
+    if classes is not None:
+        classes = [c.strip() for c in classes]
+        if not classes or any(not c for c in classes) or len(set(classes)) != len(classes):
+            raise ConfigError(f"--classes must be distinct non-empty names, got {classes}")
+    elif task == "classification" and labels is not None:
+        from medactive.project.importer import read_label_csv
+
+        _, raw = read_label_csv(labels)
+        classes = sorted({r.get("label", "") for _, r in raw} - {""})
+    if not classes or (task == "classification" and len(classes) < 2):
+        raise ConfigError("give at least two class names with --classes a,b,... "
+                          "(segmentation: mask label names, background first)")
+    meta["classes"] = classes
+    sample_ids = {r[0] for r in rows}
+    label_rows = []
+    if labels is not None and task == "classification":
+        label_rows = check_label_rows(labels, classes=classes,
+                                      sample_splits={sid: "pool" for sid in sample_ids},
+                                      current={}, in_batch=set(), images_root=root)
+    store = ProjectStore(directory, create=True)
+    with store.transaction() as tx:
+        store.set_meta(meta, tx=tx)
+        store.add_samples(rows, tx=tx)
+        tx.executemany("UPDATE samples SET split = ? WHERE id = ?",
+                       [(r.split, r.sample_id) for r in label_rows if r.split is not None])
+        store.write_labels([NewLabel(r.sample_id, value=r.value) for r in label_rows
+                            if r.value is not None],
+                           annotator=f"init:{Path(labels).name}" if labels else "init",
+                           source="initial", tx=tx)
+    if labels is not None and task == "segmentation":
+        import_labels(store, labels, source="initial", annotator=f"init:{Path(labels).name}")
+    if task == "segmentation":
+        from medactive.project.volumes import initial_masks
+
+        initial_masks(store)
+    logger.info("created project %s: %d samples", directory, len(rows))
+    return store
+
+
+def _classification_samples(root: Path, *, image_size: int | None, channels: int | None):
+    from medactive.data._images import find_images, infer_format
+
+    found = find_images(root)
+    if not found:
+        raise DataError(f"{root}: no images (.png, .jpg, .jpeg, .tif, .tiff) found")
+    chans, size = infer_format([p for _, p in found], channels=channels, image_size=image_size)
+    rows = [(sid, p.relative_to(root).as_posix(), None, file_sha256(p), "pool")
+            for sid, p in found]
+    return rows, {"channels": int(chans), "size": [int(size[0]), int(size[1])]}
+
+
+# -- the labeled set as the loop sees it ---------------------------------------------------------
+@dataclass
+class LabeledState:
+    """The project's labels arranged as the loop's rounds.
+
+    Attributes:
+        pool_ids: ``[n_pool]`` pool ids (sorted).
+        groups: ``groups[k]`` = pool indices joining ``L_k``, in loop order.
+        scores: their query scores (NaN for samples outside a batch).
+        labels: ``{sample_id: label}`` of labelled pool samples (class index or mask path).
+        round: the current round (latest batch), -1 before the first query.
+    """
+
+    pool_ids: list[str]
+    groups: list[np.ndarray]
+    scores: list[np.ndarray]
+    labels: dict[str, Any]
+    round: int
+    index: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def labeled_idx(self) -> np.ndarray:
+        """All labelled pool indices in loop order."""
+        if not self.groups:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self.groups).astype(np.int64)
+
+
+def labeled_state(store: ProjectStore) -> LabeledState:
+    """Rebuild the loop's view of ``L_0 ⊆ L_1 ⊆ ...`` from the database."""
+    pool_ids = store.pool_ids()
+    index = {sid: i for i, sid in enumerate(pool_ids)}
+    current = store.current_labels("pool")
+    labels = {sid: (lab.value if lab.value is not None else lab.mask_path)
+              for sid, lab in current.items()}
+    joined = {sid: rnd for sid, (rnd, _) in store.first_label_rounds().items() if sid in current}
+    rnd = store.current_round()
+    n_groups = max([max(rnd, 0) + 1] + [r + 1 for r in joined.values()]) if joined else 0
+    groups: list[list[int]] = [[] for _ in range(n_groups)]
+    scores: list[list[float]] = [[] for _ in range(n_groups)]
+    placed: set[str] = set()
+    for k in range(n_groups):
+        for item in store.batch(k):
+            if joined.get(item.sample_id) == k and item.sample_id in index:
+                groups[k].append(index[item.sample_id])
+                scores[k].append(np.nan if item.score is None else item.score)
+                placed.add(item.sample_id)
+    extras = sorted((index[sid], k) for sid, k in joined.items() if sid not in placed)
+    for i, k in extras:
+        groups[k].append(i)
+        scores[k].append(np.nan)
+    return LabeledState(pool_ids, [np.asarray(g, dtype=np.int64) for g in groups],
+                        [np.asarray(s, dtype=np.float64) for s in scores], labels, rnd, index)
+
+
+class _BatchStored(Exception):
+    """Raised by the project oracle to stop the loop once the new batch is stored."""
+
+
+class ProjectOracle:
+    """Answers the loop from the project's stored labels; a sample without one means the loop
+    has reached the batch a person must label, so the loop stops there."""
+
+    def __init__(self, pool_ids: list[str], labels: dict[str, Any], load=None) -> None:
+        self.pool_ids = pool_ids
+        self.labels = labels
+        self.load = load
+
+    def label(self, idx: np.ndarray) -> list[Any]:
+        out = []
+        for i in np.asarray(idx, dtype=np.int64):
+            sid = self.pool_ids[int(i)]
+            if sid not in self.labels:
+                raise _BatchStored(sid)
+            value = self.labels[sid]
+            out.append(self.load(value) if self.load is not None else value)
+        return out
+
+
+# -- task with a checkpoint cache ------------------------------------------------------------------
+class ProjectTask:
+    """A task of the project whose ``fit`` reuses a checkpoint trained on the same labels.
+
+    The checkpoint file name is a digest of everything that determines the model (labeled ids and
+    labels in loop order, seed, recipe, evaluation labels), so a model trained by ``project
+    train`` is reused by the next ``project query`` and an interrupted query resumes without
+    retraining. Checkpoints are written atomically (temporary file + rename).
+    """
+
+    def __init__(self, inner, store: ProjectStore, *, describe_extra: dict[str, Any]) -> None:
+        self.inner = inner
+        self.store = store
+        self.kind = inner.kind
+        self.pool_ids = inner.pool_ids
+        self.primary_metric = inner.primary_metric
+        self._extra = json.dumps(describe_extra, sort_keys=True, default=str)
+        self.last_fit: dict[str, Any] = {}
+
+    def digest(self, labeled_idx: np.ndarray, labels: list[Any], seed: int) -> str:
+        h = hashlib.sha256(self._extra.encode())
+        h.update(json.dumps([[str(self.pool_ids[int(i)]) for i in labeled_idx],
+                             [str(v) for v in labels], int(seed)]).encode())
+        return h.hexdigest()
+
+    def pool_labels(self, idx: np.ndarray) -> list[Any]:
+        raise ConfigError("a project has no ground truth; labels come from the store")
+
+    def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
+            init_model: Any | None = None):
+        digest = self.digest(labeled_idx, labels, seed)
+        path = self.store.directory / "models" / f"{digest[:24]}.pt"
+        model = None
+        if path.is_file() and init_model is None:
+            try:
+                model = self._load(path)
+                logger.info("reusing model %s (trained on the same %d labels)", path.name,
+                            len(labeled_idx))
+            except Exception as exc:  # a damaged checkpoint is retrained, never trusted
+                logger.warning("%s: cannot load (%s); retraining", path, exc)
+        if model is None:
+            model = self.inner.fit(labeled_idx, labels, seed=seed, init_model=init_model)
+            self._save(model, path)
+        self.last_fit = {"digest": digest, "checkpoint": path.relative_to(
+            self.store.directory).as_posix(), "n_labeled": int(len(labeled_idx))}
+        return model
+
+    def _save(self, model, path: Path) -> None:
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state = model.state_dict() if hasattr(model, "state_dict") else model
+        torch.save(state, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _load(self, path: Path):
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if hasattr(self.inner, "load_model"):
+            return self.inner.load_model(state)
+        from medactive.models.classification import build_classifier
+
+        cfg = self.inner.config
+        model = build_classifier(cfg.model, in_channels=self.inner.dataset.in_channels,
+                                 n_classes=self.inner.dataset.n_classes, width=cfg.width,
+                                 dropout=cfg.dropout)
+        model.load_state_dict(state)
+        return model.to(self.inner.device).eval()
+
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        return self.inner.evaluate(model, split)
+
+    def predictions(self, model, *, seed: int):
+        return self.inner.predictions(model, seed=seed)
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+
+def build_project_task(store: ProjectStore, *, device: str = "cpu",
+                       progress: bool = False) -> tuple[ProjectTask, Any]:
+    """The project's task and the function turning a stored label into a training label."""
+    meta = store.meta()
+    if meta["task"] == "segmentation":
+        from medactive.project.volumes import build_segmentation_project_task
+
+        inner, load = build_segmentation_project_task(store, device=device, progress=progress)
+    else:
+        inner, load = _build_classification_task(store, meta, device=device, progress=progress)
+    extra = {"task": meta["task"], "classes": meta["classes"], "preset": meta.get("preset"),
+             "epochs": meta.get("epochs"), "image_size": meta.get("image_size"),
+             "eval": _eval_digest(store)}
+    if hasattr(inner, "config"):
+        extra["config"] = inner.config.to_dict() if hasattr(inner.config, "to_dict") else str(
+            inner.config)
+    return ProjectTask(inner, store, describe_extra=extra), load
+
+
+def _eval_digest(store: ProjectStore) -> str:
+    rows = store.execute("SELECT s.id, s.split, l.value, l.mask_path FROM samples s JOIN labels l "
+                         "ON l.sample_id = s.id WHERE s.split != 'pool' ORDER BY l.seq")
+    return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
+
+
+def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, device: str,
+                               progress: bool):
+    from medactive.data._images import lazy_images
+    from medactive.data.pool import Dataset, Split
+    from medactive.tasks.classification import ClassificationTask
+    from medactive.training.presets import get_preset
+
+    root = Path(meta["images_root"])
+    size = tuple(meta["size"])
+    channels = int(meta["channels"])
+    current = store.current_labels()
+
+    def split(name: str, labelled_only: bool) -> Split:
+        samples = store.samples(name)
+        if labelled_only:
+            samples = [s for s in samples if s.id in current]
+        # unlabelled pool samples get a placeholder 0: the project oracle, not pool_labels,
+        # provides training labels
+        labels = [current[s.id].value if s.id in current else 0 for s in samples]
+        return Split(np.array([s.id for s in samples], dtype=str),
+                     lazy_images([root / s.path for s in samples], channels=channels, size=size),
+                     np.asarray(labels, dtype=np.int64))
+
+    dataset = Dataset(name=store.directory.name, classes=list(meta["classes"]),
+                      train=split("pool", False), val=split("val", True),
+                      test=split("test", True), in_channels=channels, source=str(root))
+    if len(dataset.train) == 0:
+        raise DataError(f"{store.directory}: the project's pool is empty")
+    config = get_preset(meta.get("preset") or "cpu", epochs=meta.get("epochs"))
+    if meta.get("image_size"):
+        config = config.replace(image_size=int(meta["image_size"]))
+    return ClassificationTask(dataset, config, device=device, progress=progress), None
+
+
+# -- query -------------------------------------------------------------------------------------
+@dataclass
+class QueryOutcome:
+    """The batch a query stored."""
+
+    round: int
+    strategy: str
+    sample_ids: list[str]
+    scores: list[float]
+    metrics: dict[str, float] = field(default_factory=dict)
+    trained: bool = False
+
+
+def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | None = None,
+          device: str = "cpu", allow_partial: bool = False, progress: bool = False,
+          strategy_options: dict[str, Any] | None = None) -> QueryOutcome:
+    """Select the next batch and store it as pending.
+
+    Before any label, the batch is the seeded random initial set (size ``initial``, else the
+    project's ``--initial``, else ``budget``). Afterwards the model of the current round is
+    trained on all labels so far (or reused when already trained on exactly them), scores the
+    unlabeled pool and ``strategy`` selects ``budget`` samples.
+
+    Raises:
+        ConfigError: unknown strategy, budget larger than the unlabeled pool, a batch still
+            pending (unless ``allow_partial``), no labels to train on.
+    """
+    from medactive.strategies.base import create_strategy
+
+    options = dict(strategy_options or {})
+    strat = create_strategy(strategy, **options)  # unknown names fail here, listing valid ones
+    seed = int(store.get_meta("seed", 0))
+    pending = store.queries("pending")
+    if pending and not allow_partial:
+        rounds = sorted({q.round for q in pending})
+        raise ConfigError(f"{len(pending)} samples of round {rounds[-1]}'s batch are still "
+                          "pending; label or skip them first (or pass --allow-partial to leave "
+                          "them unlabelled)")
+    state = labeled_state(store)
+    n_pool = len(state.pool_ids)
+    if not state.labels:
+        if state.round >= 0:
+            raise ConfigError(f"no labels in the pool yet: label round {state.round}'s batch "
+                              "first")
+        size = initial or store.get_meta("initial") or budget
+        idx = initial_indices(n_pool, int(size), seed)
+        ids = [state.pool_ids[i] for i in idx]
+        with store.transaction() as tx:
+            store.add_batch(0, INITIAL_STRATEGY, ids, [np.nan] * len(ids), budget=int(size),
+                            options={"seed": seed}, tx=tx)
+        logger.info("round 0: random initial batch of %d samples", len(ids))
+        return QueryOutcome(0, INITIAL_STRATEGY, ids, [float("nan")] * len(ids))
+
+    k = max(state.round, 0)
+    groups = state.groups[:k + 1] + [np.zeros(0, np.int64)] * (k + 1 - len(state.groups))
+    scores = state.scores[:k + 1] + [np.zeros(0)] * (k + 1 - len(state.scores))
+    n_labeled = int(sum(g.size for g in groups))
+    if budget < 1 or n_labeled + budget > n_pool:
+        raise ConfigError(f"budget={budget} is larger than the {n_pool - n_labeled} unlabeled "
+                          "samples left in the pool" if budget >= 1 else
+                          f"budget must be at least 1, got {budget}")
+    task, load = build_project_task(store, device=device, progress=progress)
+    models = {m["round"]: m["metrics"] for m in store.models()}
+    completed = [RoundRecord(round=r, n_labeled=int(sum(g.size for g in groups[:r + 1])),
+                             metrics=dict(models.get(r, {})), added_idx=groups[r],
+                             added_scores=scores[r], queried_idx=groups[r + 1],
+                             queried_scores=scores[r + 1]) for r in range(k)]
+    # run_active_learning checks initial + rounds * budget <= n_pool; with past batches of other
+    # sizes, this "initial" makes that sum exactly |L_k| + budget.
+    config = LoopConfig(strategy=strategy, initial=n_labeled - k * budget, budget=budget,
+                        rounds=k + 1, seed=seed, strategy_options=options)
+    oracle = ProjectOracle(state.pool_ids, state.labels, load)
+    outcome: dict[str, QueryOutcome] = {}
+
+    def on_round(record: RoundRecord) -> None:
+        ids = [state.pool_ids[int(i)] for i in record.queried_idx]
+        with store.transaction() as tx:
+            fit = task.last_fit
+            if fit and not tx.execute("SELECT 1 FROM models WHERE labels_digest = ?",
+                                      (fit["digest"],)).fetchone():
+                store.add_model(record.round, fit["checkpoint"], record.metrics,
+                                n_labeled=record.n_labeled, labels_digest=fit["digest"], tx=tx)
+            # older batch items nobody labelled are closed: they are back in the pool
+            tx.execute("UPDATE queries SET status = 'skipped', lease_annotator = NULL, "
+                       "lease_expires = NULL WHERE status = 'pending'")
+            store.add_batch(k + 1, strategy, ids, list(record.queried_scores), budget=budget,
+                            options={"seed": seed, "strategy_options": options,
+                                     "model": fit.get("checkpoint")}, tx=tx)
+        outcome["batch"] = QueryOutcome(k + 1, strategy, ids,
+                                        [float(s) for s in record.queried_scores],
+                                        metrics=dict(record.metrics))
+
+    try:
+        run_active_learning(task, config, oracle=oracle, completed=completed, on_round=on_round,
+                            initial_idx=groups[0] if k == 0 else None, strategy=strat)
+    except _BatchStored:
+        pass
+    if "batch" not in outcome:  # pragma: no cover - the loop always queries round k
+        raise RuntimeError("the loop ended without querying a batch")
+    logger.info("round %d: %d samples queried by %s", k + 1, len(outcome["batch"].sample_ids),
+                strategy)
+    return outcome["batch"]
+
+
+# -- train -----------------------------------------------------------------------------------
+def train(store: ProjectStore, *, device: str = "cpu", progress: bool = False,
+          ) -> dict[str, Any]:
+    """Train the current round's model on all labels so far (reused when up to date).
+
+    Returns:
+        ``{"round", "n_labeled", "metrics", "checkpoint", "reused"}``.
+    """
+    state = labeled_state(store)
+    if not state.labels:
+        raise ConfigError("no labels in the pool yet: nothing to train on")
+    k = max(state.round, 0)
+    labeled_idx = state.labeled_idx
+    task, load = build_project_task(store, device=device, progress=progress)
+    oracle = ProjectOracle(state.pool_ids, state.labels, load)
+    labels = oracle.label(labeled_idx)
+    seed = int(store.get_meta("seed", 0))
+    train_seed = derive_seed(seed, "train", k)
+    digest = task.digest(labeled_idx, labels, train_seed)
+    existing = store.find_model(digest)
+    if existing is not None and (store.directory / (existing["checkpoint"] or "")).is_file():
+        return {"round": k, "n_labeled": int(labeled_idx.size), "metrics": existing["metrics"],
+                "checkpoint": existing["checkpoint"], "reused": True}
+    model = task.fit(labeled_idx, labels, seed=train_seed)
+    metrics = {f"val_{m}": v for m, v in task.evaluate(model, "val").items()}
+    metrics.update({f"test_{m}": v for m, v in task.evaluate(model, "test").items()})
+    store.add_model(k, task.last_fit["checkpoint"], metrics, n_labeled=int(labeled_idx.size),
+                    labels_digest=digest)
+    return {"round": k, "n_labeled": int(labeled_idx.size), "metrics": metrics,
+            "checkpoint": task.last_fit["checkpoint"], "reused": False}
+
+
+# -- status ------------------------------------------------------------------------------------
+def status(store: ProjectStore, *, verify: bool = False) -> dict[str, Any]:
+    """Counts, rounds, latest metrics (``verify``: also re-hash every image)."""
+    info: dict[str, Any] = {"directory": str(store.directory), "task": store.task,
+                            "classes": store.classes, "images": str(store.images_root),
+                            "seed": store.get_meta("seed"), "preset": store.get_meta("preset")}
+    info.update(store.counts())
+    rounds = []
+    for r in store.rounds():
+        batch = store.batch(r["round"])
+        rounds.append({"round": r["round"], "strategy": r["strategy"], "size": len(batch),
+                       **{s: sum(q.status == s for q in batch)
+                          for s in ("pending", "labelled", "skipped")}})
+    info["rounds"] = rounds
+    models = store.models()
+    info["latest_model"] = models[-1] if models else None
+    info["annotators"] = store.annotators()
+    info["integrity"] = store.integrity_check()
+    if verify:
+        changed, missing = [], []
+        for s in store.samples():
+            path = store.sample_path(s)
+            if not path.is_file():
+                missing.append(s.id)
+            elif file_sha256(path) != s.sha256:
+                changed.append(s.id)
+        info["missing_images"] = missing
+        info["changed_images"] = changed
+    return info
+
+
+def open_or_fail(directory: str | Path) -> ProjectStore:
+    store = open_project(directory)
+    if not store.get_meta("task"):
+        raise ConfigError(f"{directory}: project creation did not finish; run "
+                          "`medactive project init` again")
+    return store
