@@ -17,6 +17,8 @@ from medactive.errors import MedactiveError
 
 _COMMAND_MODULES = (
     "medactive.commands.run",
+    "medactive.project.cli",
+    "medactive.bench.cli",
 )
 
 

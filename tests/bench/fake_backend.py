@@ -1,8 +1,8 @@
 """A fake benchmark backend: an instant 2-D task and two fake strategies (tests only).
 
-Importable by spawned workers and Ray tasks as ``bench.fake_backend`` when ``tests/`` is on the
-path. ``data_options={"sleep": s}`` makes every ``fit`` sleep ``s`` seconds, so a test can kill a
-grid mid-way.
+Importable by spawned workers and Ray tasks as ``tests.bench.fake_backend`` when the project
+root is on the path. ``data_options={"sleep": s}`` makes every ``fit`` sleep ``s`` seconds, so
+a test can kill a grid mid-way; ``{"fail": True}`` makes the task fail to build.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from medactive.loop.active_loop import LoopConfig
 from medactive.predictions import ArrayPredictions
 from medactive.strategies.base import QueryResult, Strategy, _REGISTRY, register_strategy
 
-BACKEND = "bench.fake_backend"
+BACKEND = "tests.bench.fake_backend"
 
 
 class FakeTask:

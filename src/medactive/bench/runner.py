@@ -159,7 +159,7 @@ def check_grid(grid: GridConfig) -> None:
 def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
              ray_address: str | None = None, threads: int | None = None,
              ray_num_cpus: float = 1, ray_num_gpus: float = 0,
-             progress: Progress | None = None) -> GridResult:
+             progress: Progress | None = None, command: str = "") -> GridResult:
     """Run every unfinished unit of ``grid``, writing each finished round into ``store``.
 
     Args:
@@ -171,6 +171,7 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
             in-process, ``ray_num_cpus`` on Ray).
         ray_num_cpus, ray_num_gpus: resources each Ray task asks for.
         progress: receives progress events.
+        command: the command line, recorded in the store for the report.
 
     Returns:
         A :class:`GridResult`; failed units are listed there (and in the store), not raised.
@@ -186,7 +187,7 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
         threads = max(1, int(ray_num_cpus))
     elif workers > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    store.add_grid(grid)
+    store.add_grid(grid, command)
     jobs, skipped = plan_jobs(grid, store, threads=threads)
     result = GridResult(n_units=len(jobs) + skipped, n_skipped=skipped)
     n_rounds = sum(1 if isinstance(j.unit, SupervisedUnit) else grid.rounds + 1 - len(j.completed)

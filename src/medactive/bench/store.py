@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS grids (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     config TEXT NOT NULL,
+    command TEXT NOT NULL,
     started_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS units (
@@ -186,11 +187,18 @@ class ResultStore:
         self._conn.execute("COMMIT")
 
     # -- grids and units -------------------------------------------------------------------
-    def add_grid(self, grid: GridConfig) -> None:
-        """Record that ``grid`` was run into this store (the report reads the latest)."""
+    def add_grid(self, grid: GridConfig, command: str = "") -> None:
+        """Record that ``grid`` was run into this store by ``command`` (the report reads the
+        latest grid and lists the commands)."""
         with self._transaction() as conn:
-            conn.execute("INSERT INTO grids (name, config, started_at) VALUES (?, ?, ?)",
-                         (grid.name, json.dumps(grid.to_dict()), time.time()))
+            conn.execute("INSERT INTO grids (name, config, command, started_at) "
+                         "VALUES (?, ?, ?, ?)",
+                         (grid.name, json.dumps(grid.to_dict()), command, time.time()))
+
+    def commands(self) -> list[str]:
+        """The distinct commands that ran grids into this store, oldest first."""
+        rows = self._conn.execute("SELECT command FROM grids WHERE command != '' ORDER BY id")
+        return list(dict.fromkeys(row[0] for row in rows))
 
     def grids(self) -> list[GridConfig]:
         """Every grid run into this store, oldest first."""

@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 SPLIT_ALIASES = {"pool": "pool", "train": "pool", "val": "val", "valid": "val",
                  "validation": "val", "test": "test"}
 MASK_SUFFIXES = (".nii.gz", ".nii", ".png")
-#: test hook: seconds to sleep after each row written inside the import transaction
+#: test hooks: seconds to sleep after each row written inside the import transaction, and a
+#: file that receives the number of rows written so far (so a test can kill at a known row)
 DELAY_ENV = "MEDACTIVE_TEST_IMPORT_DELAY"
+MARK_ENV = "MEDACTIVE_TEST_IMPORT_MARK"
 
 
 @dataclass
@@ -306,6 +308,21 @@ def store_mask_file(store: ProjectStore, source: Path) -> str:
     return rel
 
 
+def _test_hook():
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
+    mark = os.environ.get(MARK_ENV)
+    if delay <= 0 and not mark:
+        return None
+
+    def hook(i: int) -> None:
+        if mark:
+            Path(mark).write_text(str(i + 1))
+        if delay > 0:
+            time.sleep(delay)
+
+    return hook
+
+
 def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | None = None,
                   overwrite: bool = False, source: str = "import") -> ImportReport:
     """Import a labels CSV (or a folder of masks) into the project, all or nothing.
@@ -376,8 +393,7 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
         if row.mask_file is not None:
             store_mask_file(store, row.mask_file)
     moves = [(row.split, row.sample_id) for row in rows if row.split is not None]
-    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-    hook = (lambda i: time.sleep(delay)) if delay > 0 else None
+    hook = _test_hook()
     who = annotator or f"import:{path.name}"
     with store.transaction() as tx:
         tx.executemany("UPDATE samples SET split = ? WHERE id = ?", moves)

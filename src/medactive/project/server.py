@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from medactive.errors import ConfigError, DataError
 from medactive.project.store import NewLabel, ProjectStore, QueryItem, Sample
@@ -45,8 +47,16 @@ class _TooLarge(Exception):
     pass
 
 
+_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"), (b"content-security-policy", _CSP.encode())]
+
+
 class BodyLimitMiddleware:
-    """ASGI middleware answering 413 to request bodies larger than ``max_bytes``."""
+    """ASGI middleware answering 413 to request bodies larger than ``max_bytes`` and adding
+    security headers (no caching of images, a strict content security policy) to responses.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``), so the over-limit signal reaches it unwrapped.
+    """
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app = app
@@ -79,6 +89,7 @@ class BodyLimitMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message = {**message, "headers": list(message.get("headers", [])) + _HEADERS}
             await send(message)
 
         try:
@@ -92,7 +103,7 @@ async def _send_413(send, max_bytes: int) -> None:
     body = (f'{{"detail": "request body larger than the {max_bytes} bytes allowed"}}').encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *_HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -130,9 +141,6 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             activity (the page renews it every minute while open).
         max_upload_bytes: cap on any request body (mask uploads).
     """
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-
     from medactive.project.workflow import open_or_fail
 
     store = open_or_fail(directory)
@@ -140,15 +148,6 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         raise ConfigError(f"lease time must be positive, got {lease_seconds}")
     app = FastAPI(title="medactive labelling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Content-Security-Policy"] = _CSP
-        return response
 
     def annotator(request: Request) -> str:
         auth = request.headers.get("authorization", "")
@@ -266,10 +265,10 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
 
     @app.post("/api/mask/{key}")
     async def mask(key: str, request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        data = await request.body()  # read first: the size cap applies to every upload
         sample, _ = batch_item(key)
         if store.task != "segmentation":
             raise HTTPException(status_code=400, detail="this project labels classes, not masks")
-        data = await request.body()
         name = request.headers.get("x-filename", "mask.png").lower()
         suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(
             ".nii") else ".png"

@@ -5,8 +5,8 @@ Per class ``k`` of a predicted and a ground-truth label map ``[S, H, W]``:
 - **Dice** ``2|P∩G| / (|P| + |G|)``.
 - **ASD**, average surface distance: the mean distance from each border voxel of ``P`` to the
   nearest border voxel of ``G`` — medpy's ``asd(result, reference)``, the definition of the
-  SSL4MIS evaluation code behind the survey's ACDC numbers; ``symmetric=True`` gives medpy's
-  ``assd`` (mean of both directions).
+  SSL4MIS evaluation code behind the survey's ACDC numbers; ``symmetric=True`` gives the mean
+  over the border voxels of both masks pooled (medpy ≥ 0.5 ``assd``, MONAI ``symmetric=True``).
 - **HD95**: the 95th percentile of the border distances of both directions pooled (medpy's
   ``hd95``; MONAI instead takes the larger of the two directed percentiles).
 
@@ -79,8 +79,8 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | 
         gt: ground-truth mask, same shape.
         spacing: voxel size per axis (mm); ``None`` = 1 (distances in voxels).
         distances: compute ASD and HD95 (else only Dice).
-        symmetric: ASD as the mean of both directions (medpy ``assd``) instead of
-            prediction → ground truth (medpy ``asd``).
+        symmetric: ASD over the pooled distances of both directions (medpy ``assd``) instead
+            of prediction → ground truth only (medpy ``asd``).
 
     Returns:
         ``{"dice", "asd", "hd95"}`` (only ``"dice"`` when ``distances`` is False). Empty masks
@@ -107,10 +107,9 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | 
     else:
         d_pg = surface_distances(pred, gt, spacing)
         d_gp = surface_distances(gt, pred, spacing)
-        asd = float(d_pg.mean())
-        if symmetric:
-            asd = (asd + float(d_gp.mean())) / 2.0
-        out.update(asd=asd, hd95=float(np.percentile(np.concatenate([d_pg, d_gp]), 95)))
+        both = np.concatenate([d_pg, d_gp])
+        asd = float(both.mean()) if symmetric else float(d_pg.mean())
+        out.update(asd=asd, hd95=float(np.percentile(both, 95)))
     return out
 
 

@@ -41,8 +41,8 @@ from medactive.segmentation.unet import UNet2D, mc_dropout
 #: how a slice's pixel scores become one score
 REDUCTIONS = ("mean", "max", "foreground")
 
-#: elements of a dense batch (b * c * h * w * t) processed at once, about 128 MB in float32
-_MAX_BATCH_ELEMENTS = 2 ** 25
+#: elements of a dense batch (b * c * h * w * t) processed at once, about 64 MB in float32
+_MAX_BATCH_ELEMENTS = 2 ** 24
 
 
 def reduce_pixels(pixel_scores: np.ndarray, reduction: str,

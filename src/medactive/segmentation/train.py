@@ -204,5 +204,8 @@ def predict_volume(net: nn.Module, inputs: torch.Tensor, out_shape: tuple[int, i
         if tuple(probas.shape[-2:]) != tuple(out_shape):
             probas = F.interpolate(probas, size=tuple(out_shape), mode="bilinear",
                                    align_corners=False)
-        labels.append(probas.argmax(dim=1).cpu())
-    return torch.cat(labels)
+        if probas.is_cuda:
+            labels.append(probas.argmax(dim=1).cpu())
+        else:  # numpy's argmax over the class axis is several times faster than torch's on CPU
+            labels.append(torch.from_numpy(probas.numpy().argmax(axis=1)))
+    return torch.cat(labels).long()

@@ -276,9 +276,11 @@ function uploadMask() {
 }
 
 document.addEventListener("keydown", (event) => {
-  if ($("label-view").hidden || event.target.tagName === "INPUT" || event.ctrlKey ||
-      event.metaKey || event.altKey) return;
+  const target = event.target;
+  const typing = target.tagName === "INPUT" && target.type !== "range";
+  if ($("label-view").hidden || typing || event.ctrlKey || event.metaKey || event.altKey) return;
   const k = event.key;
+  if (target.type === "range" && k.startsWith("Arrow")) return;  // the slider's own keys
   if (/^[1-9]$/.test(k) && state.project && Number(k) <= state.project.classes.length) {
     label(Number(k) - 1);
   } else if (k === "s" || k === "S") {

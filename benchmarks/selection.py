@@ -1,0 +1,252 @@
+"""Selection at scale: time and added peak memory of each strategy's selection step.
+
+For every pool size ``n`` and every registered strategy, the selection runs in a fresh process
+that first builds synthetic model outputs (embeddings ``[n, dim]`` float32 in ``classes``
+Gaussian clusters, softmax probabilities ``[n, classes]`` and MC-dropout stacks
+``[n, classes, T]``, only the fields the strategy requires), with a random labeled set of
+``--n-labeled`` samples. It then resets the kernel's peak-RSS counter, runs the query for
+``--budget`` samples and reports the wall time and the peak resident memory added above the
+process holding its inputs (``VmHWM`` after minus ``VmRSS`` before, from /proc/self/status).
+
+Implementations (column ``impl``):
+- ``ours``: ``create_strategy(name).query(ArrayPredictions(...), ...)``, the library's path.
+- ``naive``: the straightforward versions, where they fit in ``--naive-max-gb``:
+  BADGE = materialised ``[n, classes*dim]`` gradient embeddings + scikit-learn's
+  ``kmeans_plusplus`` (``n_local_trials=1``, the same plain D² sampling as ours); Core-Set =
+  k-center greedy on a dense ``n × n`` distance matrix (scikit-learn ``pairwise_distances``).
+  The naive matrices are float64 by default (``--naive-dtype``): scikit-learn upcasts float32
+  to float64 in blocks on every distance call, which is several times slower.
+
+Usage:
+    python benchmarks/selection.py                      # n = 1e4, 9e4, 1e6 (takes long)
+    python benchmarks/selection.py --n 10000 --strategies badge coreset_l2
+
+Output: CSV on standard output, ``strategy,n,impl,seconds,peak_mb``; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import medactive  # noqa: F401
+except ImportError:  # running from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+logger = logging.getLogger("benchmarks.selection")
+HEADER = "strategy,n,impl,seconds,peak_mb"
+NAIVE = ("badge", "coreset_l2", "coreset_cosine")
+
+
+# ---------------------------------------------------------------- inputs
+def make_inputs(n: int, fields: tuple[str, ...], args: argparse.Namespace) -> dict:
+    """Synthetic outputs built block by block (no large temporaries before the baseline)."""
+    rng = np.random.default_rng(args.seed)
+    centres = rng.normal(scale=2.0, size=(args.classes, args.dim)).astype(np.float32)
+    weights = rng.normal(scale=0.2, size=(args.dim, args.classes)).astype(np.float32)
+    out = {}
+    if fields:
+        emb = np.empty((n, args.dim), dtype=np.float32)
+        for start in range(0, n, 65536):
+            stop = min(start + 65536, n)
+            cls = rng.integers(args.classes, size=stop - start)
+            emb[start:stop] = centres[cls] + rng.standard_normal((stop - start, args.dim),
+                                                                 dtype=np.float32)
+        if "embeddings" in fields:
+            out["embeddings"] = emb
+        if "probas" in fields:
+            out["probas"] = np.empty((n, args.classes), dtype=np.float32)
+        if "mc_probas" in fields:
+            out["mc_probas"] = np.empty((n, args.classes, args.mc_samples), dtype=np.float32)
+        for start in range(0, n, 65536):
+            stop = min(start + 65536, n)
+            logits = emb[start:stop] @ weights
+            if "probas" in out:
+                out["probas"][start:stop] = _softmax(logits, axis=1)
+            if "mc_probas" in out:
+                noise = rng.normal(size=(stop - start, args.classes, args.mc_samples))
+                out["mc_probas"][start:stop] = _softmax(logits[:, :, None] + noise, axis=1)
+        del emb
+    labeled = np.sort(rng.choice(n, size=args.n_labeled, replace=False))
+    unlabeled = np.setdiff1d(np.arange(n), labeled)
+    return {"fields": out, "labeled": labeled, "unlabeled": unlabeled}
+
+
+def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- implementations
+def run_ours(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
+    from medactive.predictions import ArrayPredictions
+    from medactive.strategies import create_strategy
+
+    preds = ArrayPredictions(**inputs["fields"])
+    result = create_strategy(name).query(preds, inputs["unlabeled"], inputs["labeled"],
+                                         args.budget, rng=args.seed)
+    return result.indices
+
+
+def run_naive(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
+    dtype = np.dtype(args.naive_dtype)
+    fields, unl, lab = inputs["fields"], inputs["unlabeled"], inputs["labeled"]
+    if name == "badge":
+        from sklearn.cluster import kmeans_plusplus
+
+        p, h = fields["probas"][unl].astype(dtype), fields["embeddings"][unl].astype(dtype)
+        p[np.arange(p.shape[0]), p.argmax(axis=1)] -= 1.0
+        grads = (p[:, :, None] * h[:, None, :]).reshape(p.shape[0], -1)
+        del p, h
+        _, positions = kmeans_plusplus(grads, args.budget, random_state=args.seed,
+                                       n_local_trials=1)
+        return unl[positions]
+    from sklearn.metrics import pairwise_distances
+
+    X = fields["embeddings"].astype(dtype)
+    D = pairwise_distances(X, metric="euclidean" if name == "coreset_l2" else "cosine")
+    min_d = D[np.ix_(unl, lab)].min(axis=1)
+    picks = []
+    for _ in range(args.budget):
+        j = int(np.argmax(min_d))
+        picks.append(j)
+        min_d = np.minimum(min_d, D[unl[j], unl])  # D is symmetric: a row, not a column
+        min_d[picks] = -1.0
+    return unl[np.array(picks)]
+
+
+def naive_fits(name: str, n: int, args: argparse.Namespace) -> bool:
+    itemsize = np.dtype(args.naive_dtype).itemsize
+    if name == "badge":
+        need = n * args.classes * args.dim * itemsize
+    elif name in NAIVE:
+        need = n * n * itemsize
+    else:
+        return False
+    return need <= args.naive_max_gb * 2**30
+
+
+# ---------------------------------------------------------------- one measured process
+def _status_mb() -> dict[str, float]:
+    values = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def worker(spec: dict) -> dict:
+    args = argparse.Namespace(**spec["args"])
+    from medactive.strategies import create_strategy
+
+    fields = create_strategy(spec["strategy"]).requires
+    if spec["impl"] == "naive" and spec["strategy"] == "badge":
+        fields = ("probas", "embeddings")
+    if spec["impl"] == "naive":  # import before the clock and the memory baseline
+        import sklearn.cluster  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+    inputs = make_inputs(spec["n"], tuple(fields), args)
+    base = _status_mb()["VmRSS"]
+    try:  # Linux >= 4.0: reset the peak-RSS counter to the current RSS
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    sampled = [base]
+    done = threading.Event()
+
+    def sample() -> None:  # a cross-check (and the measure where the reset is not allowed)
+        while not done.wait(0.005):
+            sampled.append(_status_mb()["VmRSS"])
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    run = run_ours if spec["impl"] == "ours" else run_naive
+    indices = run(spec["strategy"], inputs, args)
+    seconds = time.perf_counter() - start
+    done.set()
+    thread.join()
+    peak = max(_status_mb()["VmHWM"] if reset else 0.0, max(sampled))
+    assert len(np.unique(indices)) == args.budget
+    return {"seconds": seconds, "peak_mb": peak - base, "base_mb": base, "hwm_reset": reset}
+
+
+# ---------------------------------------------------------------- driver
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 90_000, 1_000_000])
+    parser.add_argument("--strategies", nargs="+", default=None,
+                        help="default: every registered strategy")
+    parser.add_argument("--impls", nargs="+", default=["ours", "naive"],
+                        choices=["ours", "naive"])
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--n-labeled", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=9)
+    parser.add_argument("--mc-samples", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--naive-dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--naive-max-gb", type=float, default=8.0,
+                        help="skip a naive run whose main matrix would exceed this")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS/OpenMP threads of each measured process (0 = leave as is)")
+    parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per process")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))), flush=True)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    from medactive.strategies import list_strategies
+
+    strategies = args.strategies or list_strategies()
+    env = dict(os.environ)
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.threads)
+    shared = {k: v for k, v in vars(args).items() if k not in ("worker", "n", "strategies")}
+    print(HEADER, flush=True)
+    failures = 0
+    for n in args.n:
+        for name in strategies:
+            for impl in args.impls:
+                if impl == "naive" and not naive_fits(name, n, args):
+                    if name in NAIVE:
+                        logger.info("skip naive %s at n=%d: does not fit in %.0f GB", name, n,
+                                    args.naive_max_gb)
+                    continue
+                spec = {"strategy": name, "n": n, "impl": impl, "args": shared}
+                logger.info("running %s n=%d %s", name, n, impl)
+                try:
+                    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                                          capture_output=True, text=True, env=env,
+                                          timeout=args.timeout, check=True)
+                    res = json.loads(proc.stdout.strip().splitlines()[-1])
+                except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+                    failures += 1
+                    err = getattr(exc, "stderr", "") or ""
+                    logger.error("%s n=%d %s failed: %s %s", name, n, impl, exc, err[-2000:])
+                    print(f"{name},{n},{impl},nan,nan", flush=True)
+                    continue
+                print(f"{name},{n},{impl},{res['seconds']:.3f},{res['peak_mb']:.1f}", flush=True)
+                logger.info("  %.2f s, +%.1f MB (inputs held: %.0f MB)", res["seconds"],
+                            res["peak_mb"], res["base_mb"])
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

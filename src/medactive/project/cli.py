@@ -1,0 +1,216 @@
+"""``medactive project init|status|query|export|import|train|add-annotator`` and ``medactive serve``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from medactive.errors import ConfigError
+
+
+def add_parsers(subparsers) -> None:
+    project = subparsers.add_parser(
+        "project", help="a labelling project: the human-in-the-loop workflow",
+        description="Label your own data with active learning: create a project over a folder of "
+        "images, ask for a batch, label it (in the browser with `medactive serve`, or in your "
+        "own tool with export/import), repeat. State lives in DIR/project.db (SQLite).")
+    sub = project.add_subparsers(dest="project_command", metavar="COMMAND")
+    project.set_defaults(func=lambda args: _help(project))
+
+    p = sub.add_parser("init", help="create a project over an image folder")
+    p.add_argument("dir", help="project directory to create")
+    p.add_argument("--images", required=True, help="folder of images (referenced, never copied)")
+    p.add_argument("--labels", default=None, help="CSV id,label[,split] of labels known at the "
+                   "start; split val/test marks evaluation samples")
+    p.add_argument("--task", default="classification", choices=["classification",
+                                                                 "segmentation"])
+    p.add_argument("--classes", default=None,
+                   help="comma-separated class names (segmentation: mask labels, background "
+                   "first)")
+    p.add_argument("--initial", type=int, default=None,
+                   help="size of the random initial batch (default: the first --budget)")
+    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--preset", default="cpu", help="training preset: survey, cpu or smoke")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
+    p.add_argument("--channels", type=int, default=None, choices=[1, 3],
+                   help="force grayscale (1) or RGB (3)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("status", help="counts, rounds and the latest metrics")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--verify", action="store_true", help="re-hash every image file")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("query", help="select the next batch and store it as pending")
+    p.add_argument("dir")
+    p.add_argument("--strategy", required=True, help="strategy (see `medactive strategies`)")
+    p.add_argument("--budget", type=int, required=True, help="batch size")
+    p.add_argument("--initial", type=int, default=None,
+                   help="size of the random initial batch (first query only)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="query although the current batch is not fully labelled")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("export", help="write the pending batch for labelling in another tool")
+    p.add_argument("dir")
+    p.add_argument("--format", default="csv", choices=["csv", "folder"])
+    p.add_argument("--out", default=None, help="output file (csv) or folder")
+    p.add_argument("--include-skipped", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="import labels (CSV id,label) or masks, all or nothing")
+    p.add_argument("dir")
+    p.add_argument("file", help="CSV with id,label[,split] (segmentation: or a folder of masks)")
+    p.add_argument("--annotator", default=None, help="who made these labels")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing labels that differ (history is kept)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("train", help="train the current round's model on all labels so far")
+    p.add_argument("dir")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("add-annotator", help="create an annotator and print their login token")
+    p.add_argument("dir")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_add_annotator)
+
+    p = subparsers.add_parser("serve", help="the labelling web page of a project",
+                              description="Serve the labelling page. Annotators sign in with "
+                              "the token from `medactive project add-annotator`.")
+    p.add_argument("dir", help="project directory")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--lease-minutes", type=float, default=10.0,
+                   help="how long an offered image stays reserved without activity")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="cap on mask uploads")
+    p.set_defaults(func=cmd_serve)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def cmd_init(args) -> int:
+    from medactive.project.workflow import init_project
+
+    classes = [c for c in args.classes.split(",")] if args.classes else None
+    store = init_project(args.dir, args.images, task=args.task, classes=classes,
+                         labels=args.labels, initial=args.initial, seed=args.seed,
+                         preset=args.preset, epochs=args.epochs, image_size=args.image_size,
+                         channels=args.channels)
+    counts = store.counts()
+    print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
+          f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "
+          f"{counts['samples']['test']}), classes {', '.join(store.classes)}")
+    if any(counts["labelled"].values()):
+        print("labels: " + ", ".join(f"{k} {v}" for k, v in counts["labelled"].items()))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from medactive.project.workflow import open_or_fail, status
+
+    info = status(open_or_fail(args.dir), verify=args.verify)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0 if info["integrity"] == "ok" else 1
+    s, lab = info["samples"], info["labelled"]
+    print(f"project {info['directory']} ({info['task']}, classes {', '.join(info['classes'])})")
+    print(f"images: {info['images']}")
+    print(f"samples: pool {s['pool']} ({lab['pool']} labelled), val {s['val']} "
+          f"({lab['val']} labelled), test {s['test']} ({lab['test']} labelled)")
+    if not info["rounds"]:
+        print("no batch yet: run `medactive project query DIR --strategy NAME --budget B`")
+    for r in info["rounds"]:
+        print(f"round {r['round']}: {r['strategy']}, {r['size']} samples: {r['labelled']} "
+              f"labelled, {r['skipped']} skipped, {r['pending']} pending")
+    model = info["latest_model"]
+    if model:
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in model["metrics"].items()
+                            if isinstance(v, float) and not math.isnan(v)
+                            and "recall" not in k)
+        print(f"latest model: round {model['round']} on {model['n_labeled']} labels"
+              + (f": {metrics}" if metrics else " (no labelled val/test samples)"))
+    print(f"annotators: {', '.join(info['annotators']) or 'none'}")
+    if args.verify:
+        for key in ("missing_images", "changed_images"):
+            if info[key]:
+                print(f"{key.replace('_', ' ')}: {len(info[key])} ({', '.join(info[key][:5])})")
+    print(f"database integrity: {info['integrity']}")
+    return 0 if info["integrity"] == "ok" else 1
+
+
+def cmd_query(args) -> int:
+    from medactive.project.workflow import open_or_fail, query
+    from medactive.tasks.classification import resolve_device
+
+    store = open_or_fail(args.dir)
+    outcome = query(store, strategy=args.strategy, budget=args.budget, initial=args.initial,
+                    device=resolve_device(args.device), allow_partial=args.allow_partial,
+                    progress=sys.stderr.isatty())
+    shown = ", ".join(outcome.sample_ids[:8]) + (" ..." if len(outcome.sample_ids) > 8 else "")
+    print(f"round {outcome.round}: {len(outcome.sample_ids)} samples pending ({outcome.strategy})"
+          f": {shown}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from medactive.project.exporter import export_batch
+    from medactive.project.workflow import open_or_fail
+
+    result = export_batch(open_or_fail(args.dir), fmt=args.format, out=args.out,
+                          include_skipped=args.include_skipped)
+    print(f"exported {result.n_samples} samples of round {result.round} -> {result.path}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from medactive.project.importer import import_labels
+    from medactive.project.workflow import open_or_fail
+
+    report = import_labels(open_or_fail(args.dir), args.file, annotator=args.annotator,
+                           overwrite=args.overwrite)
+    print(f"imported {args.file}: {report.summary()}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from medactive.project.workflow import open_or_fail, train
+    from medactive.tasks.classification import resolve_device
+
+    out = train(open_or_fail(args.dir), device=resolve_device(args.device),
+                progress=sys.stderr.isatty())
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in out["metrics"].items()
+                        if isinstance(v, float) and not math.isnan(v) and "recall" not in k)
+    word = "up to date" if out["reused"] else "trained"
+    print(f"round {out['round']} model {word} on {out['n_labeled']} labels -> "
+          f"{out['checkpoint']}" + (f": {metrics}" if metrics else ""))
+    return 0
+
+
+def cmd_add_annotator(args) -> int:
+    from medactive.project.workflow import open_or_fail
+
+    token = open_or_fail(args.dir).add_annotator(args.name)
+    print(f"annotator {args.name.strip()}: token (shown once, keep it secret):")
+    print(token)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from medactive.project.server import serve
+
+    if args.max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    print(f"serving {args.dir} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease_minutes * 60,
+          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    return 0
