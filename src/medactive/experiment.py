@@ -49,6 +49,8 @@ class ExperimentConfig:
         epochs: override the preset's epochs (segmentation: iterations).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         data_options: loader options (e.g. ``image_size``, ``labels``, ``frames``).
+        train_options: overrides of the training preset's fields (e.g.
+            ``{"augmentation": "isic"}`` for ISIC 2020, ``{"n_mc_samples": 10}``).
     """
 
     data: str
@@ -64,6 +66,7 @@ class ExperimentConfig:
     device: str = "auto"
     strategy_options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +109,10 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     from medactive.training.presets import get_preset
 
     options = dict(config.data_options)
-    train_config = get_preset(config.preset, epochs=config.epochs)
+    try:
+        train_config = get_preset(config.preset, epochs=config.epochs, **config.train_options)
+    except TypeError as exc:
+        raise ConfigError(f"invalid training option: {exc}") from exc
     if "image_size" in options and options["image_size"]:
         train_config = train_config.replace(image_size=int(options["image_size"]))
     # the train/val/test split is fixed across AL seeds (seed 0 unless data_options says

@@ -133,6 +133,7 @@ def test_label_in_browser_restart_and_two_annotators(tmp_path):
             page_a.dispatch_event("#width", "input")
             assert page_a.evaluate(pixel) != before
             page_a.keyboard.press("r")
+            page_a.click("#canvas")  # focus off the slider: its arrow keys move the slider
 
             labelled = {}
             keys = ["1", "2", "2", "1", "2"]

@@ -62,6 +62,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="MC-dropout passes for dbal/bald/mean_variance (preset default)")
     p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
+    p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
+                   help="override the preset's augmentation (ISIC 2020: isic)")
     p.add_argument("--frames", default=None, choices=["ed", "both"],
                    help="ACDC: end-diastolic frames only (survey, default) or both")
 
@@ -87,11 +89,18 @@ def experiment_config(args, strategy: str):
     for key in ("initial", "budget", "rounds"):
         if getattr(args, key) < (0 if key == "rounds" else 1):
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
+    train_options = {}
+    if getattr(args, "augmentation", None):
+        train_options["augmentation"] = args.augmentation
+    if getattr(args, "mc_samples", None) is not None:
+        if args.mc_samples < 2:
+            raise ConfigError(f"--mc-samples must be at least 2, got {args.mc_samples}")
+        train_options["n_mc_samples"] = args.mc_samples
     return ExperimentConfig(
         data=args.data, strategy=strategy, initial=args.initial, budget=args.budget,
         rounds=args.rounds, seed=args.seed, task=args.task, preset=args.preset,
         epochs=args.epochs, finetune=args.finetune, device=args.device,
-        data_options=data_options)
+        data_options=data_options, train_options=train_options)
 
 
 def cmd_run(args) -> int:
@@ -101,22 +110,11 @@ def cmd_run(args) -> int:
     create_strategy(args.strategy)  # fail fast on an unknown name
     config = experiment_config(args, args.strategy)
     task = build_task(config, progress=sys.stderr.isatty())
-    if args.mc_samples is not None:
-        _set_mc_samples(task, args.mc_samples)
     start = time.perf_counter()
     records = run_experiment(config, out_dir=args.out, task=task,
                              on_round=lambda r: _print_round(r, task.primary_metric))
     print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
     return 0
-
-
-def _set_mc_samples(task, n: int) -> None:
-    if n < 2:
-        raise ConfigError(f"--mc-samples must be at least 2, got {n}")
-    if hasattr(task, "config") and hasattr(task.config, "replace"):
-        task.config = task.config.replace(n_mc_samples=n)
-    else:
-        task.n_mc_samples = n
 
 
 def _print_round(record, metric: str) -> None:
