@@ -14,7 +14,7 @@ import numpy as np
 from medactive.bench.config import DatasetSpec, GridConfig
 from medactive.loop.active_loop import LoopConfig
 from medactive.predictions import ArrayPredictions
-from medactive.strategies.base import QueryResult, Strategy, _REGISTRY, register_strategy
+from medactive.strategies.base import _REGISTRY, QueryResult, Strategy, register_strategy
 
 BACKEND = "tests.bench.fake_backend"
 

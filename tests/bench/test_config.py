@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from medactive.bench.config import (
-    CORE_STRATEGIES, TABLE7_STRATEGIES, TABLE8_STRATEGIES, DatasetSpec, GridConfig, Unit,
-    describe_preset, list_presets, load_grid,
+    CORE_STRATEGIES,
+    TABLE7_STRATEGIES,
+    TABLE8_STRATEGIES,
+    DatasetSpec,
+    GridConfig,
+    Unit,
+    describe_preset,
+    list_presets,
+    load_grid,
 )
 from medactive.errors import ConfigError
 

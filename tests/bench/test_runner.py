@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.fake_backend import BACKEND, fake_grid
 from medactive.bench.config import DatasetSpec, GridConfig
 from medactive.bench.runner import run_grid
 from medactive.bench.store import ResultStore, store_path
 from medactive.errors import ConfigError
+from tests.bench.fake_backend import BACKEND, fake_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
@@ -76,8 +76,8 @@ def test_a_failing_unit_is_recorded_and_the_grid_goes_on(tmp_path):
     store = ResultStore(tmp_path)
     result = run_grid(grid, store)
     assert result.n_finished == 1
-    assert result.failures == [("bad/fake_random/b5/s0", "RuntimeError: this dataset always "
-                                "fails")]
+    message = "RuntimeError: this dataset always fails"
+    assert result.failures == [("bad/fake_random/b5/s0", message)]
     assert "Traceback" in store.failures()[0]["message"]
     assert len(store.rounds(dataset="good")) == 2
 

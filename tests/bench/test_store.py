@@ -103,3 +103,14 @@ def test_row_to_record_inverts_record_to_row():
     back = row_to_record({**record_to_row(record, IDS), "round": 1})
     np.testing.assert_array_equal(back.queried_idx, record.queried_idx)
     assert back.n_labeled == record.n_labeled
+
+
+def test_one_writer_per_folder(tmp_path):
+    store = ResultStore(tmp_path)
+    other = ResultStore(tmp_path)
+    with (store.writer_lock(),
+          pytest.raises(ConfigError, match=r"already running into this folder \(pid "),
+          other.writer_lock()):
+        pass
+    with other.writer_lock():  # released
+        pass

@@ -43,15 +43,14 @@ def _chromium():
     return sync_playwright
 
 
-def _scan_like(path: Path, seed: int, bright: bool) -> None:
-    """A 64x64 grayscale 'scan': an elliptic body, an inner blob, smooth noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[-1:1:64j, -1:1:64j]
-    body = ((x / 0.85) ** 2 + (y / 0.7) ** 2) < 1
-    cx, cy = rng.uniform(-0.3, 0.3, 2)
-    blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.04)
-    img = 40 + 90 * body + (90 if bright else 30) * blob + rng.normal(0, 6, (64, 64))
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+def _write_xrays(folder: Path, n: int) -> None:
+    """``n`` chest X-rays (28x28 PNG) of the embedded PneumoniaMNIST (CC BY 4.0)."""
+    from medactive.data.default import load_default_dataset
+
+    folder.mkdir(parents=True)
+    train = load_default_dataset().train
+    for i in range(n):
+        Image.fromarray(np.asarray(train.images[i])[..., 0]).save(folder / f"case{i:04d}.png")
 
 
 def _free_port() -> int:
@@ -98,12 +97,7 @@ def _press_and_wait(page, key: str, old_id: str) -> str:
 def test_label_in_browser_restart_and_two_annotators(tmp_path):
     sync_playwright = _chromium()
     images = tmp_path / "images"
-    images.mkdir()
-    truth = {}
-    for i in range(16):
-        sid = f"case{i:04d}"
-        truth[sid] = i % 2
-        _scan_like(images / f"{sid}.png", i, bool(i % 2))
+    _write_xrays(images, 16)
     proj = tmp_path / "proj"
     store = init_project(proj, images, classes=["normal", "pneumonia"], initial=10)
     query(store, strategy="random", budget=10)
@@ -127,7 +121,7 @@ def test_label_in_browser_restart_and_two_annotators(tmp_path):
 
             # the window is adjustable: a narrow window changes the drawn pixels
             pixel = "Array.from(document.querySelector('#canvas').getContext('2d')" \
-                    ".getImageData(32, 32, 1, 1).data).slice(0, 3)"
+                    ".getImageData(14, 14, 1, 1).data).slice(0, 3)"
             before = page_a.evaluate(pixel)
             page_a.fill("#width", "20")
             page_a.dispatch_event("#width", "input")

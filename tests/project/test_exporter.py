@@ -21,7 +21,8 @@ def test_csv_roundtrip(project):
     batch = query(project, strategy="random", budget=4)
     result = export_batch(project)
     assert result.path == project.directory / "exports" / "round0.csv"
-    rows = list(csv.DictReader(open(result.path)))
+    with open(result.path) as fh:
+        rows = list(csv.DictReader(fh))
     assert [r["id"] for r in rows] == batch.sample_ids
     assert all(r["label"] == "" for r in rows)
     for r in rows:  # the expert fills the label column in their own tool

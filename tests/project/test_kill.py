@@ -46,8 +46,8 @@ def _start_import(proj: Path, csv: Path, mark: Path, delay: float) -> subprocess
 def _wait_for_row(proc: subprocess.Popen, mark: Path, row: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if mark.is_file() and mark.read_text().strip().isdigit() and int(
-                mark.read_text()) >= row:
+        text = mark.read_text().strip() if mark.is_file() else ""
+        if text.isdigit() and int(text) >= row:
             return
         if proc.poll() is not None:
             raise AssertionError(f"import ended before row {row}: {proc.stderr.read()!r}")
@@ -115,9 +115,74 @@ def test_sigkill_import(setup, tmp_path, kill_at):
     # rerunning the command finishes the import (or finds nothing left to do)
     rerun = subprocess.run([sys.executable, "-m", "medactive.cli", "project", "import",
                             str(proj), str(csv)], env=_env(), capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
     got = _import_labels(proj, batch)
     assert got == {i: truth[i] for i in batch}
     assert sqlite3.connect(proj / "project.db").execute(
         "SELECT COUNT(*) FROM labels").fetchone()[0] == len(committed) + len(batch)
+
+
+@pytest.fixture(scope="module")
+def labelled_project(tmp_path_factory):
+    """A project whose initial batch is labelled, and the batch an uninterrupted
+    ``query --strategy margin --budget 3`` selects on it."""
+    import shutil
+
+    from medactive.project.workflow import query
+
+    tmp = tmp_path_factory.mktemp("query")
+    truth = write_folder(tmp / "images", n=16, subfolder_every=0)
+    store = init_project(tmp / "proj", tmp / "images", classes=["a", "b"], preset="smoke",
+                         initial=6)
+    batch0 = query(store, strategy="random", budget=4)
+    import_labels(store, write_csv(tmp / "l.csv",
+                                   [(i, "ab"[truth[i]]) for i in batch0.sample_ids]))
+    store.close()
+    shutil.copytree(tmp / "proj", tmp / "ref")
+    expected = query(ProjectStore(tmp / "ref"), strategy="margin", budget=3).sample_ids
+    return tmp / "proj", expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", ["startup", "training", "trained"])
+def test_sigkill_query_then_rerun_gives_the_same_batch(labelled_project, tmp_path, kill_at):
+    """``project query`` killed during start-up, during training, or after its checkpoint is
+    saved leaves a sound database and no partial batch; rerunning it selects what an
+    uninterrupted query selects (reusing the checkpoint when it was saved)."""
+    import shutil
+
+    from medactive.project.workflow import MARK_ENV
+
+    proj = tmp_path / "proj"
+    shutil.copytree(labelled_project[0], proj)
+    expected = labelled_project[1]
+    mark = tmp_path / "mark"
+    cmd = [sys.executable, "-m", "medactive.cli", "project", "query", str(proj), "--strategy",
+           "margin", "--budget", "3", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=_env(**{MARK_ENV: str(mark)}), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    if kill_at == "startup":
+        time.sleep(0.5)
+    else:
+        deadline = time.monotonic() + 120
+        while not (mark.is_file() and mark.read_text() == kill_at):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.002)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    store = ProjectStore(proj)
+    assert store.integrity_check() == "ok"
+    assert len(store.current_labels()) == 6
+    rounds = [r["round"] for r in store.rounds()]
+    assert rounds in ([0], [0, 1])  # never a half-stored batch
+    assert store.batch(1) == [] or len(store.batch(1)) == 3
+    if rounds == [0]:
+        store.close()
+        rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300,
+                               check=False)
+        assert rerun.returncode == 0, rerun.stderr
+        store = ProjectStore(proj)
+    assert [q.sample_id for q in store.batch(1)] == expected
+    assert len(store.models()) == 1

@@ -47,11 +47,10 @@ def test_labels_are_append_only_and_latest_wins(project):
 
 
 def test_failed_transaction_writes_nothing(project):
-    with pytest.raises(RuntimeError):
-        with project.transaction() as tx:
-            project.write_labels([NewLabel("case0001", value=0)], annotator="a",
-                                 source="expert", tx=tx)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), project.transaction() as tx:
+        project.write_labels([NewLabel("case0001", value=0)], annotator="a",
+                             source="expert", tx=tx)
+        raise RuntimeError("boom")
     assert project.current_labels() == {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -92,6 +93,14 @@ def write_acdc_nifti(root: Path, *, patients=(1, 2, 3, 4), ed_es=(1, 5), n_slice
     return root
 
 
+@pytest.fixture(scope="session")
+def seg() -> SimpleNamespace:
+    """The helpers above, for tests (test modules are not importable as a package)."""
+    return SimpleNamespace(H=H, W=W, synthetic_volume=synthetic_volume,
+                           write_h5_layout=write_h5_layout, write_nifti=write_nifti,
+                           write_acdc_nifti=write_acdc_nifti)
+
+
 @pytest.fixture
 def h5_root(tmp_path: Path) -> Path:
     return write_h5_layout(tmp_path / "acdc")
@@ -106,7 +115,5 @@ def acdc_nifti_root(tmp_path: Path) -> Path:
 def acdc_h5_real(shared_data: Path) -> Path:
     path = shared_data / "acdc"
     if not (path / "data" / "slices").is_dir():
-        import pytest as _pytest
-
-        _pytest.skip(f"ACDC (SSL4MIS h5 layout) not found at {path}")
+        pytest.skip(f"ACDC (SSL4MIS h5 layout) not found at {path}")
     return path

@@ -10,10 +10,8 @@ from medactive.errors import DataError
 from medactive.segmentation.data_acdc import load_acdc_nifti, load_ssl4mis_h5
 from medactive.segmentation.dataset import load_segmentation_data, looks_like_segmentation_data
 
-from .conftest import H, W, synthetic_volume, write_acdc_nifti, write_h5_layout, write_nifti
 
-
-def test_h5_ed_frames_only(h5_root):
+def test_h5_ed_frames_only(h5_root, seg):
     data = load_ssl4mis_h5(h5_root)  # frames="ed" by default
     assert data.layout == "ssl4mis-h5"
     assert len(data.train) == 4 * 3  # 4 patients x 3 slices of frame01
@@ -23,10 +21,10 @@ def test_h5_ed_frames_only(h5_root):
     assert data.train[0].id == "patient003_frame01_slice_1"
     assert data.train[0].group == "patient003"
     image, mask = data.train[0].load()
-    assert image.shape == mask.shape == (H, W) and image.dtype == np.float32
+    assert image.shape == mask.shape == (seg.H, seg.W) and image.dtype == np.float32
     assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1, 2, 3}
     image, mask = data.test[0].load()
-    assert image.shape == (3, H, W)
+    assert image.shape == (3, seg.H, seg.W)
     assert data.distance_unit == "voxel" and data.spacing_source is None
     assert any("voxels" in n for n in data.notes)
 
@@ -61,23 +59,24 @@ def test_h5_spacing_csv_bad_value(h5_root, tmp_path):
         load_segmentation_data(h5_root, spacing_csv=csv)
 
 
-def test_h5_mask_shape_differs(h5_root):
+def test_h5_mask_shape_differs(h5_root, seg):
     import h5py
 
     bad = h5_root / "data" / "slices" / "patient003_frame01_slice_2.h5"
     with h5py.File(bad, "w") as f:
-        f["image"], f["label"] = np.zeros((H, W), np.float32), np.zeros((H, W - 1), np.uint8)
+        f["image"] = np.zeros((seg.H, seg.W), np.float32)
+        f["label"] = np.zeros((seg.H, seg.W - 1), np.uint8)
     data = load_ssl4mis_h5(h5_root)
     ref = next(s for s in data.train if s.id == "patient003_frame01_slice_2")
     with pytest.raises(DataError, match=r"patient003_frame01_slice_2\.h5: mask shape"):
         ref.load()
 
 
-def test_h5_labels_outside_class_set(h5_root):
+def test_h5_labels_outside_class_set(h5_root, seg):
     import h5py
 
     bad = h5_root / "data" / "patient001_frame01.h5"
-    image, mask = synthetic_volume(np.random.default_rng(1))
+    image, mask = seg.synthetic_volume(np.random.default_rng(1))
     mask[0, 0, 0] = 7
     with h5py.File(bad, "w") as f:
         f["image"], f["label"] = image, mask
@@ -96,11 +95,11 @@ def test_h5_unreadable_file(h5_root):
         ref.load()
 
 
-def test_h5_missing_dataset_and_listed_file(h5_root):
+def test_h5_missing_dataset_and_listed_file(h5_root, seg):
     import h5py
 
     with h5py.File(h5_root / "data" / "patient002_frame01.h5", "w") as f:
-        f["image"] = np.zeros((3, H, W), np.float32)
+        f["image"] = np.zeros((3, seg.H, seg.W), np.float32)
     with pytest.raises(DataError, match=r"patient002_frame01\.h5: no 'label' dataset"):
         load_ssl4mis_h5(h5_root).val[0].load()
     (h5_root / "data" / "slices" / "patient005_frame01_slice_3.h5").unlink()
@@ -109,7 +108,7 @@ def test_h5_missing_dataset_and_listed_file(h5_root):
         load_ssl4mis_h5(h5_root)
 
 
-def test_acdc_nifti_reads_ed_from_info_cfg(acdc_nifti_root):
+def test_acdc_nifti_reads_ed_from_info_cfg(acdc_nifti_root, seg):
     data = load_acdc_nifti(acdc_nifti_root)
     assert data.layout == "acdc-nifti"
     # 4 patients, not the standard split: fixed 70/10/20 split by patient -> 2/1/1
@@ -120,11 +119,11 @@ def test_acdc_nifti_reads_ed_from_info_cfg(acdc_nifti_root):
     assert data.distance_unit == "mm"
     assert data.test[0].spacing == pytest.approx((10.0, 1.5, 1.25))
     image, mask = data.test[0].load()
-    assert image.shape == mask.shape == (3, H, W)
+    assert image.shape == mask.shape == (3, seg.H, seg.W)
     assert image.min() == 0.0 and image.max() == 1.0  # min-max normalised per volume
     # slices come out in the same orientation they were written in
     _, mask0 = data.train[0].load()
-    assert mask0.shape == (H, W)
+    assert mask0.shape == (seg.H, seg.W)
     es = load_acdc_nifti(acdc_nifti_root, frames="es")
     assert all("/frame05/" in s.id for s in es.train)
     both = load_acdc_nifti(acdc_nifti_root, frames="both")
@@ -151,9 +150,9 @@ def test_acdc_nifti_list_files(acdc_nifti_root):
     assert {s.group for s in data.train} == {"patient003", "patient004"}
 
 
-def test_acdc_nifti_mask_shape_differs(acdc_nifti_root):
+def test_acdc_nifti_mask_shape_differs(acdc_nifti_root, seg):
     gt = acdc_nifti_root / "training" / "patient003" / "patient003_frame01_gt.nii.gz"
-    write_nifti(gt, np.zeros((3, H, W + 2), np.uint8), dtype=np.uint8)
+    seg.write_nifti(gt, np.zeros((3, seg.H, seg.W + 2), np.uint8), dtype=np.uint8)
     data = load_acdc_nifti(acdc_nifti_root)
     refs = [v for v in (*data.val, *data.test) if v.group == "patient003"]
     refs += [s for s in data.train if s.group == "patient003"]
@@ -162,11 +161,11 @@ def test_acdc_nifti_mask_shape_differs(acdc_nifti_root):
         refs[0].load()
 
 
-def test_acdc_nifti_labels_outside_class_set(acdc_nifti_root):
+def test_acdc_nifti_labels_outside_class_set(acdc_nifti_root, seg):
     gt = acdc_nifti_root / "training" / "patient002" / "patient002_frame01_gt.nii.gz"
-    mask = np.zeros((3, H, W), np.uint8)
+    mask = np.zeros((3, seg.H, seg.W), np.uint8)
     mask[1, 5, 5] = 4
-    write_nifti(gt, mask, dtype=np.uint8)
+    seg.write_nifti(gt, mask, dtype=np.uint8)
     data = load_acdc_nifti(acdc_nifti_root)
     ref = next(r for r in (*data.train, *data.val, *data.test) if r.group == "patient002")
     with pytest.raises(DataError, match=r"patient002_frame01_gt\.nii\.gz: label values \[4\]"):
@@ -182,8 +181,8 @@ def test_acdc_nifti_unreadable_file(acdc_nifti_root):
             ref.load()
 
 
-def test_acdc_nifti_missing_info_cfg(tmp_path):
-    root = write_acdc_nifti(tmp_path / "raw", info=False)
+def test_acdc_nifti_missing_info_cfg(tmp_path, seg):
+    root = seg.write_acdc_nifti(tmp_path / "raw", info=False)
     with pytest.raises(DataError, match=r"Info\.cfg: missing"):
         load_acdc_nifti(root)
     assert len(load_acdc_nifti(root, frames="both").train) > 0
@@ -199,11 +198,11 @@ def test_looks_like_segmentation_data(h5_root, acdc_nifti_root, tmp_path):
     assert not looks_like_segmentation_data(tmp_path / "file.npz")
 
 
-def test_unknown_layout_and_bad_frames(tmp_path):
+def test_unknown_layout_and_bad_frames(tmp_path, seg):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no segmentation data found"):
         load_segmentation_data(tmp_path / "empty")
-    root = write_h5_layout(tmp_path / "h5")
+    root = seg.write_h5_layout(tmp_path / "h5")
     with pytest.raises(DataError, match="frames='mid'"):
         load_segmentation_data(root, frames="mid")
 

@@ -7,10 +7,8 @@ from medactive.errors import DataError
 from medactive.segmentation.data_nifti import load_nifti_folder, read_nifti
 from medactive.segmentation.dataset import load_segmentation_data, looks_like_segmentation_data
 
-from .conftest import H, W, synthetic_volume, write_nifti
 
-
-def _write_folder(root, n=5, arrangement="subfolders", seed=0):
+def _write_folder(seg, root, n=5, arrangement="subfolders", seed=0):
     rng = np.random.default_rng(seed)
     if arrangement == "subfolders":
         (root / "images").mkdir(parents=True)
@@ -18,19 +16,19 @@ def _write_folder(root, n=5, arrangement="subfolders", seed=0):
     else:
         root.mkdir(parents=True)
     for i in range(n):
-        image, mask = synthetic_volume(rng, 2)
+        image, mask = seg.synthetic_volume(rng, 2)
         if arrangement == "subfolders":
-            write_nifti(root / "images" / f"case{i}_0000.nii.gz", image)
-            write_nifti(root / "labels" / f"case{i}.nii.gz", mask, dtype=np.uint8)
+            seg.write_nifti(root / "images" / f"case{i}_0000.nii.gz", image)
+            seg.write_nifti(root / "labels" / f"case{i}.nii.gz", mask, dtype=np.uint8)
         else:
-            write_nifti(root / f"case{i}.nii.gz", image)
-            write_nifti(root / f"case{i}_mask.nii.gz", mask.astype(np.float32))
+            seg.write_nifti(root / f"case{i}.nii.gz", image)
+            seg.write_nifti(root / f"case{i}_mask.nii.gz", mask.astype(np.float32))
     return root
 
 
-def test_read_nifti_orientation_and_spacing(tmp_path):
+def test_read_nifti_orientation_and_spacing(tmp_path, seg):
     vol = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    write_nifti(tmp_path / "v.nii.gz", vol, spacing_zyx=(8.0, 2.0, 0.5))
+    seg.write_nifti(tmp_path / "v.nii.gz", vol, spacing_zyx=(8.0, 2.0, 0.5))
     image, spacing = read_nifti(tmp_path / "v.nii.gz", mask=True)
     np.testing.assert_array_equal(image, vol)
     assert spacing == (8.0, 2.0, 0.5)
@@ -39,8 +37,8 @@ def test_read_nifti_orientation_and_spacing(tmp_path):
 
 
 @pytest.mark.parametrize("arrangement", ["subfolders", "flat"])
-def test_nifti_folder(tmp_path, arrangement):
-    root = _write_folder(tmp_path / "seg", arrangement=arrangement)
+def test_nifti_folder(tmp_path, arrangement, seg):
+    root = _write_folder(seg, tmp_path / "seg", arrangement=arrangement)
     assert looks_like_segmentation_data(root)
     data = load_segmentation_data(root)
     assert data.layout == "nifti-folder"
@@ -48,12 +46,12 @@ def test_nifti_folder(tmp_path, arrangement):
     assert len(data.val) == 1 and len(data.test) == 1 and len(data.train) == 3 * 2
     assert data.train[0].id.endswith("/0")
     image, mask = data.train[1].load()
-    assert image.shape == mask.shape == (H, W)
+    assert image.shape == mask.shape == (seg.H, seg.W)
     assert data.test[0].spacing == pytest.approx((10.0, 1.5, 1.25))
 
 
-def test_nifti_folder_classes_txt_and_lists(tmp_path):
-    root = _write_folder(tmp_path / "seg")
+def test_nifti_folder_classes_txt_and_lists(tmp_path, seg):
+    root = _write_folder(seg, tmp_path / "seg")
     (root / "classes.txt").write_text("background\nRV\nMYO\nLV\n")
     (root / "val.list").write_text("case1\n")
     (root / "test.list").write_text("case0\n")
@@ -66,13 +64,14 @@ def test_nifti_folder_classes_txt_and_lists(tmp_path):
         data.test[0].load()
 
 
-def test_nifti_folder_errors(tmp_path):
-    root = _write_folder(tmp_path / "seg")
+def test_nifti_folder_errors(tmp_path, seg):
+    root = _write_folder(seg, tmp_path / "seg")
     (root / "labels" / "case2.nii.gz").unlink()
     with pytest.raises(DataError, match=r"case2_0000\.nii\.gz: no mask named case2"):
         load_nifti_folder(root)
-    root = _write_folder(tmp_path / "seg2", arrangement="flat")
-    write_nifti(root / "case3_mask.nii.gz", np.full((2, H, W), 0.5, np.float32))
+    root = _write_folder(seg, tmp_path / "seg2", arrangement="flat")
+    seg.write_nifti(root / "case3_mask.nii.gz",
+                    np.full((2, seg.H, seg.W), 0.5, np.float32))
     with pytest.raises(DataError, match=r"case3_mask\.nii\.gz: mask holds non-integer"):
         data = load_nifti_folder(root)
         for ref in (*data.train, *data.val, *data.test):

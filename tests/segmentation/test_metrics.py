@@ -74,6 +74,7 @@ def test_against_medpy():
         assert sym == pytest.approx(medpy.assd(pred, gt, voxelspacing=SPACING), abs=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_against_monai():
     import torch
     from monai.metrics import (

@@ -11,6 +11,6 @@ store, and reports (tables, learning curves, area under the budget curve, pairwi
 
 from __future__ import annotations
 
-from medactive.bench.config import GridConfig, Unit, load_grid, list_presets
+from medactive.bench.config import GridConfig, Unit, list_presets, load_grid
 
 __all__ = ["GridConfig", "Unit", "list_presets", "load_grid"]

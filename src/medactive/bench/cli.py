@@ -7,6 +7,7 @@ import argparse
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from medactive.bench.config import describe_preset, iter_presets, list_presets, load_grid
@@ -19,28 +20,30 @@ def add_parsers(subparsers) -> None:
     bench = subparsers.add_parser(
         "bench", help="run a benchmark grid (datasets x strategies x budgets x seeds)",
         description="Run every unit of a grid into DIR/results.sqlite. Rerunning the same "
-        "command skips finished rounds and redoes a round that was interrupted.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "command skips finished rounds and redoes a round that was interrupted.")
     bench.add_argument("--config", metavar="FILE|PRESET",
                        help=f"a TOML grid file or a preset: {', '.join(list_presets())}")
     bench.add_argument("--out", metavar="DIR", help="results folder (created if missing)")
     bench.add_argument("--data-root", metavar="DIR",
                        help="folder holding the data (default for presets: ../shared/data)")
-    bench.add_argument("--workers", type=int, default=1, help="local worker processes")
+    bench.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1, in this process)")
     bench.add_argument("--threads", type=int, default=None,
                        help="torch threads per worker (default: CPUs / workers)")
     bench.add_argument("--ray-address", metavar="ADDR", default=None,
                        help="run each unit as a Ray task: 'local' starts a local Ray "
-                       "instance, else a cluster address (e.g. 'auto', 'ray://host:10001')")
-    bench.add_argument("--ray-num-cpus", type=float, default=1, help="CPUs per Ray task")
-    bench.add_argument("--ray-num-gpus", type=float, default=0, help="GPUs per Ray task")
+                       "instance with --workers CPUs, else a cluster address (e.g. 'auto', "
+                       "'ray://host:10001'); the workers must be able to import medactive")
+    bench.add_argument("--ray-num-cpus", type=float, default=1, help="CPUs per Ray task (default: 1)")
+    bench.add_argument("--ray-num-gpus", type=float, default=0, help="GPUs per Ray task (default: 0)")
     grid = bench.add_argument_group("grid overrides")
     grid.add_argument("--strategies", nargs="+", metavar="NAME", help="replace the strategies")
     grid.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="replace the seeds")
     grid.add_argument("--budgets", nargs="+", type=int, metavar="B",
                       help="replace every dataset's budgets")
     grid.add_argument("--rounds", type=int, help="replace the number of rounds T")
-    grid.add_argument("--epochs", type=int, help="override the training preset's epochs")
+    grid.add_argument("--preset", help="replace the training preset (survey, cpu, smoke)")
+    grid.add_argument("--epochs", type=int,
+                      help="override the training preset's epochs (segmentation: iterations)")
     grid.add_argument("--device", help="auto, cpu or cuda")
     grid.add_argument("--no-supervised", action="store_true",
                       help="skip the fully supervised reference runs")
@@ -110,17 +113,18 @@ def grid_from_args(args: argparse.Namespace):
     changes = {"strategies": tuple(args.strategies) if args.strategies else None,
                "seeds": tuple(args.seeds) if args.seeds else None,
                "rounds": args.rounds, "epochs": args.epochs, "device": args.device,
+               "preset": args.preset,
                "supervised_seeds": 0 if args.no_supervised else None}
+    datasets = grid.datasets
     if args.budgets:
-        from dataclasses import replace
-
-        changes["datasets"] = tuple(replace(d, budgets=tuple(args.budgets))
-                                    for d in grid.datasets)
+        datasets = tuple(replace(d, budgets=tuple(args.budgets)) for d in datasets)
     if args.strategies:  # a dataset's own strategy list would hide the override
-        from dataclasses import replace
-
-        changes["datasets"] = tuple(replace(d, strategies=())
-                                    for d in changes.get("datasets", grid.datasets))
+        datasets = tuple(replace(d, strategies=()) for d in datasets)
+    if args.preset or args.epochs:  # so would a dataset's own preset or epochs
+        datasets = tuple(replace(d, preset=None if args.preset else d.preset,
+                                 epochs=None if args.epochs else d.epochs) for d in datasets)
+    if datasets != grid.datasets:
+        changes["datasets"] = datasets
     return grid.with_overrides(**changes)
 
 
@@ -157,7 +161,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 print(f"  {unit}")
             return 0
         with ResultStore(out) as store:
-            jobs, skipped = plan_jobs(grid, store)
+            jobs, skipped = plan_jobs(grid, store, register=False)
         print(f"{len(jobs)} units to run, {skipped} complete:")
         for job in jobs:
             print(f"  {job.unit} (from round {len(job.completed)})")
@@ -191,7 +195,8 @@ def bench_command(args: argparse.Namespace) -> str:
     """The ``medactive bench`` command line equivalent to ``args`` (recorded for the report)."""
     parts = ["medactive", "bench", "--config", args.config, "--out", args.out]
     for flag, value in (("--data-root", args.data_root), ("--rounds", args.rounds),
-                        ("--epochs", args.epochs), ("--device", args.device),
+                        ("--preset", args.preset), ("--epochs", args.epochs),
+                        ("--device", args.device),
                         ("--ray-address", args.ray_address)):
         if value is not None:
             parts += [flag, str(value)]

@@ -34,7 +34,7 @@ A TOML file describes any other grid::
     budgets = [20, 50]
     metrics = ["test_auc"]                 # reported metrics (default: chosen from the results)
     # task = "classification"; survey = "isic"; strategies = [...]; preset/epochs overrides
-    # [datasets.data_options] image_size = 28
+    # [datasets.data_options] image_size = 28; [datasets.train_options] augmentation = "isic"
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class DatasetSpec:
         task: ``"auto"``, ``"classification"`` or ``"segmentation"``.
         strategies: strategies for this dataset (empty: the grid's).
         data_options: loader options passed to the task builder (e.g. ``{"image_size": 64}``).
+        train_options: overrides of the training preset's fields (e.g.
+            ``{"augmentation": "isic"}``).
         preset: training preset for this dataset (``None``: the grid's).
         epochs: epoch (segmentation: iteration) override for this dataset.
         survey: the survey dataset whose tables are shown beside this one's (``"nct"``,
@@ -88,6 +90,7 @@ class DatasetSpec:
     task: str = "auto"
     strategies: tuple[str, ...] = ()
     data_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
     epochs: int | None = None
     survey: str | None = None
@@ -207,6 +210,7 @@ class GridConfig:
             "finetune": self.finetune, "device": self.device,
             "strategy_options": dict(self.strategy_options.get(strategy, {})),
             "data_options": dict(spec.data_options),
+            "train_options": dict(spec.train_options),
         }
 
     # -- (de)serialisation -----------------------------------------------------------------
@@ -250,8 +254,9 @@ def _dataset_from_dict(data: Any, source: str) -> DatasetSpec:
     for key in ("budgets", "metrics", "strategies"):
         if key in data:
             data[key] = tuple(_as_list(data[key], f"{source}: {key}"))
-    if "data_options" in data and not isinstance(data["data_options"], dict):
-        raise ConfigError(f"{source}: data_options must be a table")
+    for key in ("data_options", "train_options"):
+        if key in data and not isinstance(data[key], dict):
+            raise ConfigError(f"{source}: {key} must be a table")
     return DatasetSpec(**data)
 
 
@@ -413,55 +418,65 @@ def _doc(fn: Callable) -> str:
 
 
 # -- survey presets (§6.1, GPU) ----------------------------------------------------------------
-@_preset("survey-nct")
-def survey_nct() -> GridConfig:
-    """Survey §6.1 on NCT-CRC-HE-100K (Table 6): 9-class tissue accuracy.
+_SURVEY_COMMON = """
+    Choices of the ``survey`` training recipes where §6.1 is silent (not deviations, but not
+    the survey's word either): classification adds Nesterov momentum, weight decay 5e-4 and
+    dropout 0.3 before the last layer (for the MC samples of BALD and DBAL) and keeps the
+    checkpoint with the best validation metric; segmentation takes U-Net channels
+    (16, ..., 256), poly power 0.9 and rotations within ±20 degrees from SSL4MIS and keeps the
+    best validation Dice. Deviation: one fully supervised reference seed instead of (probably)
+    one per AL seed.
+"""
 
-    Exactly §6.1: train/val 9:1 split of NCT-CRC-HE-100K, CRC-VAL-HE-7K as test, 224 px;
-    T = 5 rounds, initial set = b, b = 50 and 1000; 5 seeds; the nine methods of §6.1.4; the
-    ``survey`` training preset (ResNet-18, SGD momentum 0.9, lr 0.01, cosine decay, batch 128,
-    100 epochs, horizontal flip). Data: ``<data root>/nct`` (the folder holding
-    ``NCT-CRC-HE-100K/`` and ``CRC-VAL-HE-7K/``). Needs a CUDA GPU.
-    Deviations: dropout 0.3 before the last layer (for BALD/DBAL's MC samples; the survey does
-    not say where its dropout is); one fully supervised reference seed.
+
+@_preset("survey-nct", doc=_SURVEY_COMMON)
+def survey_nct() -> GridConfig:
+    """Survey §6.1 on NCT-CRC-HE-100K (Table 6): 9-class tissue accuracy. Needs a CUDA GPU.
+
+    As §6.1: NCT-CRC-HE-100K split 9:1 into pool and validation, CRC-VAL-HE-7K as test, 224 px
+    patches; T = 5 rounds, initial set = b, b = 50 and 1000; 5 seeds; the nine methods of
+    §6.1.4; the ``survey`` training recipe (ResNet-18, SGD momentum 0.9, lr 0.01, cosine decay,
+    batch 128, 100 epochs, cross-entropy, random horizontal flip). Data: ``<data root>/nct``
+    (the folder holding ``NCT-CRC-HE-100K/`` and ``CRC-VAL-HE-7K/``).
     """
     return GridConfig(
         name="survey-nct", strategies=CORE_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,
         preset="survey", datasets=(DatasetSpec(
             name="nct", data="nct", budgets=(50, 1000), metrics=("test_accuracy",),
-            task="classification", survey="nct"),),
+            task="classification", train_options={"augmentation": "flip"}, survey="nct"),),
         description=_doc(survey_nct))
 
 
-@_preset("survey-isic")
+@_preset("survey-isic", doc=_SURVEY_COMMON)
 def survey_isic() -> GridConfig:
-    """Survey §6.1 on ISIC 2020 (Table 7): binary melanoma AUC.
+    """Survey §6.1 on ISIC 2020 (Table 7): binary melanoma AUC. Needs a CUDA GPU.
 
-    Exactly §6.1: 6:1:3 train/val/test split, T = 5 rounds, initial set = b, b = 50 and 1000;
-    5 seeds; the methods of Table 7 (Margin left out: equivalent to Confidence for two classes);
-    the ``survey`` training preset with the ISIC augmentation (crop, flip, rotation, affine,
-    colour jitter). Data: ``<data root>/isic2020`` (images + labels CSV), resized to 224 px.
-    Needs a CUDA GPU.
-    Deviations: the resize to 224 px is ours (the survey does not state its input size);
-    dropout 0.3 before the last layer (MC samples); one fully supervised reference seed.
+    As §6.1: a 6:1:3 train/val/test split; T = 5 rounds, initial set = b, b = 50 and 1000;
+    5 seeds; the methods of Table 7 (Margin left out: it ranks like Confidence for two
+    classes); the ``survey`` training recipe with the ISIC augmentation of Zhuang et al. (crop,
+    flip, rotation, affine, colour jitter). Data: ``<data root>/isic2020`` (the challenge
+    download with ``ISIC_2020_Training_GroundTruth.csv``).
+    Deviations: the split is by patient (the survey's released split shares patients between
+    train and test); images are resized to 224 px (the survey does not state its input size).
     """
     return GridConfig(
         name="survey-isic", strategies=TABLE7_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,
         preset="survey", datasets=(DatasetSpec(
             name="isic2020", data="isic2020", budgets=(50, 1000), metrics=("test_auc",),
-            task="classification", data_options={"image_size": 224}, survey="isic"),),
+            task="classification", data_options={"image_size": 224},
+            train_options={"augmentation": "isic"}, survey="isic"),),
         description=_doc(survey_isic))
 
 
-@_preset("survey-acdc")
+@_preset("survey-acdc", doc=_SURVEY_COMMON)
 def survey_acdc() -> GridConfig:
-    """Survey §6.1 on ACDC (Table 8): end-diastolic 2D slices, mean Dice and ASD.
+    """Survey §6.1 on ACDC (Table 8): end-diastolic 2D slices, mean Dice and ASD. Needs a GPU.
 
-    Exactly §6.1: 656 end-diastolic training slices (70 volumes), 10 validation and 20 test
-    volumes (Luo et al. split), T = 5 rounds, initial set = b = 10 slices, 5 seeds, the methods
-    of Table 8, the ``survey`` segmentation preset (5-level U-Net, Adam lr 1e-3 with polynomial
-    decay, 4,000 iterations, batch 32, CE + Dice loss). Data: ``<data root>/acdc``. Needs a CUDA
-    GPU. Deviation: one fully supervised reference seed.
+    As §6.1: 656 end-diastolic training slices (70 volumes), 10 validation and 20 test volumes
+    (the split of Luo et al.), evaluation on 3D volumes; T = 5 rounds, initial set = b = 10
+    slices; 5 seeds; the methods of Table 8; the ``survey`` segmentation recipe (5-level U-Net
+    with dropout 0.1, 256 x 256 input, Adam lr 1e-3 with polynomial decay, 4,000 iterations of
+    batch 32, CE + Dice loss, flips and rotations). Data: ``<data root>/acdc``.
     """
     return GridConfig(
         name="survey-acdc", strategies=TABLE8_STRATEGIES, seeds=(0, 1, 2, 3, 4), rounds=5,

@@ -153,7 +153,9 @@ class ResultTable:
 
 
 def rank_marks(means: dict[str, float], *, lower_is_better: bool = False) -> dict[str, str]:
-    """Mark the best and second-best values (ties share a mark; all equal: no marks).
+    """Mark the best and second-best values.
+
+    Ties share a mark; a tie for the best leaves no second best; all equal: no marks.
 
     Example:
         >>> rank_marks({"a": 0.7, "b": 0.9, "c": 0.8})
@@ -202,6 +204,9 @@ def collect_tables(store: ResultStore, grid: GridConfig | None = None) -> list[R
                     cell = Cell.of([v[rnd] for v in per_seed[strategy].values()])
                     if cell is not None:
                         cells[(strategy, rnd)] = cell
+            if not cells:
+                logger.warning("%s b=%d: no %s in the stored metrics", dataset, budget, metric)
+                continue
             sup = Cell.of([m.get(metric) for m in supervised.get(dataset, [])])
             tables.append(ResultTable(
                 title=f"{dataset}, b = {budget}: test {fmt.label}", dataset=dataset,
@@ -234,7 +239,8 @@ def _metrics(spec: DatasetSpec | None, by_strategy: dict) -> list[str]:
 def survey_as_table(table: SurveyTable, strategies: Sequence[str] | None = None) -> ResultTable:
     """A survey table in the layout of ours (values converted back to medactive's units)."""
     fmt = metric_format(table.metric)
-    strategies = _ordered(table.rows, strategies or list(DISPLAY_NAMES))
+    preferred = list(strategies or []) + [s for s in DISPLAY_NAMES if s not in (strategies or [])]
+    strategies = _ordered(table.rows, preferred)
     cells = {}
     for strategy in strategies:
         cells[(strategy, 0)] = Cell(table.initial / table.scale, None, 5)
@@ -313,8 +319,8 @@ def table_latex(table: ResultTable) -> str:
         lines.append(" & ".join([_latex_escape(display_name(strategy))] + cells) + " \\\\")
     if table.supervised is not None:
         text = _cell_text(table.supervised, table.fmt, 0, latex=True)
-        lines += ["\\midrule", f"{SUPERVISED_NAME} & \\multicolumn{{{n_cols}}}{{c}}{{{text}}} "
-                  "\\\\"]
+        lines += ["\\midrule",
+                  f"{SUPERVISED_NAME} & \\multicolumn{{{n_cols}}}{{c}}{{{text}}} \\\\"]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -459,9 +465,9 @@ def penalty_matrix(tables: Sequence[ResultTable], *, alpha: float = 0.05,
 
 def _penalty_markdown(metric: str, strategies: list[str], matrix: np.ndarray, n_env: int) -> str:
     names = [display_name(s) for s in strategies]
-    lines = [f"**Pairwise penalty matrix, {metric_format(metric).label}** ({n_env} "
-             "dataset x budget environments; entry (row i, column j): how often i beat j "
-             "significantly, summed over environments, each round counting 1/T)", "",
+    lines = [(f"**Pairwise penalty matrix, {metric_format(metric).label}** ({n_env} "
+              "dataset x budget environments; entry (row i, column j): how often i beat j "
+              "significantly, summed over environments, each round counting 1/T)"), "",
              "| beats → | " + " | ".join(names) + " |",
              "|---|" + "|".join([":---:"] * len(names)) + "|"]
     for i, name in enumerate(names):
@@ -469,8 +475,8 @@ def _penalty_markdown(metric: str, strategies: list[str], matrix: np.ndarray, n_
             "–" if i == j else f"{matrix[i, j]:.2f}" for j in range(len(names))) + " |")
     col_mean = matrix.sum(axis=0) / max(len(names) - 1, 1)
     lines.append("| **mean loss** | " + " | ".join(f"**{v:.2f}**" for v in col_mean) + " |")
-    lines += ["", "Mean loss: a column's average, how often that method is beaten (lower is "
-              "better)."]
+    lines += ["", ("Mean loss: a column's average, how often that method is beaten (lower is "
+                   "better).")]
     return "\n".join(lines) + "\n"
 
 
@@ -760,8 +766,8 @@ def _section_tables(report: Report, tables: list[ResultTable], specs: dict, plot
 
 def _section_aubc(report: Report, tables: list[ResultTable]):
     page = ["## Area under the budget curve", "",
-            "Trapezoid area of metric vs. labels divided by the label range (the curve's mean "
-            "height), per seed; mean ± std over seeds.", ""]
+            ("Trapezoid area of metric vs. labels divided by the label range (the curve's mean "
+             "height), per seed; mean ± std over seeds."), ""]
     groups = defaultdict(list)
     for table in tables:
         groups[(table.dataset, table.fmt.name)].append(table)
@@ -814,12 +820,12 @@ def _section_survey(report: Report, tables: list[ResultTable], specs: dict):
         agreement = rank_agreement(table, survey)
         lines = [f"### {table.dataset}, b = {table.budget} beside survey {match.key}", ""]
         if not same:
-            lines += [f"(A different dataset: {table.dataset} is run as the CPU analogue of the "
-                      f"survey's {match.dataset}; compare the shape, not the numbers.)", ""]
+            lines += [(f"(A different dataset: {table.dataset} is run as the CPU analogue of "
+                       f"the survey's {match.dataset}; compare the shape, not the numbers.)"), ""]
         lines += [table_markdown(table), table_markdown(survey)]
         if agreement is not None:
-            lines += [f"Rank agreement of the strategies' AUBC with the survey: Spearman rho = "
-                      f"{agreement[0]:.2f} over {agreement[1]} strategies.", ""]
+            lines += [("Rank agreement of the strategies' AUBC with the survey: Spearman "
+                       f"rho = {agreement[0]:.2f} over {agreement[1]} strategies."), ""]
         text = "\n".join(lines)
         _write(report, stem.with_suffix(".md"), text)
         _write(report, stem.with_suffix(".csv"), comparison_csv(table, survey))

@@ -103,16 +103,19 @@ class Progress:
 
 # -- planning ----------------------------------------------------------------------------------
 def plan_jobs(grid: GridConfig, store: ResultStore, *, threads: int | None = None,
-              ) -> tuple[list[Job], int]:
+              register: bool = True) -> tuple[list[Job], int]:
     """The jobs still to run and the number of units already complete.
 
-    Registers every unit's options in the store first, so a grid whose options conflict with
-    stored results is refused before anything runs.
+    Checks (and with ``register``, records) every unit's options first, so a grid whose
+    options conflict with stored results is refused before anything runs.
     """
     jobs, skipped = [], 0
     units = grid.units()
     for unit in units:
-        store.register_unit(unit, grid.unit_options(unit))
+        if register:
+            store.register_unit(unit, grid.unit_options(unit))
+        else:
+            store.check_unit(unit, grid.unit_options(unit))
     for unit in units:
         rows = store.rounds(unit=unit)
         if len(rows) >= grid.rounds + 1:
@@ -187,27 +190,28 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
         threads = max(1, int(ray_num_cpus))
     elif workers > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    store.add_grid(grid, command)
-    jobs, skipped = plan_jobs(grid, store, threads=threads)
-    result = GridResult(n_units=len(jobs) + skipped, n_skipped=skipped)
-    n_rounds = sum(1 if isinstance(j.unit, SupervisedUnit) else grid.rounds + 1 - len(j.completed)
-                   for j in jobs)
-    progress.start(n_units=result.n_units, n_skipped=skipped, n_rounds=n_rounds)
-    handler = _EventHandler(grid, store, {j.unit.key: j for j in jobs}, progress, result)
-    try:
-        if not jobs:
-            return result
-        if ray_address is not None:
-            _run_ray(jobs, handler, ray_address, ray_num_cpus, ray_num_gpus, workers)
-        elif workers > 1 and len(jobs) > 1:
-            _run_pool(jobs, handler, min(workers, len(jobs)), threads)
-        else:
-            if threads is not None:
-                _set_threads(threads)
-            for job in jobs:
-                execute_job(job, handler)
-    finally:
-        progress.close()
+    with store.writer_lock():
+        jobs, skipped = plan_jobs(grid, store, threads=threads)
+        store.add_grid(grid, command)
+        result = GridResult(n_units=len(jobs) + skipped, n_skipped=skipped)
+        n_rounds = sum(1 if isinstance(j.unit, SupervisedUnit)
+                       else grid.rounds + 1 - len(j.completed) for j in jobs)
+        progress.start(n_units=result.n_units, n_skipped=skipped, n_rounds=n_rounds)
+        handler = _EventHandler(grid, store, {j.unit.key: j for j in jobs}, progress, result)
+        try:
+            if not jobs:
+                return result
+            if ray_address is not None:
+                _run_ray(jobs, handler, ray_address, ray_num_cpus, ray_num_gpus, workers)
+            elif workers > 1 and len(jobs) > 1:
+                _run_pool(jobs, handler, min(workers, len(jobs)), threads)
+            else:
+                if threads is not None:
+                    _set_threads(threads)
+                for job in jobs:
+                    execute_job(job, handler)
+        finally:
+            progress.close()
     return result
 
 
@@ -282,7 +286,7 @@ def execute_job(job: Job, emit: Callable[[Event], None]) -> None:
     key = job.unit.key
     try:
         backend = importlib.import_module(job.backend)
-        task = backend.build_task(job.options)
+        task = _cached_task(backend, job)
         describe = _describe(task)
         info = {"from_round": len(job.completed), "describe": describe,
                 "host": socket.gethostname(), "pid": os.getpid()}
@@ -305,13 +309,34 @@ def execute_job(job: Job, emit: Callable[[Event], None]) -> None:
                                 on_round=lambda rec: emit(("round", key,
                                                            record_to_row(rec, pool_ids))))
         emit(("done", key, None))
-    except Exception as exc:  # noqa: BLE001 - reported as an event, the grid goes on
+    except Exception as exc:  # reported as an event: one bad unit does not stop the grid
         if isinstance(exc, MedactiveError):
             message = str(exc)
         else:
             message = f"{type(exc).__name__}: {exc}"
         logger.debug("unit %s failed", key, exc_info=True)
         emit(("error", key, {"message": message, "traceback": traceback.format_exc()}))
+
+
+#: options that define a task; units differing only in strategy, budget or rounds share it
+_TASK_OPTIONS = ("data", "task", "preset", "epochs", "device", "seed", "data_options",
+                 "train_options")
+_TASK_CACHE: dict[str, Any] = {}
+
+
+def _cached_task(backend, job: Job):
+    """The task of ``job``, reused from the previous job of this process when they share
+    data, preset and seed (seed-major grids run every strategy and budget of a seed in a row;
+    tasks keep no random state between calls, so reuse does not change results)."""
+    import json
+
+    cache_key = json.dumps([job.backend] + [job.options.get(k) for k in _TASK_OPTIONS],
+                           sort_keys=True, default=str)
+    if _TASK_CACHE.get("key") != cache_key:
+        _TASK_CACHE.clear()  # free the previous dataset before loading the next
+        _TASK_CACHE["task"] = backend.build_task(job.options)
+        _TASK_CACHE["key"] = cache_key
+    return _TASK_CACHE["task"]
 
 
 def _check_pool(job: Job, task) -> None:
@@ -471,7 +496,7 @@ def _run_ray(jobs: list[Job], handle: _EventHandler, address: str, num_cpus: flo
         for gen in generators:
             try:
                 ray.cancel(gen, force=True)
-            except Exception:  # noqa: BLE001 - best effort on interruption
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort on interruption
+                logger.debug("could not cancel a Ray task: %s", exc)
         if started:
             ray.shutdown()

@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -170,7 +171,38 @@ class ResultStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> ResultStore:
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the folder's writer lock: one ``medactive bench`` per results folder.
+
+        The lock (``flock`` on ``results.sqlite.lock``) is released when the holder exits, even
+        when it is killed, so a rerun after a crash never finds a stale lock.
+
+        Raises:
+            ConfigError: another process holds the lock.
+        """
+        import fcntl
+
+        path = self.path.with_name(self.path.name + ".lock")
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ConfigError(f"{self.path.parent}: a benchmark is already running into "
+                                  f"this folder ({holder}); wait for it or use another --out"
+                                  ) from exc
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -209,22 +241,34 @@ class ResultStore:
         """Record the options of ``unit``; refuse options that differ from stored ones.
 
         Raises:
+            ConfigError: see :meth:`check_unit`.
+        """
+        if self.check_unit(unit, options):
+            return
+        with self._transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?, ?, ?)",
+                         (unit.dataset, unit.strategy, unit.budget, unit.seed,
+                          json.dumps(options, sort_keys=True), time.time()))
+
+    def check_unit(self, unit: Unit, options: dict[str, Any]) -> bool:
+        """Whether ``unit`` is registered (with the same options).
+
+        Raises:
             ConfigError: the unit exists with different options (other than data path and
                 device), which would mix two protocols in one table.
         """
         stored = self.unit_options(unit)
         if stored is None:
-            with self._transaction() as conn:
-                conn.execute("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?, ?, ?)",
-                             (unit.dataset, unit.strategy, unit.budget, unit.seed,
-                              json.dumps(options, sort_keys=True), time.time()))
-            return
+            return False
+        # an option added to medactive later, at its empty default, changes nothing
         diffs = [f"{k}: {stored.get(k)!r} -> {options.get(k)!r}"
                  for k in sorted(set(stored) | set(options))
-                 if k not in VOLATILE_OPTIONS and stored.get(k) != options.get(k)]
+                 if k not in VOLATILE_OPTIONS and stored.get(k) != options.get(k)
+                 and not (k not in stored and not options.get(k))]
         if diffs:
             raise ConfigError(f"{self.path}: unit {unit.key} was run with other options "
                               f"({'; '.join(diffs)}); use another --out folder")
+        return True
 
     def unit_options(self, unit: Unit) -> dict[str, Any] | None:
         row = self._conn.execute(

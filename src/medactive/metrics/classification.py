@@ -7,6 +7,8 @@ AUC is undefined and reported as NaN.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, recall_score, roc_auc_score
 
@@ -35,11 +37,14 @@ def classification_metrics(y_true: np.ndarray, probas: np.ndarray) -> dict[str, 
     n_classes = probas.shape[1]
     y_pred = probas.argmax(axis=1)
     labels = np.arange(n_classes)
-    out = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "auc": _auc(y_true, probas),
-    }
+    with warnings.catch_warnings():
+        # tiny validation sets miss classes; the NaN/zero values below are the documented answer
+        warnings.simplefilter("ignore", UserWarning)
+        out = {
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+            "auc": _auc(y_true, probas),
+        }
     recalls = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     out.update({f"recall_{k}": float(r) for k, r in zip(labels, recalls)})
     return out

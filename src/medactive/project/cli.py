@@ -1,4 +1,4 @@
-"""``medactive project init|status|query|export|import|train|add-annotator`` and ``medactive serve``."""
+"""Commands ``medactive project init|status|query|export|import|train|add-annotator``, ``serve``."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def cmd_status(args) -> int:
 
     info = status(open_or_fail(args.dir), verify=args.verify)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps(_finite(info), indent=2, default=str))
         return 0 if info["integrity"] == "ok" else 1
     s, lab = info["samples"], info["labelled"]
     print(f"project {info['directory']} ({info['task']}, classes {', '.join(info['classes'])})")
@@ -146,6 +146,17 @@ def cmd_status(args) -> int:
                 print(f"{key.replace('_', ' ')}: {len(info[key])} ({', '.join(info[key][:5])})")
     print(f"database integrity: {info['integrity']}")
     return 0 if info["integrity"] == "ok" else 1
+
+
+def _finite(value):
+    """``value`` with NaN/inf floats replaced by None (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_query(args) -> int:

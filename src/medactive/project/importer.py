@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from medactive.errors import DataError
-from medactive.project.store import Label, NewLabel, ProjectStore
+from medactive.project.store import Label, NewLabel, ProjectStore, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +141,8 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
             problems.append((line, f"empty {key}"))
             continue
         if sample_id in first_line:
-            problems.append((line, f"duplicate id {sample_id!r} (first on line "
-                                   f"{first_line[sample_id]})"))
+            problems.append((line, (f"duplicate id {sample_id!r} (first on line "
+                                   f"{first_line[sample_id]})")))
             continue
         first_line[sample_id] = line
         if sample_id not in sample_splits:
@@ -157,9 +157,9 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
                 bad = True
             elif split != sample_splits[sample_id]:
                 if sample_id in in_batch or sample_id in current:
-                    problems.append((line, f"{sample_id!r} is already labelled or queried in the "
+                    problems.append((line, (f"{sample_id!r} is already labelled or queried in the "
                                            f"{sample_splits[sample_id]!r} split; it cannot move "
-                                           f"to {split!r}"))
+                                           f"to {split!r}")))
                     bad = True
                 else:
                     out.split = split
@@ -170,8 +170,8 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
             continue
         if task == "classification":
             if value not in lookup:
-                problems.append((line, f"class {value!r} is not in the project (classes: "
-                                       f"{', '.join(classes)})"))
+                problems.append((line, (f"class {value!r} is not in the project (classes: "
+                                       f"{', '.join(classes)})")))
                 continue
             out.value = lookup[value]
         else:
@@ -186,8 +186,8 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
                 and not overwrite):
             old_name = classes[old.value] if old.value is not None and old.value < len(
                 classes) else old.value
-            problems.append((line, f"{sample_id!r} is already labelled {old_name!r} (by "
-                                   f"{old.annotator}, {old.source}); pass --overwrite to replace"))
+            problems.append((line, (f"{sample_id!r} is already labelled {old_name!r} (by "
+                                   f"{old.annotator}, {old.source}); pass --overwrite to replace")))
             continue
         if not bad:
             rows.append(out)
@@ -213,10 +213,10 @@ def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
             problems.append((n, f"{rel}: not a mask file ({', '.join(MASK_SUFFIXES)})"))
             continue
         sample_id = rel[: -len(suffix)]
-        if sample_id.endswith("_mask"):
-            sample_id = sample_id[: -len("_mask")]
+        sample_id = sample_id.removesuffix("_mask")
         if sample_id in seen:
-            problems.append((n, f"{rel}: duplicate id {sample_id!r} (first in file {seen[sample_id]})"))
+            problems.append((n, (f"{rel}: duplicate id {sample_id!r} (first in file "
+                                f"{seen[sample_id]})")))
             continue
         seen[sample_id] = n
         if sample_id not in sample_ids:
@@ -260,7 +260,9 @@ def _check_mask(file: Path, sample_id: str, mask_shape, n_classes: int) -> str |
     if not file.is_file():
         return f"mask file {file} not found"
     try:
-        arr = read_mask(file)
+        from medactive.project.volumes import read_slice_mask
+
+        arr = read_slice_mask(file)
     except DataError as exc:
         return str(exc)
     if mask_shape is not None:
@@ -316,7 +318,7 @@ def _test_hook():
 
     def hook(i: int) -> None:
         if mark:
-            Path(mark).write_text(str(i + 1))
+            atomic_write_bytes(mark, str(i + 1).encode())
         if delay > 0:
             time.sleep(delay)
 
@@ -350,7 +352,7 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
     if task == "segmentation":
         from medactive.project.volumes import sample_shape
 
-        mask_shape = lambda sid: sample_shape(store, sid)  # noqa: E731
+        mask_shape = lambda sid: sample_shape(store, sid)
     if path.is_dir():
         if task != "segmentation":
             raise DataError(f"{path}: a folder can only be imported as masks into a "
@@ -372,9 +374,9 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
             if old is not None and old.mask_path == rel:
                 report.n_unchanged += 1
             elif old is not None and not overwrite:
-                conflicts.append((row.line, f"{row.sample_id!r} already has a mask (by "
+                conflicts.append((row.line, (f"{row.sample_id!r} already has a mask (by "
                                             f"{old.annotator}, {old.source}); pass --overwrite "
-                                            "to replace"))
+                                            "to replace")))
             else:
                 report.n_replaced += old is not None
                 new.append(NewLabel(row.sample_id, mask_path=rel))

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from medactive.errors import ConfigError, DataError
 from medactive.project.store import NewLabel, ProjectStore, QueryItem, Sample
@@ -241,7 +242,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     @app.post("/api/label")
     async def label(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
         body = await _json(request)
-        sample, _ = batch_item(str(body.get("key", "")))
+        sample, _ = await run_in_threadpool(batch_item, str(body.get("key", "")))
         value = body.get("value")
         if store.task != "classification":
             raise HTTPException(status_code=400, detail="upload a mask for this project")
@@ -249,24 +250,25 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 0 <= value < len(store.classes)):
             raise HTTPException(status_code=422, detail=f"value must be a class index "
                                                         f"0..{len(store.classes) - 1}")
-        if not store.label_if_free(NewLabel(sample.id, value=value), annotator=who):
+        if not await run_in_threadpool(store.label_if_free, NewLabel(sample.id, value=value),
+                                       annotator=who):
             raise HTTPException(status_code=409, detail="another annotator holds this image")
         return {"ok": True, "progress": progress()}
 
     @app.post("/api/skip")
     async def skip(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
         body = await _json(request)
-        sample, it = batch_item(str(body.get("key", "")))
+        sample, it = await run_in_threadpool(batch_item, str(body.get("key", "")))
         if it.status == "labelled":
             return {"ok": True, "progress": progress()}
-        if not store.set_status(sample.id, "skipped", annotator=who):
+        if not await run_in_threadpool(store.set_status, sample.id, "skipped", annotator=who):
             raise HTTPException(status_code=409, detail="another annotator holds this image")
         return {"ok": True, "progress": progress()}
 
     @app.post("/api/mask/{key}")
     async def mask(key: str, request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
         data = await request.body()  # read first: the size cap applies to every upload
-        sample, _ = batch_item(key)
+        sample, _ = await run_in_threadpool(batch_item, key)
         if store.task != "segmentation":
             raise HTTPException(status_code=400, detail="this project labels classes, not masks")
         name = request.headers.get("x-filename", "mask.png").lower()
@@ -275,10 +277,11 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         from medactive.project.volumes import save_uploaded_mask
 
         try:
-            rel = save_uploaded_mask(store, sample, data, suffix)
+            rel = await run_in_threadpool(save_uploaded_mask, store, sample, data, suffix)
         except DataError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        if not store.label_if_free(NewLabel(sample.id, mask_path=rel), annotator=who):
+        if not await run_in_threadpool(store.label_if_free, NewLabel(sample.id, mask_path=rel),
+                                       annotator=who):
             raise HTTPException(status_code=409, detail="another annotator holds this image")
         return {"ok": True, "progress": progress()}
 

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import sqlite3
@@ -39,7 +40,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ CREATE TABLE IF NOT EXISTS annotators (
 
 def now_iso() -> str:
     """The current UTC time as an ISO-8601 string (seconds)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -402,7 +403,7 @@ class ProjectStore:
                    (rnd, strategy, int(budget), now_iso(), json.dumps(options or {})))
         tx.executemany(
             "INSERT INTO queries(round, sample_id, rank, score, status) VALUES (?,?,?,?,?)",
-            [(rnd, sid, i, None if s is None or s != s else float(s), "pending")
+            [(rnd, sid, i, None if s is None or math.isnan(s) else float(s), "pending")
              for i, (sid, s) in enumerate(zip(sample_ids, scores, strict=True))])
 
     def rounds(self) -> list[dict[str, Any]]:

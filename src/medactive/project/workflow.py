@@ -34,14 +34,30 @@ import numpy as np
 from medactive._random import derive_seed
 from medactive.errors import ConfigError, DataError
 from medactive.loop.active_loop import LoopConfig, RoundRecord, initial_indices, run_active_learning
-from medactive.project.importer import check_label_rows, import_labels
-from medactive.project.store import (DB_NAME, NewLabel, ProjectStore, file_sha256, now_iso,
-                                     open_project)
+from medactive.project.importer import check_label_rows
+from medactive.project.store import (
+    DB_NAME,
+    NewLabel,
+    ProjectStore,
+    atomic_write_bytes,
+    file_sha256,
+    now_iso,
+    open_project,
+)
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "segmentation")
 INITIAL_STRATEGY = "initial"
+#: test hook: a file that receives the stage a query/train has reached ("training", "trained"),
+#: so a test can SIGKILL it at a known point
+MARK_ENV = "MEDACTIVE_TEST_QUERY_MARK"
+
+
+def _mark(stage: str) -> None:
+    path = os.environ.get(MARK_ENV)
+    if path:
+        atomic_write_bytes(path, stage.encode())
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -97,6 +113,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         from medactive.project.volumes import discover_segmentation_samples
 
         rows, fmt = discover_segmentation_samples(root)
+        if classes is None and fmt.get("classes_file"):
+            classes = fmt["classes_file"]
         meta.update(fmt)
     if classes is not None:
         classes = [c.strip() for c in classes]
@@ -117,22 +135,26 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         label_rows = check_label_rows(labels, classes=classes,
                                       sample_splits={sid: "pool" for sid in sample_ids},
                                       current={}, in_batch=set(), images_root=root)
+    elif labels is not None:
+        raise ConfigError("--labels at init is for classification; a segmentation project "
+                          "takes masks from the folder (images/ + masks/ or NAME_mask.nii.gz), "
+                          "or from `medactive project import` afterwards")
     store = ProjectStore(directory, create=True)
+    new_labels = [NewLabel(r.sample_id, value=r.value) for r in label_rows if r.value is not None]
+    if task == "segmentation":
+        from medactive.project.volumes import initial_mask_labels
+
+        # mask files first (content-addressed, harmless if orphaned), then one transaction
+        new_labels = [NewLabel(sid, mask_path=rel)
+                      for sid, rel in initial_mask_labels(store, meta)]
     with store.transaction() as tx:
         store.set_meta(meta, tx=tx)
         store.add_samples(rows, tx=tx)
         tx.executemany("UPDATE samples SET split = ? WHERE id = ?",
                        [(r.split, r.sample_id) for r in label_rows if r.split is not None])
-        store.write_labels([NewLabel(r.sample_id, value=r.value) for r in label_rows
-                            if r.value is not None],
+        store.write_labels(new_labels,
                            annotator=f"init:{Path(labels).name}" if labels else "init",
                            source="initial", tx=tx)
-    if labels is not None and task == "segmentation":
-        import_labels(store, labels, source="initial", annotator=f"init:{Path(labels).name}")
-    if task == "segmentation":
-        from medactive.project.volumes import initial_masks
-
-        initial_masks(store)
     logger.info("created project %s: %d samples", directory, len(rows))
     return store
 
@@ -229,6 +251,14 @@ class ProjectOracle:
 
 
 # -- task with a checkpoint cache ------------------------------------------------------------------
+def _label_key(value: Any) -> str:
+    """A label's identity for the checkpoint digest (masks by content, not by their repr)."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}{value.shape}:" + hashlib.sha256(
+            np.ascontiguousarray(value).tobytes()).hexdigest()
+    return str(value)
+
+
 class ProjectTask:
     """A task of the project whose ``fit`` reuses a checkpoint trained on the same labels.
 
@@ -250,7 +280,7 @@ class ProjectTask:
     def digest(self, labeled_idx: np.ndarray, labels: list[Any], seed: int) -> str:
         h = hashlib.sha256(self._extra.encode())
         h.update(json.dumps([[str(self.pool_ids[int(i)]) for i in labeled_idx],
-                             [str(v) for v in labels], int(seed)]).encode())
+                             [_label_key(v) for v in labels], int(seed)]).encode())
         return h.hexdigest()
 
     def pool_labels(self, idx: np.ndarray) -> list[Any]:
@@ -266,13 +296,15 @@ class ProjectTask:
                 model = self._load(path)
                 logger.info("reusing model %s (trained on the same %d labels)", path.name,
                             len(labeled_idx))
-            except Exception as exc:  # a damaged checkpoint is retrained, never trusted
+            except Exception as exc:  # noqa: BLE001 - a damaged checkpoint is retrained
                 logger.warning("%s: cannot load (%s); retraining", path, exc)
         if model is None:
+            _mark("training")
             model = self.inner.fit(labeled_idx, labels, seed=seed, init_model=init_model)
             self._save(model, path)
+            _mark("trained")
         self.last_fit = {"digest": digest, "checkpoint": path.relative_to(
-            self.store.directory).as_posix(), "n_labeled": int(len(labeled_idx))}
+            self.store.directory).as_posix(), "n_labeled": len(labeled_idx)}
         return model
 
     def _save(self, model, path: Path) -> None:

@@ -290,8 +290,8 @@ def load_acdc_nifti(path: str | Path, *, frames: str = "ed") -> SegmentationData
         raise DataError(f"{path}: the split leaves an empty train, val or test set ({note})")
     train_slices, _ = volume_refs(pairs(train), len(ACDC_CLASSES), ACDC_CLASSES,
                                   slice_id=lambda v, k: f"{v}/{k}")
-    _, val_volumes = volume_refs(pairs(val), len(ACDC_CLASSES), ACDC_CLASSES, slice_id=str)
-    _, test_volumes = volume_refs(pairs(test), len(ACDC_CLASSES), ACDC_CLASSES, slice_id=str)
+    _, val_volumes = volume_refs(pairs(val), len(ACDC_CLASSES), ACDC_CLASSES)
+    _, test_volumes = volume_refs(pairs(test), len(ACDC_CLASSES), ACDC_CLASSES)
     return SegmentationData(
         name="acdc", source=str(path), layout="acdc-nifti", classes=ACDC_CLASSES,
         train=train_slices, val=val_volumes, test=test_volumes, frames=frames,

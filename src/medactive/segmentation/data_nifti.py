@@ -151,11 +151,13 @@ def read_pair(image_path: Path, mask_path: Path, n_classes: int,
 
 
 def volume_refs(pairs: list[tuple[str, str, Path, Path]], n_classes: int,
-                classes: tuple[str, ...], *, slice_id) -> tuple[list[SliceRef], list[VolumeRef]]:
+                classes: tuple[str, ...], *, slice_id=None
+                ) -> tuple[list[SliceRef], list[VolumeRef]]:
     """Slice and volume references for ``(volume_id, group, image, mask)`` NIfTI pairs.
 
-    ``slice_id(volume_id, k)`` names slice ``k`` (0-based along ``S``). Only headers are read
-    here (for the number of slices and the spacing); data are read when a loader is called.
+    ``slice_id(volume_id, k)`` names slice ``k`` (0-based along ``S``); without it no slice
+    references are made (evaluation volumes). Only headers are read here (for the number of
+    slices and the spacing); data are read when a loader is called.
     """
     import nibabel as nib
 
@@ -178,7 +180,7 @@ def volume_refs(pairs: list[tuple[str, str, Path, Path]], n_classes: int,
             return cache.get(key, load)
 
         volumes.append(VolumeRef(volume_id, group, str(image_path), spacing, load))
-        for k in range(shape[0]):
+        for k in range(shape[0] if slice_id is not None else 0):
             def load_slice(k=k, load_cached=load_cached):
                 image, mask = load_cached()
                 return image[k], mask[k]
@@ -209,7 +211,7 @@ def find_pairs(path: Path) -> list[tuple[str, Path, Path]]:
                 raise DataError(f"{image}: no mask named {key}.nii.gz in {mask_dir}")
             pairs.append((key, image, mask))
         if masks:
-            name = sorted(masks)[0]
+            name = min(masks)
             raise DataError(f"{masks[name]}: mask without an image in {image_dir}")
     else:
         files = {nifti_stem(p): p for p in path.iterdir() if nifti_stem(p)}
@@ -291,8 +293,8 @@ def load_nifti_folder(path: str | Path) -> SegmentationData:
         raise DataError(f"{path}: no training volumes left after the val/test split")
     train_slices, _ = volume_refs(by_split["train"], len(classes), classes,
                                   slice_id=lambda v, k: f"{v}/{k}")
-    _, val_volumes = volume_refs(by_split["val"], len(classes), classes, slice_id=str)
-    _, test_volumes = volume_refs(by_split["test"], len(classes), classes, slice_id=str)
+    _, val_volumes = volume_refs(by_split["val"], len(classes), classes)
+    _, test_volumes = volume_refs(by_split["test"], len(classes), classes)
     return SegmentationData(name=path.name, source=str(path), layout="nifti-folder",
                             classes=classes, train=train_slices, val=val_volumes,
                             test=test_volumes, frames="all", spacing_source="nifti header",

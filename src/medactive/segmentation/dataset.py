@@ -244,8 +244,8 @@ def split_groups(groups: Sequence[str], *, fractions: tuple[float, float, float]
                         f"{len(unique)}; add val.list and test.list files to choose the split")
     rng = np.random.default_rng(seed)
     order = [unique[i] for i in rng.permutation(len(unique))]
-    n_test = max(1, int(round(fractions[2] * len(unique))))
-    n_val = max(1, int(round(fractions[1] * len(unique))))
+    n_test = max(1, round(fractions[2] * len(unique)))
+    n_val = max(1, round(fractions[1] * len(unique)))
     n_val = min(n_val, len(unique) - n_test - 1)
     test = set(order[:n_test])
     val = set(order[n_test:n_test + n_val])

@@ -48,7 +48,7 @@ def save_round_figure(task, model, path: str | Path, *, n_slices: int = 4,
     from medactive.segmentation.metrics import dice
     from medactive.segmentation.train import predict_volume
 
-    vols = task._test
+    vols = task.volumes("test")
     picks = pick_slices(vols.masks, n_slices)
     n_classes = len(task.classes)
     fig = Figure(figsize=(3.2 * max(len(picks), 1), 3.6))

@@ -40,9 +40,23 @@ from medactive.segmentation.unet import UNet2D, mc_dropout
 
 #: how a slice's pixel scores become one score
 REDUCTIONS = ("mean", "max", "foreground")
+_ALIASES = {"foreground_mean": "foreground", "fg": "foreground"}
 
 #: elements of a dense batch (b * c * h * w * t) processed at once, about 64 MB in float32
 _MAX_BATCH_ELEMENTS = 2 ** 24
+
+
+def check_reduction(reduction: str) -> str:
+    """The canonical name of ``reduction`` (``"foreground_mean"`` is ``"foreground"``).
+
+    Raises:
+        ConfigError: an unknown reduction.
+    """
+    name = _ALIASES.get(str(reduction), str(reduction))
+    if name not in REDUCTIONS:
+        raise ConfigError(f"unknown reduction {reduction!r}; choose one of "
+                          f"{', '.join(REDUCTIONS)}")
+    return name
 
 
 def reduce_pixels(pixel_scores: np.ndarray, reduction: str,
@@ -126,9 +140,7 @@ class SegmentationPredictions(Predictions):
     def __init__(self, net: UNet2D, images: torch.Tensor, *, seed: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 64,
                  n_mc_samples: int = 20, reduction: str = "mean") -> None:
-        if reduction not in REDUCTIONS:
-            raise ConfigError(f"unknown reduction {reduction!r}; choose one of "
-                              f"{', '.join(REDUCTIONS)}")
+        reduction = check_reduction(reduction)
         self.net = net
         self.images = images
         self.seed = int(seed)

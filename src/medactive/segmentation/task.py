@@ -33,7 +33,7 @@ from medactive.segmentation.dataset import (
     looks_like_segmentation_data,
 )
 from medactive.segmentation.metrics import multiclass_metrics
-from medactive.segmentation.predictions import REDUCTIONS, SegmentationPredictions
+from medactive.segmentation.predictions import SegmentationPredictions, check_reduction
 from medactive.segmentation.presets import SegmentationPreset, get_preset
 from medactive.segmentation.train import (
     FitLog,
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SegmentationTask", "build_segmentation_task", "looks_like_segmentation_data"]
 
 
-class _Volumes:
+class EvalVolumes:
     """Evaluation volumes held in memory: resized inputs, original masks, spacings."""
 
     def __init__(self, refs, size: int, n_classes: int, progress: bool) -> None:
@@ -87,6 +87,8 @@ class SegmentationTask:
         pool_groups: ``[n_pool]`` patient ids.
         primary_metric: ``"dice_mean"``.
         last_fit: the :class:`~medactive.segmentation.train.FitLog` of the latest :meth:`fit`.
+        last_model: the model the latest :meth:`fit` returned (the round's model, for
+            :func:`~medactive.segmentation.plots.save_round_figure` from an ``on_round`` hook).
 
     Raises:
         DataError: a file cannot be read or fails its checks (named in the message).
@@ -98,9 +100,7 @@ class SegmentationTask:
     def __init__(self, data: SegmentationData, preset: str | SegmentationPreset = "cpu", *,
                  device: str = "cpu", reduction: str = "mean", seed: int = 0,
                  progress: bool = False) -> None:
-        if reduction not in REDUCTIONS:
-            raise ConfigError(f"unknown reduction {reduction!r}; choose one of "
-                              f"{', '.join(REDUCTIONS)}")
+        reduction = check_reduction(reduction)
         start = time.perf_counter()
         self.data = data
         self.preset = get_preset(preset)
@@ -126,12 +126,13 @@ class SegmentationTask:
             inputs.append(resize_slices(torch.from_numpy(image)[None, None], size))
         self._pool_masks = masks
         self._pool_images = torch.cat(inputs) if inputs else torch.zeros(0, 1, size, size)
-        self._val = _Volumes(data.val, size, len(self.classes), progress)
-        self._test = _Volumes(data.test, size, len(self.classes), progress)
+        self._val = EvalVolumes(data.val, size, len(self.classes), progress)
+        self._test = EvalVolumes(data.test, size, len(self.classes), progress)
         if not len(self._val) or not len(self._test):
             raise DataError(f"{data.source}: need at least one validation and one test volume "
                             f"(found {len(self._val)} and {len(self._test)})")
         self.last_fit: FitLog | None = None
+        self.last_model: UNet2D | None = None
         self.load_seconds = time.perf_counter() - start
         logger.info("segmentation data %s: %d slices, %d val and %d test volumes (%.1fs)",
                     data.source, len(self.pool_ids), len(self._val), len(self._test),
@@ -172,7 +173,7 @@ class SegmentationTask:
         net = copy.deepcopy(init_model) if init_model is not None else self.new_model(seed)
         net, log = train_unet(net, images, masks, self.preset, seed=seed, device=self.device,
                               validate=lambda m: self._val_dice(m), progress=self.progress)
-        self.last_fit = log
+        self.last_fit, self.last_model = log, net
         logger.info("trained on %d slices: %d steps in %.1fs, best val dice %.4f at step %d",
                     labeled_idx.size, log.iterations, log.seconds, log.best_val,
                     log.best_iteration)
@@ -232,12 +233,13 @@ class SegmentationTask:
 
     def predict_split(self, model: UNet2D, split: str) -> list[np.ndarray]:
         """Predicted label maps ``[S, H, W]`` of every volume of ``split`` (original size)."""
-        vols = self._volumes(split)
+        vols = self.volumes(split)
         return [predict_volume(model, x, m.shape[1:], device=self.device,
                                batch_size=self.preset.predict_batch_size).numpy()
                 for x, m in zip(vols.inputs, vols.masks, strict=True)]
 
-    def _volumes(self, split: str) -> _Volumes:
+    def volumes(self, split: str) -> EvalVolumes:
+        """The in-memory ``"val"`` or ``"test"`` volumes (inputs, masks, spacings)."""
         if split == "val":
             return self._val
         if split == "test":
@@ -246,7 +248,7 @@ class SegmentationTask:
 
     def _volume_metrics(self, model: UNet2D, split: str, *, distances: bool
                         ) -> list[dict[int, dict[str, float]]]:
-        vols = self._volumes(split)
+        vols = self.volumes(split)
         model.eval()
         preds = self.predict_split(model, split)
         return [multiclass_metrics(p, m, range(1, len(self.classes)), s, distances=distances)
@@ -273,8 +275,9 @@ class SegmentationTask:
 def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int = 0,
                             device: str = "cpu", iterations: int | None = None,
                             frames: str = "ed", reduction: str = "mean",
-                            spacing_csv: str | None = None,
-                            progress: bool = False) -> SegmentationTask:
+                            spacing_csv: str | None = None, progress: bool = False,
+                            image_size: int | None = None,
+                            train_options: dict[str, Any] | None = None) -> SegmentationTask:
     """Read a segmentation dataset and build its :class:`SegmentationTask`.
 
     Args:
@@ -285,15 +288,21 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
         iterations: override the preset's iterations per round.
         frames: ``"ed"`` (survey), ``"es"`` or ``"both"`` cardiac frames.
         reduction: pixel → slice score reduction: ``"mean"`` (survey), ``"max"``,
-            ``"foreground"``.
+            ``"foreground"`` (alias ``"foreground_mean"``).
         spacing_csv: voxel spacings for the h5 layout (else distances are in voxels).
         progress: tqdm bars.
+        image_size: override the preset's network input side (a multiple of 16).
+        train_options: overrides of preset fields (e.g. ``{"n_mc_samples": 10}``,
+            ``{"lr": 3e-3}``), recorded in the preset's deviations.
 
     Raises:
         DataError: unreadable or inconsistent data (the message names the file).
-        ConfigError: unknown preset, reduction or device.
+        ConfigError: unknown preset, option, reduction or device.
     """
-    preset_obj = get_preset(preset, iterations=iterations)
+    options = dict(train_options or {})
+    if image_size is not None:
+        options["image_size"] = int(image_size)
+    preset_obj = get_preset(preset, iterations=iterations, **options)
     loaded = load_segmentation_data(data, frames=frames, spacing_csv=spacing_csv)
     return SegmentationTask(loaded, preset_obj, device=device, reduction=reduction, seed=seed,
                             progress=progress)

@@ -69,26 +69,31 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
 
 def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metric: str,
                      rng: np.random.Generator, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-    n = X.shape[0]
+    n, m = X.shape[0], X_labeled.shape[0]
     # cosine: L2 on unit vectors, |u - v|^2 = 2 - 2 cos, without a normalised copy of X
     inv_x, sq_x = _scales(X, metric)
     inv_l, sq_l = _scales(X_labeled, metric)
     min_d2 = np.full(n, np.inf, dtype=np.float64)
-    if X_labeled.shape[0]:
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            cross = X[start:stop] @ X_labeled.T
+    if m:
+        # blocks of at most ~2^20 distances, computed in place: O(block) extra memory
+        rows = max(1, min(chunk_size, 2**20 // m))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            block = X[start:stop] @ X_labeled.T
             if inv_x is not None:
-                cross *= inv_x[start:stop, None]
-                cross *= inv_l[None, :]
-            d2 = sq_x[start:stop, None] + sq_l[None, :] - 2.0 * cross
-            min_d2[start:stop] = d2.min(axis=1)
+                block *= inv_x[start:stop, None]
+                block *= inv_l[None, :]
+            block *= -2.0
+            block += sq_l[None, :].astype(block.dtype)
+            min_d2[start:stop] = block.min(axis=1)
+            min_d2[start:stop] += sq_x[start:stop]
         np.maximum(min_d2, 0.0, out=min_d2)
 
     picks = np.empty(n_centers, dtype=np.int64)
     picked = np.empty(n_centers, dtype=np.float64)
+    d2 = np.empty(n, dtype=np.float64)
     for step in range(n_centers):
-        if step == 0 and not X_labeled.shape[0]:
+        if step == 0 and not m:
             center, picked[0] = int(rng.integers(n)), np.nan
         else:
             center = int(np.argmax(min_d2))
@@ -97,8 +102,10 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
         cross = X @ X[center]
         if inv_x is not None:
             cross *= inv_x
-            cross *= inv_x[center]
-        d2 = sq_x + sq_x[center] - 2.0 * cross.astype(np.float64, copy=False)
+        scale = -2.0 if inv_x is None else -2.0 * float(inv_x[center])
+        np.multiply(cross, scale, out=d2)  # |x|^2 + |c|^2 - 2 <x, c>, no n-sized temporaries
+        d2 += sq_x
+        d2 += sq_x[center]
         np.minimum(min_d2, d2, out=min_d2)
         min_d2[center] = -np.inf  # never picked twice
     dist = np.sqrt(np.maximum(picked, 0.0))

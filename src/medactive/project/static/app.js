@@ -65,7 +65,7 @@ async function signIn(token) {
   $("who").hidden = false;
   $("label-view").hidden = false;
   $("mask-upload").hidden = state.project.task !== "segmentation";
-  await goNext();
+  await guarded(goNext);
 }
 
 function buildClassButtons() {
@@ -91,7 +91,8 @@ function showProgress(p) {
   const done = p.labelled + p.skipped;
   const total = p.batch_size || 0;
   $("progress").textContent = total
-    ? `Round ${p.round}: ${p.labelled} labelled, ${p.skipped} skipped, ${p.pending} pending of ${total}`
+    ? `Round ${p.round}: ${p.labelled} labelled, ${p.skipped} skipped, ` +
+      `${p.pending} pending of ${total}`
     : "No batch yet: ask for one with `medactive project query`.";
   $("progress-fill").style.width = total ? `${(100 * done) / total}%` : "0";
 }
@@ -135,19 +136,8 @@ function showDone(p) {
 }
 
 async function show(item) {
-  state.item = item;
-  $("done").hidden = true;
-  $("review-skipped").hidden = true;
-  $("canvas").hidden = false;
-  $("sample-id").textContent = item.id;
-  const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
-  $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}`;
-  const cls = state.project.classes;
-  $("current-label").textContent = item.label !== null
-    ? `Labelled ${cls[item.label]} by ${item.labelled_by}`
-    : item.mask ? `Mask uploaded by ${item.labelled_by}` : (item.status === "skipped" ? "Skipped" : "");
-  markLabel(item.label);
-  say(item.held_by_other ? "Another annotator is working on this image." : "");
+  // fetch and decode the image first: the page switches to the new item only when it can show
+  // it, so a key pressed meanwhile never labels an image the annotator has not seen
   const blob = await (await api("GET", `/api/image/${item.key}`)).blob();
   const bitmap = await createImageBitmap(blob);
   const off = document.createElement("canvas");
@@ -156,12 +146,26 @@ async function show(item) {
   const ctx = off.getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
   state.pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+  state.item = item;
+  $("done").hidden = true;
+  $("review-skipped").hidden = true;
   const canvas = $("canvas");
+  canvas.hidden = false;
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
   canvas.dataset.key = String(item.key);
   canvas.dataset.sampleId = item.id;
   draw();
+  const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
+  $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}`;
+  const cls = state.project.classes;
+  $("current-label").textContent = item.label !== null
+    ? `Labelled ${cls[item.label]} by ${item.labelled_by}`
+    : item.mask ? `Mask uploaded by ${item.labelled_by}`
+      : (item.status === "skipped" ? "Skipped" : "");
+  markLabel(item.label);
+  say(item.held_by_other ? "Another annotator is working on this image." : "");
+  $("sample-id").textContent = item.id;
 }
 
 function markLabel(value) {

@@ -1,0 +1,139 @@
+"""Segmentation projects: NIfTI volumes as slices, mask export/import/upload, query."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medactive.project.exporter import export_batch
+from medactive.project.importer import BadRows, import_labels
+from medactive.project.store import ProjectStore
+from medactive.project.workflow import init_project, labeled_state, query
+
+nib = pytest.importorskip("nibabel")
+pytest.importorskip("medactive.segmentation.task")
+
+H, W, S = 12, 16, 3  # [S, H, W]; NIfTI arrays are (x=W, y=H, z=S)
+
+
+def _volume(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((S, H, W), dtype=np.uint8)
+    mask[:, 3:9, 4:12] = 1
+    mask[:, 5:7, 6:10] = 2
+    image = mask * 60.0 + rng.normal(0, 5, mask.shape)
+    return image.astype(np.float32), mask
+
+
+def _save(arr_shw: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.transpose(arr_shw, (2, 1, 0)), np.diag([1.2, 1.0, 3.0, 1])),
+             str(path))
+
+
+@pytest.fixture
+def seg_folder(tmp_path) -> Path:
+    root = tmp_path / "vols"
+    for i in range(5):
+        image, mask = _volume(i)
+        _save(image, root / "images" / f"case{i}.nii.gz")
+        if i in (0, 3, 4):  # case0: a labelled pool volume; case3/4: val/test
+            _save(mask, root / "masks" / f"case{i}.nii.gz")
+    (root / "val.list").write_text("case3\n")
+    (root / "test.list").write_text("case4\n")
+    (root / "classes.txt").write_text("background\nouter\ninner\n")
+    return root
+
+
+@pytest.fixture
+def seg_project(tmp_path, seg_folder) -> ProjectStore:
+    return init_project(tmp_path / "proj", seg_folder, task="segmentation", preset="smoke",
+                        initial=2)
+
+
+def test_init_slices_and_initial_masks(seg_project):
+    store = seg_project
+    assert store.classes == ["background", "outer", "inner"]
+    pool = store.pool_ids()
+    assert pool[:3] == ["case0/0", "case0/1", "case0/2"] and len(pool) == 3 * S
+    assert {s.id for s in store.samples("val")} == {"case3"}
+    labels = store.current_labels()
+    assert set(labels) == {"case0/0", "case0/1", "case0/2"}
+    mask = np.asarray(Image.open(store.directory / labels["case0/1"].mask_path))
+    assert mask.shape == (H, W) and set(np.unique(mask)) == {0, 1, 2}
+
+
+def test_export_import_masks(seg_project, tmp_path):
+    store = seg_project
+    batch = query(store, strategy="random", budget=2)  # the initial labels form L_0: round 1
+    assert batch.round == 1  # the initial masks form L_0: the first query already trains
+    out = export_batch(store, fmt="folder", out=tmp_path / "exp").path
+    first = batch.sample_ids[0]
+    template = nib.load(str(out / "masks" / f"{first}.nii.gz"))
+    assert template.shape == (W, H, 1) and not np.asarray(template.dataobj).any()
+    assert (out / "images" / f"{first}.png").is_file()
+    # paint the masks (as NIfTI, in the template's orientation) and import the folder
+    masks = tmp_path / "painted"
+    for sid in batch.sample_ids:
+        arr = np.zeros((H, W), dtype=np.uint8)
+        arr[2:5, 3:7] = 1
+        _save(arr[None], masks / f"{sid}.nii.gz")
+    report = import_labels(store, masks)
+    assert report.n_written == len(batch.sample_ids)
+    assert store.counts()["batch"]["labelled"] == len(batch.sample_ids)
+    # a wrong shape or a value outside the classes is refused, listing every file
+    bad = tmp_path / "bad"
+    _save(np.zeros((1, W, H), dtype=np.uint8), bad / "case1" / "0.nii.gz")
+    Image.fromarray(np.full((H, W), 7, dtype=np.uint8)).save(bad / "case1" / "1.png")
+    Image.fromarray(np.zeros((H, W), dtype=np.uint8)).save(bad / "nosuch.png")
+    with pytest.raises(BadRows) as info:
+        import_labels(store, bad)
+    text = str(info.value)
+    assert "mask shape (16, 12) does not match" in text
+    assert "values must be integers 0..2" in text
+    assert "unknown id 'nosuch'" in text
+
+
+def test_page_mask_upload(seg_project):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from medactive.project.server import create_app
+
+    store = seg_project
+    query(store, strategy="random", budget=2)
+    h = {"Authorization": f"Bearer {store.add_annotator('ann')}"}
+    client = TestClient(create_app(store.directory, max_upload_bytes=4096))
+    item = client.post("/api/next", headers=h).json()
+    png = client.get(f"/api/image/{item['key']}", headers=h)
+    assert Image.open(io.BytesIO(png.content)).size == (W, H)
+    good = io.BytesIO()
+    Image.fromarray(np.ones((H, W), dtype=np.uint8)).save(good, format="PNG")
+    wrong = io.BytesIO()
+    Image.fromarray(np.ones((W, H), dtype=np.uint8)).save(wrong, format="PNG")
+    r = client.post(f"/api/mask/{item['key']}", headers={**h, "X-Filename": "m.png"},
+                    content=wrong.getvalue())
+    assert r.status_code == 422 and "does not match" in r.json()["detail"]
+    r = client.post(f"/api/mask/{item['key']}", headers={**h, "X-Filename": "m.png"},
+                    content=good.getvalue())
+    assert r.status_code == 200
+    label = store.current_labels()[item["id"]]
+    assert label.annotator == "ann" and label.mask_path.startswith("masks/")
+    assert client.post(f"/api/mask/{item['key']}", headers=h,
+                       content=b"\0" * 5000).status_code == 413
+
+
+@pytest.mark.slow
+def test_segmentation_query_trains_on_masks(seg_project):
+    store = seg_project
+    state = labeled_state(store)
+    assert len(state.labeled_idx) == S  # case0's slices from its mask
+    batch = query(store, strategy="entropy", budget=2)
+    assert batch.round == 1 and len(batch.sample_ids) == 2
+    assert not {"case0/0", "case0/1", "case0/2"} & set(batch.sample_ids)
+    assert "val_dice_mean" in store.models()[0]["metrics"]
