@@ -155,7 +155,7 @@ def worker(spec: dict) -> dict:
     if spec["impl"] == "naive" and spec["strategy"] == "badge":
         fields = ("probas", "embeddings")
     if spec["impl"] == "naive":  # import before the clock and the memory baseline
-        import sklearn.cluster  # noqa: F401
+        import sklearn.cluster
         import sklearn.metrics  # noqa: F401
     inputs = make_inputs(spec["n"], tuple(fields), args)
     base = _status_mb()["VmRSS"]

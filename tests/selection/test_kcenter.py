@@ -75,3 +75,17 @@ def test_errors():
         k_center_greedy(X, 1, X_labeled=np.zeros((1, 3)))
     with pytest.raises(ValueError, match="NaN"):
         k_center_greedy(np.array([[np.nan, 0.0]]), 1)
+
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("with_labeled", [True, False])
+def test_lookahead_does_not_change_picks(metric, with_labeled):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 8)) + np.repeat(rng.normal(scale=3, size=(5, 8)), 60, axis=0)
+    L = rng.normal(size=(4, 8)) if with_labeled else None
+    one = k_center_greedy(X, 40, X_labeled=L, metric=metric, rng=0, lookahead=1)
+    for lookahead in (2, 16, 500):
+        many = k_center_greedy(X, 40, X_labeled=L, metric=metric, rng=0, lookahead=lookahead)
+        assert many[0].tolist() == one[0].tolist()
+        np.testing.assert_allclose(many[1], one[1], rtol=1e-9, equal_nan=True)

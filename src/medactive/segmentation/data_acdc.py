@@ -165,7 +165,7 @@ def load_ssl4mis_h5(path: str | Path, *, frames: str = "ed",
     notes = ["frame01 = end-diastole, frame02 = end-systole (SSL4MIS naming)"]
     if spacing is None:
         notes.append("h5 files carry no voxel spacing and no spacing CSV was given: ASD and "
-                     "HD95 are in voxels, not mm")
+                     "HD95 are in voxels (each axis, the slice axis included, counts 1), not mm")
     return SegmentationData(
         name="acdc", source=str(path), layout="ssl4mis-h5", classes=ACDC_CLASSES, train=train,
         val=splits["val"], test=splits["test"], frames=frames,

@@ -1,7 +1,8 @@
 """Training a U-Net on labeled slices (survey §6.1.5) and predicting volumes slice by slice.
 
 One round: Adam with a polynomially decaying learning rate, Dice + cross-entropy loss (MONAI
-:class:`~monai.losses.DiceCELoss`), batches drawn from successive random permutations of the
+:class:`~monai.losses.DiceCELoss`; Dice over the whole batch per class, as SSL4MIS computes it,
+unless the preset says otherwise), batches drawn from successive random permutations of the
 labeled slices, augmentation as in SSL4MIS (with probability 1/2 a random rot90 and flip, else
 with probability 1/2 a rotation by an angle in ``±rotation_degrees``). Every ``val_every`` steps
 (and after the last) the validation Dice is computed and the best weights are kept.
@@ -115,7 +116,7 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         raise ValueError("no labeled slices to train on")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=preset.batch_dice)
     optimiser = torch.optim.Adam(net.parameters(), lr=preset.lr)
     log = FitLog(iterations=preset.iterations)
     best_state = None

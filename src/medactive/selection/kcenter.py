@@ -3,7 +3,10 @@
 Core-Set keeps ``min_dist[i]``, the distance from unlabeled point ``i`` to its nearest centre
 (labeled points and points picked so far). The initial value is computed in row chunks against
 the labeled set (``O(chunk · m)`` memory); each pick then needs the distances from all points to
-the one new centre and a running ``minimum`` (``O(n d)`` time, ``O(n)`` memory).
+the one new centre and a running ``minimum`` (``O(n d)`` time, ``O(n)`` memory). Distances to
+several likely next centres are computed in one matrix product (``lookahead``), which turns
+memory-bound matrix-vector products into a compute-bound matrix product without changing the
+picks.
 
 Example:
     >>> import numpy as np
@@ -25,7 +28,8 @@ METRICS = ("l2", "cosine")
 
 def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | None = None,
                     metric: str = "l2", rng: RandomLike = None, projection_dim: int | None = None,
-                    chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                    chunk_size: int = 4096, lookahead: int = 32,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Farthest-first traversal of ``X`` starting from the centres ``X_labeled``.
 
     Args:
@@ -40,6 +44,11 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
         projection_dim: if given and smaller than ``d``, run on a Gaussian random projection
             to that many dimensions (Johnson–Lindenstrauss), drawn from ``rng``.
         chunk_size: rows per block when computing distances to the labeled set.
+        lookahead: distances to this many current farthest points are computed in one
+            matrix product (``[n, lookahead]`` extra memory); picks are taken from them while
+            the exact farthest point is among them. Same picks as one-at-a-time greedy (up to
+            floating-point rounding of near-ties, e.g. with float32 inputs), several times
+            less memory traffic. ``1`` = one matrix-vector product per pick.
 
     Returns:
         ``(positions, distances)``: ``[n_centers]`` positions into ``X`` in selection order, and
@@ -64,11 +73,15 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
         proj = rng.standard_normal((X.shape[1], int(projection_dim))).astype(X.dtype)
         proj /= np.sqrt(projection_dim)
         X, X_labeled = X @ proj, X_labeled @ proj
-    return _k_center_greedy(X, n_centers, X_labeled, metric, rng, int(chunk_size))
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be at least 1, got {lookahead}")
+    return _k_center_greedy(X, n_centers, X_labeled, metric, rng, int(chunk_size),
+                            int(lookahead))
 
 
 def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metric: str,
-                     rng: np.random.Generator, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+                     rng: np.random.Generator, chunk_size: int, lookahead: int,
+                     ) -> tuple[np.ndarray, np.ndarray]:
     n, m = X.shape[0], X_labeled.shape[0]
     # cosine: L2 on unit vectors, |u - v|^2 = 2 - 2 cos, without a normalised copy of X
     inv_x, sq_x = _scales(X, metric)
@@ -91,28 +104,47 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
 
     picks = np.empty(n_centers, dtype=np.int64)
     picked = np.empty(n_centers, dtype=np.float64)
-    d2 = np.empty(n, dtype=np.float64)
-    for step in range(n_centers):
-        if step == 0 and not m:
-            center, picked[0] = int(rng.integers(n)), np.nan
-        else:
+    step = 0
+    if not m:  # no labeled set: the first centre is drawn at random
+        center = int(rng.integers(n))
+        picks[0], picked[0], step = center, np.nan, 1
+        np.minimum(min_d2, _sq_dists(X, np.array([center]), sq_x, inv_x)[:, 0], out=min_d2)
+        min_d2[center] = -np.inf
+    while step < n_centers:
+        # Look ahead: distances to the `lookahead` current farthest points in one matrix
+        # product (the same memory traffic as one matrix-vector product). Picks are taken
+        # while the exact argmax is among them, so the result equals one-at-a-time greedy.
+        n_cand = min(lookahead, n - step)
+        cand = np.argpartition(min_d2, n - n_cand)[n - n_cand:]
+        cols = _sq_dists(X, cand, sq_x, inv_x)
+        column = {int(c): k for k, c in enumerate(cand)}
+        while step < n_centers:
             center = int(np.argmax(min_d2))
-            picked[step] = min_d2[center]
-        picks[step] = center
-        cross = X @ X[center]
-        if inv_x is not None:
-            cross *= inv_x
-        scale = -2.0 if inv_x is None else -2.0 * float(inv_x[center])
-        np.multiply(cross, scale, out=d2)  # |x|^2 + |c|^2 - 2 <x, c>, no n-sized temporaries
-        d2 += sq_x
-        d2 += sq_x[center]
-        np.minimum(min_d2, d2, out=min_d2)
-        min_d2[center] = -np.inf  # never picked twice
+            k = column.get(center)
+            if k is None:
+                break
+            picks[step], picked[step] = center, min_d2[center]
+            step += 1
+            np.minimum(min_d2, cols[:, k], out=min_d2)
+            min_d2[center] = -np.inf  # never picked twice
     dist = np.sqrt(np.maximum(picked, 0.0))
     if metric == "cosine":
         dist = picked / 2.0  # 1 - cos = |u - v|^2 / 2 on unit vectors
     dist[np.isnan(picked)] = np.nan
     return picks, dist
+
+
+def _sq_dists(X: np.ndarray, cand: np.ndarray, sq_x: np.ndarray,
+              inv_x: np.ndarray | None) -> np.ndarray:
+    """``[n, len(cand)]`` squared distances ``|x|^2 + |c|^2 - 2 <x, c>`` (unit rows if cosine)."""
+    cols = X @ X[cand].T
+    if inv_x is not None:
+        cols *= inv_x[:, None]
+        cols *= inv_x[cand][None, :]
+    cols *= -2.0
+    cols += sq_x[:, None]
+    cols += sq_x[cand][None, :]
+    return cols
 
 
 def _scales(X: np.ndarray, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
