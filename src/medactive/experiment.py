@@ -10,6 +10,7 @@ Shared by ``medactive run``, ``medactive demo`` and the benchmark runner. Output
 - ``timings.csv``: wall seconds per round and of its query (kept apart so that ``rounds.csv``
   is identical between two runs with the same seed).
 - ``run.log``: the log of the run.
+- ``round_<r>.png`` (segmentation): a few test slices with prediction and ground-truth contours.
 """
 
 from __future__ import annotations
@@ -101,9 +102,12 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
             from medactive.segmentation.task import build_segmentation_task
         except ImportError as exc:
             raise ConfigError(f"segmentation is not available: {exc}") from exc
+        options = {k: v for k, v in config.data_options.items() if k != "labels"}
         return build_segmentation_task(config.data, preset=config.preset, seed=config.seed,
                                        device=config.device, iterations=config.epochs,
-                                       progress=progress, **config.data_options)
+                                       progress=progress,
+                                       train_options=dict(config.train_options) or None,
+                                       **options)
     from medactive.data import load_classification_data
     from medactive.tasks.classification import ClassificationTask
     from medactive.training.presets import get_preset
@@ -192,6 +196,13 @@ class RunWriter:
         _atomic_write(self.out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
 
     def add(self, record: RoundRecord) -> None:
+        if getattr(self.task, "kind", "") == "segmentation" and \
+                getattr(self.task, "last_model", None) is not None:
+            from medactive.segmentation import save_round_figure
+
+            save_round_figure(self.task, self.task.last_model,
+                              self.out_dir / f"round_{record.round}.png",
+                              title=f"round {record.round}: {record.n_labeled} labelled slices")
         row = {"round": record.round, "n_labeled": record.n_labeled}
         row.update(record.metrics)
         self.rows.append(row)

@@ -64,8 +64,14 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
     p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
                    help="override the preset's augmentation (ISIC 2020: isic)")
-    p.add_argument("--frames", default=None, choices=["ed", "both"],
-                   help="ACDC: end-diastolic frames only (survey, default) or both")
+    p.add_argument("--frames", default=None, choices=["ed", "es", "both"],
+                   help="ACDC: end-diastolic frames only (survey, default), end-systolic or both")
+    p.add_argument("--spacing-csv", default=None,
+                   help="segmentation (h5 layout): CSV case,z,y,x of voxel spacings in mm; "
+                   "without it distances are reported in voxels")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is fastest on a busy "
+                   "machine)")
 
 
 def cmd_strategies(args) -> int:
@@ -82,7 +88,7 @@ def experiment_config(args, strategy: str):
     from medactive.experiment import ExperimentConfig
 
     data_options = {}
-    for key in ("image_size", "labels", "reduction", "frames"):
+    for key in ("image_size", "labels", "reduction", "frames", "spacing_csv"):
         value = getattr(args, key, None)
         if value is not None:
             data_options[key] = value
@@ -108,6 +114,7 @@ def cmd_run(args) -> int:
     from medactive.strategies.base import create_strategy
 
     create_strategy(args.strategy)  # fail fast on an unknown name
+    _set_threads(args.threads)
     config = experiment_config(args, args.strategy)
     task = build_task(config, progress=sys.stderr.isatty())
     start = time.perf_counter()
@@ -115,6 +122,16 @@ def cmd_run(args) -> int:
                              on_round=lambda r: _print_round(r, task.primary_metric))
     print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
     return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _print_round(record, metric: str) -> None:
