@@ -117,7 +117,7 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
         train_config = get_preset(config.preset, epochs=config.epochs, **config.train_options)
     except TypeError as exc:
         raise ConfigError(f"invalid training option: {exc}") from exc
-    if "image_size" in options and options["image_size"]:
+    if options.get("image_size"):
         train_config = train_config.replace(image_size=int(options["image_size"]))
     # the train/val/test split is fixed across AL seeds (seed 0 unless data_options says
     # otherwise), so every seed of a benchmark evaluates on the same test set

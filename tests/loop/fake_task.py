@@ -23,7 +23,7 @@ class FakeTask:
 
     def fit(self, labeled_idx, labels, *, seed, init_model=None):
         self.fits.append((len(labeled_idx), seed))
-        return {"seen": set(int(i) for i in labeled_idx), "seed": seed}
+        return {"seen": {int(i) for i in labeled_idx}, "seed": seed}
 
     def evaluate(self, model, split):
         return {"accuracy": len(model["seen"]) / len(self.pool_ids)}

@@ -164,13 +164,12 @@ def cmd_demo(args) -> int:
                                   budget=args.budget, rounds=args.rounds, seed=args.seed,
                                   preset=args.preset, epochs=args.epochs)
         task = ClassificationTask(dataset, get_preset(args.preset, epochs=args.epochs))
+        metric = task.primary_metric
         print(f"-- {name}")
         records = run_experiment(config, out_dir=out / name, task=task,
-                                 on_round=lambda r: _print_round(r, task.primary_metric))
-        metric = task.primary_metric
+                                 on_round=lambda r, m=metric: _print_round(r, m))
         curves[name] = [(r.n_labeled, r.metrics[f"test_{metric}"]) for r in records]
         table[name] = records
-    metric = "auc" if dataset.n_classes == 2 else "accuracy"
     print()
     print(_demo_table(table, metric))
     png = plot_learning_curves(curves, out / "learning_curve.png", metric=f"test {metric}",

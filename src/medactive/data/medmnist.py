@@ -64,9 +64,9 @@ def load_medmnist(path: str | Path, *, name: str | None = None,
         if labels.shape[0] != images.shape[0]:
             raise DataError(f"{path}: {split} has {images.shape[0]} images but "
                             f"{labels.shape[0]} labels")
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
-            if not np.all(np.equal(np.mod(labels, 1), 0)):
-                raise DataError(f"{path}: {split}_labels are not integer class indices")
+        if (labels.size and not np.issubdtype(labels.dtype, np.integer)
+                and not np.all(np.equal(np.mod(labels, 1), 0))):
+            raise DataError(f"{path}: {split}_labels are not integer class indices")
         labels = labels.astype(np.int64)
         if labels.size and labels.min() < 0:
             raise DataError(f"{path}: {split}_labels contains negative label {labels.min()}")
