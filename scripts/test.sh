@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then ./scripts/setup.sh; fi
+.venv/bin/python -m ruff check src tests benchmarks
 .venv/bin/python -m pytest -q "$@"

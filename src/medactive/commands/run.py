@@ -150,6 +150,8 @@ def cmd_demo(args) -> int:
     from medactive.training.presets import get_preset
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        raise ConfigError("--strategies is empty; give at least one strategy name")
     for name in strategies:
         create_strategy(name)
     out = Path(args.out)
