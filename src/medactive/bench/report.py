@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: display names of the survey's methods
 DISPLAY_NAMES = {"random": "Random", "least_confidence": "Confidence", "entropy": "Entropy",
-                 "margin": "Margin", "bald": "BALD", "dbal": "DBAL", "badge": "BADGE",
+                 "margin": "Margin", "mean_variance": "Mean-Variance",
+                 "bald": "BALD", "dbal": "DBAL", "badge": "BADGE",
                  "coreset_l2": "Core-Set-L2", "coreset_cosine": "Core-Set-Cosine"}
 SUPERVISED_NAME = "Fully supervised"
 
@@ -216,7 +217,12 @@ def collect_tables(store: ResultStore, grid: GridConfig | None = None) -> list[R
 
 
 def _ordered(found: dict[str, Any], preferred: Sequence[str]) -> list[str]:
-    return [s for s in preferred if s in found] + sorted(s for s in found if s not in preferred)
+    """The survey's order, then the grid's for other strategies, then by name (the stored grid
+    is the last command's, which may have added a single strategy)."""
+    survey = list(DISPLAY_NAMES)
+    return sorted(found, key=lambda s: (
+        survey.index(s) if s in survey else len(survey),
+        preferred.index(s) if s in preferred else len(preferred), s))
 
 
 def _metric(row: dict | None, metric: str) -> float | None:
