@@ -102,6 +102,8 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
             from medactive.segmentation.task import build_segmentation_task
         except ImportError as exc:
             raise ConfigError(f"segmentation is not available: {exc}") from exc
+        if {"cache_dir", "cache_dtype"} & set(config.data_options):
+            raise ConfigError("--cache-dir / --cache-float16 apply to classification pools only")
         options = {k: v for k, v in config.data_options.items() if k != "labels"}
         return build_segmentation_task(config.data, preset=config.preset, seed=config.seed,
                                        device=config.device, iterations=config.epochs,
@@ -123,9 +125,11 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     # otherwise), so every seed of a benchmark evaluates on the same test set
     options.pop("image_size", None)
     split_seed = int(options.pop("split_seed", 0))
+    cache = {k: options.pop(k) for k in ("cache_dir", "cache_dtype") if k in options}
     dataset = load_classification_data(config.data, seed=split_seed,
                                        image_size=train_config.image_size, **options)
-    return ClassificationTask(dataset, train_config, device=config.device, progress=progress)
+    return ClassificationTask(dataset, train_config, device=config.device, progress=progress,
+                              **cache)
 
 
 def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None,

@@ -69,6 +69,11 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spacing-csv", default=None,
                    help="segmentation (h5 layout): CSV case,z,y,x of voxel spacings in mm; "
                    "without it distances are reported in voxels")
+    p.add_argument("--cache-dir", default=None,
+                   help="keep each round's pool predictions in memory-mapped files here "
+                   "(pools of 10^5-10^6 images)")
+    p.add_argument("--cache-float16", action="store_true",
+                   help="store that cache as float16 (half the disk and memory)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest on a busy "
                    "machine)")
@@ -88,10 +93,12 @@ def experiment_config(args, strategy: str):
     from medactive.experiment import ExperimentConfig
 
     data_options = {}
-    for key in ("image_size", "labels", "reduction", "frames", "spacing_csv"):
+    for key in ("image_size", "labels", "reduction", "frames", "spacing_csv", "cache_dir"):
         value = getattr(args, key, None)
         if value is not None:
             data_options[key] = value
+    if getattr(args, "cache_float16", False):
+        data_options["cache_dtype"] = "float16"
     for key in ("initial", "budget", "rounds"):
         if getattr(args, key) < (0 if key == "rounds" else 1):
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")

@@ -8,6 +8,7 @@ cached model outputs over the pool (one inference pass shared by probabilities a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,12 +39,17 @@ class ClassificationTask:
         config: training recipe.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: show training progress bars.
+        chunk_size: pool inference runs over at most this many images at a time.
+        cache_dir: keep each round's pool outputs in memory-mapped files here (large pools);
+            ``None`` keeps them in memory.
+        cache_dtype: storage dtype of that cache, e.g. ``"float16"`` to halve it.
     """
 
     kind = "classification"
 
     def __init__(self, dataset: Dataset, config: TrainConfig, *, device: str = "cpu",
-                 progress: bool = False) -> None:
+                 progress: bool = False, chunk_size: int | None = 65536,
+                 cache_dir: str | None = None, cache_dtype: str | None = None) -> None:
         if dataset.train.labels is None:
             raise ConfigError(f"{dataset.source or dataset.name}: the pool has no labels; a "
                               "simulated run needs ground truth (use a project for real labelling)")
@@ -52,6 +58,8 @@ class ClassificationTask:
         self.config = config
         self.device = resolve_device(device)
         self.progress = progress
+        self.chunk_size, self.cache_dir, self.cache_dtype = chunk_size, cache_dir, cache_dtype
+        self._round = 0
         self.pool_ids = dataset.train.ids
         self.primary_metric = "auc" if dataset.n_classes == 2 else "accuracy"
         self._val_idx = np.arange(len(dataset.val))
@@ -94,27 +102,37 @@ class ClassificationTask:
 
     def predictions(self, model, *, seed: int) -> CachedPredictions:
         train, cfg = self.dataset.train, self.config
-        memo: dict[str, Any] = {}
+        memo: dict[bytes, dict[str, np.ndarray]] = {}
 
-        def forward(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            # probabilities and embeddings come from one pass; BADGE asks for both in turn
+        def forward(idx: np.ndarray, field: str) -> np.ndarray:
+            # probabilities and embeddings come from one pass over each chunk; an entry is
+            # dropped once both fields have taken it (BADGE asks for both in turn)
             key = idx.tobytes()
-            if memo.get("key") != key:
-                memo["key"] = key
-                memo["out"] = predict(model, train, idx, image_size=cfg.image_size,
-                                      batch_size=cfg.inference_batch_size, device=self.device,
-                                      with_features=True)
-            return memo["out"]
+            if key not in memo:
+                probas, feats = predict(model, train, idx, image_size=cfg.image_size,
+                                        batch_size=cfg.inference_batch_size,
+                                        device=self.device, with_features=True)
+                memo[key] = {"probas": probas, "embeddings": feats}
+            out = memo[key].pop(field)
+            if not memo[key]:
+                del memo[key]
+            return out
 
         providers = {
-            "probas": lambda idx: forward(idx)[0],
-            "embeddings": lambda idx: forward(idx)[1],
+            "probas": lambda idx: forward(idx, "probas"),
+            "embeddings": lambda idx: forward(idx, "embeddings"),
             "mc_probas": lambda idx: predict_mc(model, train, idx, n_samples=cfg.n_mc_samples,
                                                 seed=seed, image_size=cfg.image_size,
                                                 batch_size=cfg.inference_batch_size,
                                                 device=self.device),
         }
-        return CachedPredictions(len(train), providers, n_mc_samples=cfg.n_mc_samples)
+        cache_dir = None
+        if self.cache_dir is not None:
+            self._round += 1
+            cache_dir = Path(self.cache_dir) / f"predictions_{self._round:03d}"
+        return CachedPredictions(len(train), providers, n_mc_samples=cfg.n_mc_samples,
+                                 chunk_size=self.chunk_size, cache_dir=cache_dir,
+                                 dtype=self.cache_dtype)
 
     def describe(self) -> dict[str, Any]:
         ds = self.dataset
