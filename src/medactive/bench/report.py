@@ -92,7 +92,8 @@ def metric_format(name: str) -> MetricFormat:
             base, f"{base} (%)")
         return MetricFormat(name, label, 100.0, 2, lower)
     if "asd" in base or "hd" in base:
-        label = "ASD (mm)" if base == "asd_mean" else f"{base} (mm)"
+        # the unit (mm or voxels) depends on the data's spacing: stated in run.json
+        label = "ASD" if base == "asd_mean" else base
         return MetricFormat(name, label, 1.0, 2, True)
     label = {"auc": "AUC", "dice_mean": "DSC"}.get(base, base)
     return MetricFormat(name, label, 1.0, 4, lower)
