@@ -79,13 +79,18 @@ def test_missing_file(tmp_path, capsys):
     assert "missing.npz" in capsys.readouterr().err
 
 
-def test_budget_larger_than_pool(tmp_path, capsys):
+def _tiny_arrays() -> dict[str, np.ndarray]:
+    """A 30/6/6 MedMNIST-layout set of random 8x8 images with labels (N, 1) in {0, 1}."""
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n in (("train", 30), ("val", 6), ("test", 6)):
         arrays[f"{split}_images"] = rng.integers(0, 255, (n, 8, 8), dtype=np.uint8)
         arrays[f"{split}_labels"] = rng.integers(0, 2, (n, 1))
-    np.savez(tmp_path / "tiny.npz", **arrays)
+    return arrays
+
+
+def test_budget_larger_than_pool(tmp_path, capsys):
+    np.savez(tmp_path / "tiny.npz", **_tiny_arrays())
     code = main(["run", "--data", str(tmp_path / "tiny.npz"), "--strategy", "random",
                  "--initial", "10", "--budget", "25", "--rounds", "1", "--preset", "smoke",
                  "--out", str(tmp_path / "o")])
@@ -95,11 +100,7 @@ def test_budget_larger_than_pool(tmp_path, capsys):
 
 
 def test_labels_outside_class_set(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 30), ("val", 6), ("test", 6)):
-        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 8, 8), dtype=np.uint8)
-        arrays[f"{split}_labels"] = rng.integers(0, 2, (n, 1))
+    arrays = _tiny_arrays()
     arrays["train_labels"][3] = -1
     np.savez(tmp_path / "bad.npz", **arrays)
     assert _run(tmp_path / "bad.npz", "random", tmp_path / "o") == 2
