@@ -125,3 +125,24 @@ def fake_grid(*, seeds=(0, 1), rounds=3, budgets=(5,), strategies=("fake_random"
         datasets=(DatasetSpec(name="fake", data="fake", budgets=tuple(budgets),
                               metrics=("test_accuracy", "test_nll"),
                               data_options={"sleep": sleep} if sleep else {}),))
+
+
+def fake_toml(*, name: str, rounds: int, sleep: float = 0.0) -> str:
+    """The text of a TOML grid file for the fake task: two strategies, seeds 0 and 1, b = 5."""
+    text = f"""
+name = "{name}"
+strategies = ["fake_random", "fake_uncertainty"]
+seeds = [0, 1]
+rounds = {rounds}
+preset = "smoke"
+backend = "{BACKEND}"
+
+[[datasets]]
+name = "fake"
+data = "fake"
+budgets = [5]
+metrics = ["test_accuracy"]
+"""
+    if sleep:
+        text += f"[datasets.data_options]\nsleep = {sleep}\n"
+    return text

@@ -9,26 +9,13 @@ import pytest
 from medactive.bench.config import Unit
 from medactive.bench.store import ResultStore
 from medactive.cli import main
-
-FAKE_TOML = """
-name = "fake-cli"
-strategies = ["fake_random", "fake_uncertainty"]
-seeds = [0, 1]
-rounds = 2
-backend = "tests.bench.fake_backend"
-
-[[datasets]]
-name = "fake"
-data = "fake"
-budgets = [5]
-metrics = ["test_accuracy"]
-"""
+from tests.bench.fake_backend import fake_toml
 
 
 @pytest.fixture
 def fake_config(tmp_path) -> Path:
     path = tmp_path / "grid.toml"
-    path.write_text(FAKE_TOML)
+    path.write_text(fake_toml(name="fake-cli", rounds=2))
     return path
 
 

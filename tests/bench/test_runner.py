@@ -15,7 +15,7 @@ from medactive.bench.config import DatasetSpec, GridConfig
 from medactive.bench.runner import run_grid
 from medactive.bench.store import ResultStore, store_path
 from medactive.errors import ConfigError
-from tests.bench.fake_backend import BACKEND, fake_grid
+from tests.bench.fake_backend import BACKEND, fake_grid, fake_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
@@ -124,22 +124,6 @@ def test_local_worker_processes_match_in_process(tmp_path, monkeypatch):
     assert snapshot(pooled) == snapshot(serial)
 
 
-GRID_TOML = """
-name = "killable"
-strategies = ["fake_random", "fake_uncertainty"]
-seeds = [0, 1]
-rounds = 3
-preset = "smoke"
-backend = "tests.bench.fake_backend"
-
-[[datasets]]
-name = "fake"
-data = "fake"
-budgets = [5]
-metrics = ["test_accuracy"]
-[datasets.data_options]
-sleep = {sleep}
-"""
 
 
 def _bench(config: Path, out: Path, *extra: str) -> subprocess.Popen:
@@ -167,7 +151,7 @@ def _wait_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0)
 @pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, "1"), (signal.SIGTERM, "2")])
 def test_a_killed_bench_resumes_to_the_uninterrupted_result(tmp_path, sig, workers):
     config = tmp_path / "grid.toml"
-    config.write_text(GRID_TOML.replace("{sleep}", "0.15"))
+    config.write_text(fake_toml(name="killable", rounds=3, sleep=0.15))
     reference = _bench(config, tmp_path / "reference")
     assert reference.wait(timeout=120) == 0, reference.stdout.read()
 

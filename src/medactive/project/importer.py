@@ -140,13 +140,9 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
         if not sample_id:
             problems.append((line, f"empty {key}"))
             continue
-        if sample_id in first_line:
-            problems.append((line, (f"duplicate id {sample_id!r} (first on line "
-                                   f"{first_line[sample_id]})")))
-            continue
-        first_line[sample_id] = line
-        if sample_id not in sample_splits:
-            problems.append((line, f"unknown id {sample_id!r} (not a sample of the project)"))
+        problem = _id_problem(sample_id, line, first_line, sample_splits, "line")
+        if problem:
+            problems.append((line, problem))
             continue
         out = LabelRow(line, sample_id)
         bad = False
@@ -196,6 +192,18 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
     return rows
 
 
+def _id_problem(sample_id: str, where: int, first_seen: dict[str, int], known,
+                kind: str) -> str | None:
+    """Why ``sample_id`` (on line/file number ``where``) cannot be imported: a repeat of an
+    earlier row, or not a sample of the project; records the first sighting."""
+    if sample_id in first_seen:
+        return f"duplicate id {sample_id!r} (first on {kind} {first_seen[sample_id]})"
+    first_seen[sample_id] = where
+    if sample_id not in known:
+        return f"unknown id {sample_id!r} (not a sample of the project)"
+    return None
+
+
 def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
                       mask_shape: Callable[[str], tuple[int, ...]], n_classes: int,
                       ) -> list[LabelRow]:
@@ -214,13 +222,9 @@ def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
             continue
         sample_id = rel[: -len(suffix)]
         sample_id = sample_id.removesuffix("_mask")
-        if sample_id in seen:
-            problems.append((n, (f"{rel}: duplicate id {sample_id!r} (first in file "
-                                f"{seen[sample_id]})")))
-            continue
-        seen[sample_id] = n
-        if sample_id not in sample_ids:
-            problems.append((n, f"{rel}: unknown id {sample_id!r}"))
+        problem = _id_problem(sample_id, n, seen, sample_ids, "file")
+        if problem:
+            problems.append((n, f"{rel}: {problem}"))
             continue
         problem = _check_mask(file, sample_id, mask_shape, n_classes)
         if problem:
