@@ -137,3 +137,26 @@ def test_segmentation_query_trains_on_masks(seg_project):
     assert batch.round == 1 and len(batch.sample_ids) == 2
     assert not {"case0/0", "case0/1", "case0/2"} & set(batch.sample_ids)
     assert "val_dice_mean" in store.models()[0]["metrics"]
+
+
+def test_pool_order_is_natural_and_matches_medactive_run(tmp_path):
+    """Slices of a 12-slice volume come 0, 1, ..., 11 (not 0, 1, 10, 11, 2, ...) and volumes in
+    natural order (case2 before case10): the order `medactive run` reads the folder in."""
+    from medactive.segmentation.data_nifti import load_nifti_folder
+
+    root = tmp_path / "vols"
+    rng = np.random.default_rng(0)
+    for name in ("case10", "case2", "case3", "case4"):
+        mask = np.zeros((12, H, W), dtype=np.uint8)
+        mask[:, 3:9, 4:12] = 1
+        _save((mask * 50.0 + rng.normal(0, 5, mask.shape)).astype(np.float32),
+              root / "images" / f"{name}.nii.gz")
+        _save(mask, root / "masks" / f"{name}.nii.gz")
+    (root / "val.list").write_text("case3\n")
+    (root / "test.list").write_text("case4\n")
+    store = init_project(tmp_path / "proj", root, task="segmentation", preset="smoke",
+                         classes=["background", "fg"])
+    pool = store.pool_ids()
+    assert pool[:12] == [f"case2/{k}" for k in range(12)] and pool[12] == "case10/0"
+    assert [s.id for s in store.samples("pool")] == pool
+    assert pool == [s.id for s in load_nifti_folder(root).train]

@@ -293,17 +293,23 @@ class ProjectStore:
                        list(rows))
 
     def samples(self, split: str | None = None) -> list[Sample]:
-        """Samples sorted by id (``split=None``: all)."""
+        """Samples in the order they were found at init (``split=None``: all)."""
         if split is None:
-            rows = self.execute("SELECT * FROM samples ORDER BY id")
+            rows = self.execute("SELECT * FROM samples ORDER BY key")
         else:
-            rows = self.execute("SELECT * FROM samples WHERE split = ? ORDER BY id", (split,))
+            rows = self.execute("SELECT * FROM samples WHERE split = ? ORDER BY key", (split,))
         return [Sample(**dict(r)) for r in rows]
 
     def pool_ids(self) -> list[str]:
-        """The active-learning pool in pool order (sorted ids); pool index = position."""
+        """The active-learning pool in pool order; pool index = position.
+
+        Pool order is the order in which init found the samples, the order ``medactive run``
+        reads the same folder in: image files as :func:`~medactive.data._images.find_images`
+        lists them; volumes in natural order of their names, then slices ``0..S-1`` (so
+        ``case2/9`` comes before ``case2/10``).
+        """
         return [r[0] for r in self.execute(
-            "SELECT id FROM samples WHERE split = 'pool' ORDER BY id")]
+            "SELECT id FROM samples WHERE split = 'pool' ORDER BY key")]
 
     def sample(self, sample_id: str) -> Sample | None:
         rows = self.execute("SELECT * FROM samples WHERE id = ?", (sample_id,))
