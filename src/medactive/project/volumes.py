@@ -1,20 +1,23 @@
-"""Segmentation projects: NIfTI volumes as a pool of 2D slices, masks per slice.
+"""Segmentation projects: NIfTI volumes or DICOM series as a pool of 2D slices, masks per slice.
 
 Layout of the image folder (the arrangements of
 :mod:`medactive.segmentation.data_nifti`, where masks are optional)::
 
     FOLDER/images/NAME.nii.gz   (or imagesTr/)   FOLDER/NAME.nii.gz
     FOLDER/masks/NAME.nii.gz    (optional)       FOLDER/NAME_mask.nii.gz  (optional)
+    FOLDER/images/NAME/*.dcm                     a DICOM series folder as volume NAME (mask:
+                                                 masks/NAME.nii.gz, x = column, y = row)
     FOLDER/val.list, FOLDER/test.list            volumes (one NAME a line) for evaluation
     FOLDER/classes.txt                           class names, background first (or --classes)
 
 A volume is read as ``[S, H, W]`` (NIfTI ``(x, y, z)`` transposed, as in
-:func:`~medactive.segmentation.data_nifti.read_nifti`); slice ``k`` of volume ``NAME`` is the
-sample ``NAME/k`` with a ``[H, W]`` mask. Volumes named in ``val.list``/``test.list`` must have
-masks: they are evaluated in 3D and never queried. A pool volume that already has a mask gives
-its slices initial labels. Masks of slices (imported, uploaded, initial) are kept inside the
-project as ``masks/<content hash>.png`` or the uploaded NIfTI, so a label never changes behind
-the database's back.
+:func:`~medactive.segmentation.data_nifti.read_nifti`; DICOM slices sorted by position with
+rows as ``H``, as in :func:`~medactive.segmentation.data_dicom.read_dicom_series`); slice ``k``
+of volume ``NAME`` is the sample ``NAME/k`` with a ``[H, W]`` mask. Volumes named in
+``val.list``/``test.list`` must have masks: they are evaluated in 3D and never queried. A pool
+volume that already has a mask gives its slices initial labels. Masks of slices (imported,
+uploaded, initial) are kept inside the project as ``masks/<content hash>.png`` or the uploaded
+NIfTI, so a label never changes behind the database's back.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _find_volumes(root: Path) -> list[tuple[str, Path, Path | None]]:
         masks = ({nif.nifti_stem(p): p for p in mask_dir.iterdir() if nif.nifti_stem(p)}
                  if mask_dir is not None else {})
         for image in sorted(image_dir.iterdir()):
-            stem = nif.nifti_stem(image)
+            stem = nif.volume_stem(image)
             if stem is None:
                 continue
             key = stem.removesuffix("_0000")
@@ -79,7 +82,8 @@ def discover_segmentation_samples(root: Path):
     nif = _nifti()
     volumes = _find_volumes(root)
     if not volumes:
-        raise DataError(f"{root}: no NIfTI volumes (.nii.gz, .nii) found")
+        raise DataError(f"{root}: no NIfTI volumes (.nii.gz, .nii) or DICOM series folders "
+                        "(images/NAME/) found")
     ids = {v[0] for v in volumes}
     split_of = {}
     for split in ("val", "test"):
@@ -91,15 +95,17 @@ def discover_segmentation_samples(root: Path):
                 split_of[name] = split
     rows, info = [], {}
     for vid, image, mask in volumes:
-        shape = nif.nifti_shape(image)
+        shape = nif.volume_shape(image)
         split = split_of.get(vid, "pool")
         if split != "pool" and mask is None:
             raise DataError(f"{image}: listed in {split}.list but has no mask; evaluation "
                             "volumes need masks")
         if mask is not None and nif.nifti_shape(mask) != shape:
             raise DataError(f"{mask}: mask shape {nif.nifti_shape(mask)} differs from the "
-                            f"image's {shape}")
-        digest = file_sha256(image)
+                            f"image's {shape}" + (" (a NIfTI mask of a DICOM series is stored "
+                            "(x = column, y = row, z = slice in position order))"
+                            if nif.is_dicom_volume(image) else ""))
+        digest = volume_sha256(image)
         rel = image.relative_to(root).as_posix()
         info[vid] = {"path": rel, "mask": None if mask is None else mask.relative_to(
             root).as_posix(), "shape": list(shape), "split": split}
@@ -113,6 +119,28 @@ def discover_segmentation_samples(root: Path):
         meta["classes_file"] = [n.strip() for n in classes_file.read_text().splitlines()
                                 if n.strip()]
     return rows, meta
+
+
+def volume_sha256(path: Path) -> str:
+    """:func:`file_sha256` of a NIfTI file; for a DICOM series folder, the hash of its slice
+    files' names and contents in sorted order."""
+    if not path.is_dir():
+        return file_sha256(path)
+    from medactive.segmentation.data_dicom import dicom_files
+
+    digest = hashlib.sha256()
+    for f in sorted(dicom_files(path), key=lambda f: f.name):
+        digest.update(f"{f.name}\0{file_sha256(f)}\n".encode())
+    return digest.hexdigest()
+
+
+def _mtime_key(path: Path) -> tuple:
+    """Changes when a file (or a DICOM folder's slice file) is rewritten, added or removed."""
+    if not path.is_dir():
+        return (os.stat(path).st_mtime_ns,)
+    from medactive.segmentation.data_dicom import dicom_files
+
+    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in dicom_files(path))
 
 
 def _volume_of(store: ProjectStore, sample: Sample) -> tuple[str, dict]:
@@ -131,10 +159,11 @@ def sample_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
 
 
 def read_volume(path: Path) -> np.ndarray:
-    """The normalised ``[S, H, W]`` image of a volume (the last one read is cached)."""
-    key = (str(path), os.stat(path).st_mtime_ns)
+    """The normalised ``[S, H, W]`` image of a volume, a NIfTI file or DICOM series folder (the
+    last one read is cached)."""
+    key = (str(path), _mtime_key(path))
     if _cache["key"] != key:
-        _cache["value"] = _nifti().read_nifti(path)[0]
+        _cache["value"] = _nifti().read_volume_file(path)[0]
         _cache["key"] = key
     return _cache["value"]
 
@@ -278,7 +307,8 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
             image, mask, _ = nif.read_pair(image_path, mask_path, len(classes), classes)
             return image, mask
 
-        _, spacing = nif.read_nifti(image_path, mask=True)
+        _, spacing = (nif.volume_header(image_path) if nif.is_dicom_volume(image_path)
+                      else nif.read_nifti(image_path, mask=True))
         evals[vol["split"]].append(VolumeRef(vid, vid, str(image_path), spacing, load))
     if not evals["val"] or not evals["test"]:
         raise ConfigError(f"{root}: a segmentation project trains only with evaluation volumes: "

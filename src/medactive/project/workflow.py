@@ -557,12 +557,14 @@ def status(store: ProjectStore, *, verify: bool = False) -> dict[str, Any]:
     info["annotators"] = store.annotators()
     info["integrity"] = store.integrity_check()
     if verify:
+        from medactive.project.volumes import volume_sha256
+
         changed, missing = [], []
         for s in store.samples():
             path = store.sample_path(s)
-            if not path.is_file():
+            if not path.exists():
                 missing.append(s.id)
-            elif file_sha256(path) != s.sha256:
+            elif volume_sha256(path) != s.sha256:
                 changed.append(s.id)
         info["missing_images"] = missing
         info["changed_images"] = changed

@@ -1,4 +1,4 @@
-"""NIfTI volumes (nibabel) and generic folders of NIfTI image/mask pairs.
+"""NIfTI volumes (nibabel) and generic folders of NIfTI (or DICOM) image/mask pairs.
 
 A NIfTI array is stored ``(x, y, z)``; it is transposed to ``[S, H, W] = (z, y, x)`` so slices
 come first, as in the SSL4MIS h5 files, and the spacing ``(s_z, s_y, s_x)`` is read from the
@@ -8,7 +8,9 @@ preprocessing of ACDC).
 A generic folder holds pairs in one of two arrangements:
 
 - ``images/`` (or ``imagesTr/``) beside ``masks/`` (or ``labels/``, ``labelsTr/``): files with
-  the same name (an nnU-Net channel suffix ``_0000`` on the image is ignored);
+  the same name (an nnU-Net channel suffix ``_0000`` on the image is ignored); an image may
+  also be a sub-folder ``images/NAME/`` holding one DICOM series (see
+  :mod:`medactive.segmentation.data_dicom`) with its mask ``masks/NAME.nii.gz``;
 - a flat folder with ``NAME.nii.gz`` beside ``NAME_mask.nii.gz`` (or ``_gt``, ``_seg``,
   ``_label``).
 
@@ -53,6 +55,16 @@ def nifti_stem(path: Path) -> str | None:
     return None
 
 
+def volume_stem(path: Path) -> str | None:
+    """Volume name of an entry of an image folder: a NIfTI file's stem, a DICOM series
+    folder's name, else ``None`` (lists a folder, reads no file)."""
+    if path.is_dir():
+        from medactive.segmentation.data_dicom import is_dicom_folder
+
+        return path.name if not path.name.startswith(".") and is_dicom_folder(path) else None
+    return nifti_stem(path)
+
+
 def nifti_shape(path: str | Path) -> tuple[int, int, int]:
     """``[S, H, W]`` shape of a NIfTI file from its header alone.
 
@@ -66,6 +78,46 @@ def nifti_shape(path: str | Path) -> tuple[int, int, int]:
     except Exception as exc:  # nibabel raises many types for a bad file
         raise DataError(f"{path}: cannot read the NIfTI header ({exc})") from exc
     return _to_shs(shape, path)
+
+
+def is_dicom_volume(path: str | Path) -> bool:
+    """Whether a volume path is a DICOM series folder (a NIfTI volume is a file)."""
+    return Path(path).is_dir()
+
+
+def read_volume_file(path: str | Path, *, mask: bool = False) -> tuple[np.ndarray, Spacing]:
+    """:func:`read_nifti` for a NIfTI file, or read the DICOM series folder ``path``."""
+    if is_dicom_volume(path):
+        from medactive.segmentation.data_dicom import read_dicom_series
+
+        return read_dicom_series(path, mask=mask)
+    return read_nifti(path, mask=mask)
+
+
+def volume_shape(path: str | Path) -> tuple[int, int, int]:
+    """``[S, H, W]`` of a NIfTI file or DICOM series folder from its header(s) alone."""
+    if is_dicom_volume(path):
+        from medactive.segmentation.data_dicom import dicom_shape
+
+        return dicom_shape(path)
+    return nifti_shape(path)
+
+
+def volume_header(path: str | Path) -> tuple[tuple[int, int, int], Spacing]:
+    """``([S, H, W], spacing (s_z, s_y, s_x))`` of a NIfTI file or DICOM series folder from
+    its header(s) alone."""
+    if is_dicom_volume(path):
+        from medactive.segmentation.data_dicom import dicom_header
+
+        return dicom_header(path)
+    import nibabel as nib
+
+    shape = nifti_shape(path)
+    try:
+        zooms = tuple(float(z) for z in nib.load(str(path)).header.get_zooms())
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the NIfTI header ({exc})") from exc
+    return shape, (zooms[2] if len(zooms) > 2 else 1.0, zooms[1], zooms[0])
 
 
 def _to_shs(shape: tuple[int, ...], path) -> tuple[int, int, int]:
@@ -143,9 +195,16 @@ class _VolumeCache:
 
 def read_pair(image_path: Path, mask_path: Path, n_classes: int,
               classes: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, Spacing]:
-    """Read and check a NIfTI image/mask pair: ``(image [S,H,W], mask [S,H,W], spacing)``."""
-    image, spacing = read_nifti(image_path)
+    """Read and check an image/mask pair: ``(image [S,H,W], mask [S,H,W], spacing)``.
+
+    The image is a NIfTI file or a DICOM series folder, the mask a NIfTI file.
+    """
+    image, spacing = read_volume_file(image_path)
     mask, _ = read_nifti(mask_path, mask=True)
+    if is_dicom_volume(image_path) and image.shape != mask.shape:
+        raise DataError(f"{mask_path}: mask shape [S, H, W] = {mask.shape} differs from the "
+                        f"DICOM series {image_path}'s {image.shape} (a NIfTI mask of a DICOM "
+                        "series is stored (x = column, y = row, z = slice in position order))")
     image, mask = check_pair(image, mask, n_classes, str(mask_path), classes=classes)
     return image, mask, spacing
 
@@ -153,24 +212,17 @@ def read_pair(image_path: Path, mask_path: Path, n_classes: int,
 def volume_refs(pairs: list[tuple[str, str, Path, Path]], n_classes: int,
                 classes: tuple[str, ...], *, slice_id=None
                 ) -> tuple[list[SliceRef], list[VolumeRef]]:
-    """Slice and volume references for ``(volume_id, group, image, mask)`` NIfTI pairs.
+    """Slice and volume references for ``(volume_id, group, image, mask)`` pairs.
 
     ``slice_id(volume_id, k)`` names slice ``k`` (0-based along ``S``); without it no slice
     references are made (evaluation volumes). Only headers are read here (for the number of
     slices and the spacing); data are read when a loader is called.
     """
-    import nibabel as nib
-
     cache = _VolumeCache()
     slices: list[SliceRef] = []
     volumes: list[VolumeRef] = []
     for volume_id, group, image_path, mask_path in pairs:
-        shape = nifti_shape(image_path)
-        try:
-            zooms = tuple(float(z) for z in nib.load(str(image_path)).header.get_zooms())
-        except Exception as exc:
-            raise DataError(f"{image_path}: cannot read the NIfTI header ({exc})") from exc
-        spacing = (zooms[2] if len(zooms) > 2 else 1.0, zooms[1], zooms[0])
+        shape, spacing = volume_header(image_path)
 
         def load(image_path=image_path, mask_path=mask_path):
             image, mask, _ = read_pair(image_path, mask_path, n_classes, classes)
@@ -191,7 +243,8 @@ def volume_refs(pairs: list[tuple[str, str, Path, Path]], n_classes: int,
 
 
 def find_pairs(path: Path) -> list[tuple[str, Path, Path]]:
-    """``(volume_id, image, mask)`` pairs of a generic folder, sorted by id.
+    """``(volume_id, image, mask)`` pairs of a generic folder, sorted by id (an image may be a
+    DICOM series folder ``images/NAME/``).
 
     Raises:
         DataError: an image without a mask (or the reverse) in the images/masks arrangement.
@@ -202,7 +255,7 @@ def find_pairs(path: Path) -> list[tuple[str, Path, Path]]:
     if image_dir is not None and mask_dir is not None:
         masks = {nifti_stem(p): p for p in mask_dir.iterdir() if nifti_stem(p)}
         for image in sorted(image_dir.iterdir()):
-            stem = nifti_stem(image)
+            stem = volume_stem(image)
             if stem is None:
                 continue
             key = stem.removesuffix("_0000")
@@ -256,7 +309,7 @@ def _read_classes(path: Path, pairs: list[tuple[str, Path, Path]]) -> tuple[tupl
 
 
 def load_nifti_folder(path: str | Path) -> SegmentationData:
-    """Read a folder of NIfTI image/mask pairs (see the module docstring for the layout).
+    """Read a folder of NIfTI (or DICOM series) image/mask pairs (see the module docstring).
 
     Slice ids are ``"<volume>/<k>"`` with ``k`` the 0-based slice index along ``S``.
 
@@ -267,7 +320,7 @@ def load_nifti_folder(path: str | Path) -> SegmentationData:
     path = Path(path)
     pairs = find_pairs(path)
     if not pairs:
-        raise DataError(f"{path}: no NIfTI image/mask pairs found")
+        raise DataError(f"{path}: no NIfTI (or DICOM series) image/mask pairs found")
     classes, class_note = _read_classes(path, pairs)
     ids = [p[0] for p in pairs]
     notes = [class_note]
@@ -295,7 +348,11 @@ def load_nifti_folder(path: str | Path) -> SegmentationData:
                                   slice_id=lambda v, k: f"{v}/{k}")
     _, val_volumes = volume_refs(by_split["val"], len(classes), classes)
     _, test_volumes = volume_refs(by_split["test"], len(classes), classes)
+    n_dicom = sum(is_dicom_volume(p[1]) for p in pairs)
+    if n_dicom:
+        notes.append(f"{n_dicom} of {len(pairs)} volumes are DICOM series (masks: NIfTI)")
     return SegmentationData(name=path.name, source=str(path), layout="nifti-folder",
                             classes=classes, train=train_slices, val=val_volumes,
-                            test=test_volumes, frames="all", spacing_source="nifti header",
+                            test=test_volumes, frames="all",
+                            spacing_source="nifti/dicom header" if n_dicom else "nifti header",
                             notes=notes)

@@ -286,7 +286,8 @@ def load_segmentation_data(path: str | Path, *, frames: str = "ed",
     raise DataError(f"{path}: no segmentation data found; expected the SSL4MIS h5 layout "
                     "(data/slices/*.h5 + *.list), raw ACDC (patientNNN/patientNNN_frameFF.nii.gz "
                     "with _gt masks) or NIfTI image/mask pairs (images/ + masks/ or labels/, or "
-                    "NAME.nii.gz beside NAME_mask.nii.gz)")
+                    "NAME.nii.gz beside NAME_mask.nii.gz; an images/NAME/ folder of DICOM "
+                    "slices is a volume too)")
 
 
 def looks_like_segmentation_data(path: str | Path) -> bool:

@@ -12,7 +12,8 @@ from medactive.selection.kcenter import k_center_greedy
 from medactive.selection.kmeanspp import kmeans_plusplus
 from medactive.selection.neighbors import knn_graph, typicality
 from medactive.selection.topk import random_subset, top_k
+from medactive.selection.typiclust import typiclust
 
 __all__ = ["DenseEmbedding", "Embedding", "FactorisedEmbedding", "k_center_greedy", "kmeans",
            "kmeans_plusplus", "knn_graph", "random_subset", "representatives", "top_k",
-           "typicality"]
+           "typicality", "typiclust"]

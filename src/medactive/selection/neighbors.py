@@ -81,8 +81,10 @@ def typicality(X: np.ndarray, n_neighbors: int = 20, **kwargs) -> np.ndarray:
         Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit
         high and low budgets", ICML 2022.
     """
+    from medactive.scoring.representativeness import typicality as from_distances
+
     _, dist = knn_graph(X, n_neighbors, **kwargs)
-    return 1.0 / (dist.mean(axis=1, dtype=np.float64) + 1e-12)
+    return from_distances(dist)
 
 
 def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

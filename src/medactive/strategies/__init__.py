@@ -15,6 +15,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     margin,
     mean_variance,
     random_sampling,
+    typiclust,
 )
 from medactive.strategies.base import (
     QueryResult,

@@ -1,0 +1,150 @@
+"""TypiClust's cluster-covering selection: the most typical point of the least covered cluster.
+
+All points (labeled and unlabeled) are clustered into ``K = min(n_labeled + budget,
+max_clusters)`` groups with seeded k-means (:func:`medactive.selection.clustering.kmeans`).
+Each of the ``budget`` picks then takes, among clusters with at least ``min_cluster_size``
+members and an unlabeled point left, the one holding the fewest labeled-or-already-picked
+points (ties: the largest cluster, then the lowest cluster id), and in it the unlabeled point
+of highest typicality (:func:`medactive.scoring.representativeness.typicality`), computed from
+the ``min(n_neighbors, size - 1)`` nearest neighbours inside the cluster
+(:func:`medactive.selection.neighbors.knn_graph`). When no cluster qualifies, the remaining
+unlabeled points are taken by typicality over all points.
+
+Typicality is computed once per cluster over all its members (labeled ones included, since
+they are part of the density), not recomputed after each pick as in the authors' code; picks
+never change a cluster's members, so the two differ only in which points count as neighbours.
+
+Example:
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
+    >>> pos, scores = typiclust(X, 2, rng=0, min_cluster_size=3)
+    >>> sorted(pos.tolist())  # the middle point of each group of three
+    [1, 4]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medactive._random import RandomLike, check_random_state
+from medactive._validation import check_budget
+from medactive.errors import ConfigError
+from medactive.scoring.representativeness import typicality
+from medactive.selection import clustering, neighbors
+
+
+def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None,
+              rng: RandomLike = None, n_neighbors: int = 20, min_cluster_size: int = 5,
+              max_clusters: int | None = 500, kmeans_backend: str = "sklearn",
+              knn_backend: str = "faiss") -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``budget`` rows of ``X`` covering the clusters of ``X ∪ X_labeled`` by typicality.
+
+    Args:
+        X: ``[n, d]`` candidate (unlabeled) vectors.
+        budget: number of picks, ``1 <= budget <= n``.
+        X_labeled: ``[m, d]`` labeled vectors (clustered with ``X``, never picked).
+        rng: seed or Generator; the k-means seed (and pynndescent's) is drawn from it.
+        n_neighbors: ``k`` of the typicality (paper: 20), capped at the cluster size - 1.
+        min_cluster_size: clusters with fewer members are never chosen (paper: 5).
+        max_clusters: cap on ``K`` (paper: 500); ``None`` = no cap.
+        kmeans_backend: ``"sklearn"`` or ``"faiss"`` (:func:`~medactive.selection.clustering.kmeans`).
+        knn_backend: ``"faiss"`` or ``"pynndescent"`` (:func:`~medactive.selection.neighbors.knn_graph`).
+
+    Returns:
+        ``(positions, scores)``: ``[budget]`` distinct positions into ``X`` in selection order,
+        and each pick's typicality (within its cluster; over all points for fallback picks; 0
+        for a point with no neighbour to measure). Ties go to the lowest position.
+
+    References:
+        Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit
+        high and low budgets", ICML 2022.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be [n, d], got shape {X.shape}")
+    budget = check_budget(budget, X.shape[0])
+    if X_labeled is None:
+        X_labeled = np.zeros((0, X.shape[1]), dtype=np.float32)
+    X_labeled = np.asarray(X_labeled, dtype=np.float32)
+    if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
+        raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
+    check_options(n_neighbors=n_neighbors, min_cluster_size=min_cluster_size,
+                  max_clusters=max_clusters, kmeans_backend=kmeans_backend,
+                  knn_backend=knn_backend)
+    return _typiclust(X, X_labeled, budget, check_random_state(rng), int(n_neighbors),
+                      int(min_cluster_size), max_clusters, kmeans_backend, knn_backend)
+
+
+def check_options(*, n_neighbors: int, min_cluster_size: int, max_clusters: int | None,
+                  kmeans_backend: str, knn_backend: str) -> None:
+    """Raise :class:`~medactive.errors.ConfigError` for an invalid TypiClust option."""
+    for name, value in (("n_neighbors", n_neighbors), ("min_cluster_size", min_cluster_size),
+                        ("max_clusters", max_clusters)):
+        if name == "max_clusters" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"typiclust: {name} must be an integer >= 1, got {value!r}")
+    if kmeans_backend not in clustering.BACKENDS:
+        raise ConfigError(f"typiclust: kmeans_backend must be one of {clustering.BACKENDS}, "
+                          f"got {kmeans_backend!r}")
+    if knn_backend not in neighbors.BACKENDS:
+        raise ConfigError(f"typiclust: knn_backend must be one of {neighbors.BACKENDS}, "
+                          f"got {knn_backend!r}")
+
+
+def _typiclust(X: np.ndarray, X_labeled: np.ndarray, budget: int, rng: np.random.Generator,
+               n_neighbors: int, min_cluster_size: int, max_clusters: int | None,
+               kmeans_backend: str, knn_backend: str) -> tuple[np.ndarray, np.ndarray]:
+    n_u = X.shape[0]
+    X_all = np.concatenate([X, X_labeled])  # positions < n_u are the candidates
+    n = X_all.shape[0]
+    n_clusters = min(X_labeled.shape[0] + budget, n)
+    if max_clusters is not None:
+        n_clusters = min(n_clusters, max_clusters)
+    _, labels = clustering.kmeans(X_all, n_clusters, rng=rng, backend=kmeans_backend)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    covered = np.bincount(labels[n_u:], minlength=n_clusters)  # labeled or picked
+    left = np.bincount(labels[:n_u], minlength=n_clusters)  # unlabeled, not picked yet
+    cluster_ids = np.arange(n_clusters)
+    by_cluster = np.argsort(labels, kind="stable")  # members of each cluster, ascending
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    big_enough = sizes >= min_cluster_size
+    available = np.ones(n_u, dtype=bool)
+
+    def density(members: np.ndarray) -> np.ndarray:
+        k = min(n_neighbors, members.size - 1)
+        if k < 1:
+            return np.zeros(members.size)
+        _, dist = neighbors.knn_graph(X_all[members], k, backend=knn_backend, rng=rng)
+        return typicality(dist)
+
+    per_cluster: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    global_scores: np.ndarray | None = None
+    positions = np.empty(budget, dtype=np.int64)
+    scores = np.empty(budget, dtype=np.float64)
+    for b in range(budget):
+        eligible = cluster_ids[big_enough & (left > 0)]
+        if eligible.size:
+            # fewest covered first, then largest, then lowest id
+            c = int(eligible[np.lexsort((eligible, -sizes[eligible], covered[eligible]))[0]])
+            if c not in per_cluster:
+                members = by_cluster[starts[c]:starts[c + 1]]
+                per_cluster[c] = (members, density(members))
+            members, member_scores = per_cluster[c]
+            free = members < n_u
+            free[free] = available[members[free]]
+            best = int(np.argmax(np.where(free, member_scores, -np.inf)))
+            pos, score = int(members[best]), float(member_scores[best])
+            covered[c] += 1
+            left[c] -= 1
+        else:
+            if global_scores is None:
+                global_scores = density(np.arange(n))[:n_u]
+            pos = int(np.argmax(np.where(available, global_scores, -np.inf)))
+            score = float(global_scores[pos])
+            c = int(labels[pos])
+            covered[c] += 1
+            left[c] -= 1
+        available[pos] = False
+        positions[b], scores[b] = pos, score
+    return positions, scores
