@@ -9,6 +9,13 @@ Shared by ``medactive run``, ``medactive demo`` and the benchmark runner. Output
   every queried batch (the round whose training set it joined).
 - ``timings.csv``: wall seconds per round and of its query (kept apart so that ``rounds.csv``
   is identical between two runs with the same seed).
+- ``pseudo_labels.csv`` (only with pseudo-labelling): ``round, sample_id, label``, the
+  pseudo-labelled samples each round's model trained on besides its labels (chosen by the
+  previous round's model; never labels, never in ``selections.csv``). ``rounds.csv`` then also
+  has ``n_pseudo`` and ``pseudo_label_accuracy``.
+
+:func:`read_run` reads these files back as loop records, so a stopped run can be resumed with
+``run_experiment(config, out_dir=same, completed=read_run(same, task.pool_ids))``.
 - ``run.log``: the log of the run.
 - ``round_<r>.png`` (segmentation): a few test slices with prediction and ground-truth contours.
 """
@@ -31,6 +38,7 @@ import numpy as np
 from medactive import __version__
 from medactive.errors import ConfigError
 from medactive.loop.active_loop import LoopConfig, RoundRecord, run_active_learning
+from medactive.loop.pseudo_label import PseudoLabelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ class ExperimentConfig:
         data_options: loader options (e.g. ``image_size``, ``labels``, ``frames``).
         train_options: overrides of the training preset's fields (e.g.
             ``{"augmentation": "isic"}`` for ISIC 2020, ``{"n_mc_samples": 10}``).
+        pseudo_label: CEAL pseudo-labelling settings ``{"entropy": δ0, "decay": r, "max": N}``
+            (see :class:`~medactive.loop.pseudo_label.PseudoLabelConfig`); ``None``: off.
     """
 
     data: str
@@ -68,15 +78,18 @@ class ExperimentConfig:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    pseudo_label: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def loop_config(config: ExperimentConfig) -> LoopConfig:
+    pseudo = (None if config.pseudo_label is None
+              else PseudoLabelConfig.from_dict(dict(config.pseudo_label)))
     return LoopConfig(strategy=config.strategy, initial=config.initial, budget=config.budget,
                       rounds=config.rounds, seed=config.seed, finetune=config.finetune,
-                      strategy_options=dict(config.strategy_options))
+                      strategy_options=dict(config.strategy_options), pseudo_label=pseudo)
 
 
 def resolve_task_kind(config: ExperimentConfig) -> str:
@@ -135,9 +148,14 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
 def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None,
                    completed: Sequence[RoundRecord] = (), task=None, progress: bool = False,
                    on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
-    """Run one experiment; write ``run.json``, ``rounds.csv``, ``selections.csv`` to ``out_dir``."""
+    """Run one experiment; write ``run.json``, ``rounds.csv``, ``selections.csv`` to ``out_dir``.
+
+    ``completed`` resumes after those rounds (e.g. :func:`read_run` of ``out_dir``); their rows
+    are kept in the files.
+    """
     task = task or build_task(config, progress=progress)
-    writer = RunWriter(Path(out_dir), config, task) if out_dir is not None else None
+    writer = (RunWriter(Path(out_dir), config, task, completed=completed)
+              if out_dir is not None else None)
 
     def _on_round(record: RoundRecord) -> None:
         if writer is not None:
@@ -147,7 +165,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
 
     handler = None
     if writer is not None:
-        handler = logging.FileHandler(writer.out_dir / "run.log", mode="w")
+        handler = logging.FileHandler(writer.out_dir / "run.log", mode="a" if completed else "w")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         root = logging.getLogger("medactive")
@@ -188,19 +206,28 @@ def library_versions() -> dict[str, str]:
 class RunWriter:
     """Writes a run's files, rewriting each atomically after every round."""
 
-    def __init__(self, out_dir: Path, config: ExperimentConfig, task) -> None:
+    def __init__(self, out_dir: Path, config: ExperimentConfig, task,
+                 completed: Sequence[RoundRecord] = ()) -> None:
         self.out_dir = out_dir
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.task = task
         self.rows: list[dict[str, Any]] = []
         self.selections: list[tuple[int, str, float]] = []
         self.timings: list[tuple[int, float, float]] = []
+        self.with_pseudo = config.pseudo_label is not None
+        self.pseudo: list[tuple[int, str, int]] = []
         info = {"config": config.to_dict(), "task": task.describe(),
                 "versions": library_versions()}
         _atomic_write(self.out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+        for record in completed:
+            self._collect(record)
 
     def add(self, record: RoundRecord) -> None:
-        if getattr(self.task, "kind", "") == "segmentation" and \
+        self._collect(record, figure=True)
+        self._flush()
+
+    def _collect(self, record: RoundRecord, *, figure: bool = False) -> None:
+        if figure and getattr(self.task, "kind", "") == "segmentation" and \
                 getattr(self.task, "last_model", None) is not None:
             from medactive.segmentation import save_round_figure
 
@@ -218,9 +245,21 @@ class RunWriter:
                                 for i, s in zip(record.added_idx, record.added_scores)]
         self.selections += [(record.round + 1, str(ids[i]), float(s))
                             for i, s in zip(record.queried_idx, record.queried_scores)]
-        self._flush()
+        if self.with_pseudo:  # the set this model chose trains the next round's model
+            self.pseudo += [(record.round + 1, str(ids[i]), int(y))
+                            for i, y in zip(record.next_pseudo_idx, record.next_pseudo_labels)]
 
     def _flush(self) -> None:
+        # rounds.csv last: it is what read_run trusts, so a kill between two writes leaves at
+        # most extra rows in the other files, which a resume rewrites
+        _write_csv(self.out_dir / "selections.csv", ["round", "sample_id", "score"],
+                   [(rnd, sid, "" if math.isnan(score) else repr(score))
+                    for rnd, sid, score in self.selections])
+        _atomic_write(self.out_dir / "timings.csv", "round,seconds,query_seconds\n" + "".join(
+            f"{r},{s:.3f},{q:.3f}\n" for r, s, q in self.timings))
+        if self.with_pseudo:
+            _write_csv(self.out_dir / "pseudo_labels.csv", ["round", "sample_id", "label"],
+                       self.pseudo)
         columns: list[str] = []
         for row in self.rows:
             columns += [c for c in row if c not in columns]
@@ -228,16 +267,78 @@ class RunWriter:
         for row in self.rows:
             lines.append(",".join(_fmt(row.get(c, "")) for c in columns))
         _atomic_write(self.out_dir / "rounds.csv", "\n".join(lines) + "\n")
-        path = self.out_dir / "selections.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["round", "sample_id", "score"])
-            for rnd, sid, score in self.selections:
-                w.writerow([rnd, sid, "" if math.isnan(score) else repr(score)])
-        os.replace(tmp, path)
-        _atomic_write(self.out_dir / "timings.csv", "round,seconds,query_seconds\n" + "".join(
-            f"{r},{s:.3f},{q:.3f}\n" for r, s, q in self.timings))
+
+
+def read_run(out_dir: str | Path, pool_ids: Sequence[str] | np.ndarray) -> list[RoundRecord]:
+    """The records of the rounds a run folder holds, for resuming (``completed=``).
+
+    Reads ``rounds.csv`` (metrics, as written: 6 significant digits), ``selections.csv``
+    (batches and their scores, exact), ``timings.csv`` and ``pseudo_labels.csv`` (when present).
+
+    Raises:
+        DataError: a file is missing or names a sample that is not in ``pool_ids``.
+    """
+    from medactive.errors import DataError
+
+    out = Path(out_dir)
+    position = {str(sid): i for i, sid in enumerate(np.asarray(pool_ids))}
+
+    def rows(name: str, required: bool = True) -> list[dict[str, str]]:
+        path = out / name
+        if not path.is_file():
+            if required:
+                raise DataError(f"{path}: missing; cannot resume this run folder")
+            return []
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def index(name: str, row: dict[str, str]) -> int:
+        if row["sample_id"] not in position:
+            raise DataError(f"{out / name}: sample {row['sample_id']!r} is not in the pool")
+        return position[row["sample_id"]]
+
+    selected: dict[int, list[tuple[int, float]]] = {}
+    for row in rows("selections.csv"):
+        score = float(row["score"]) if row["score"] else math.nan
+        selected.setdefault(int(row["round"]), []).append((index("selections.csv", row), score))
+    pseudo: dict[int, list[tuple[int, int]]] = {}
+    for row in rows("pseudo_labels.csv", required=False):
+        pseudo.setdefault(int(row["round"]), []).append((index("pseudo_labels.csv", row),
+                                                         int(row["label"])))
+    timings = {int(r["round"]): (float(r["seconds"]), float(r["query_seconds"]))
+               for r in rows("timings.csv", required=False)}
+
+    def idx_of(pairs: list) -> np.ndarray:
+        return np.array([p[0] for p in pairs], dtype=np.int64)
+
+    def second(pairs: list, dtype) -> np.ndarray:
+        return np.array([p[1] for p in pairs], dtype=dtype)
+
+    records = []
+    for row in rows("rounds.csv"):
+        rnd = int(row["round"])
+        metrics = {k: float(v) if v else math.nan for k, v in row.items()
+                   if k not in ("round", "n_labeled")}
+        added, queried = selected.get(rnd, []), selected.get(rnd + 1, [])
+        used, chosen = pseudo.get(rnd, []), pseudo.get(rnd + 1, [])
+        seconds, query_seconds = timings.get(rnd, (0.0, 0.0))
+        records.append(RoundRecord(
+            round=rnd, n_labeled=int(row["n_labeled"]), metrics=metrics,
+            added_idx=idx_of(added), added_scores=second(added, np.float64),
+            queried_idx=idx_of(queried), queried_scores=second(queried, np.float64),
+            seconds=seconds, query_seconds=query_seconds,
+            pseudo_idx=idx_of(used), pseudo_labels=second(used, np.int64),
+            next_pseudo_idx=idx_of(chosen), next_pseudo_labels=second(chosen, np.int64)))
+    return records
+
+
+def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _fmt(value: Any) -> str:

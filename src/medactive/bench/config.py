@@ -25,6 +25,8 @@ A TOML file describes any other grid::
     # supervised_seeds = 1    # fully supervised reference runs per dataset (0: none)
     # data_root = "../shared/data"   # relative to this file; --data-root overrides
 
+    # pseudo_label = {entropy = 0.005, decay = 0.00033, max = 500}  # settings of "+ceal"
+
     [strategy_options.bald]
     n_mc_samples = 10
 
@@ -35,6 +37,12 @@ A TOML file describes any other grid::
     metrics = ["test_auc"]                 # reported metrics (default: chosen from the results)
     # task = "classification"; survey = "isic"; strategies = [...]; preset/epochs overrides
     # [datasets.data_options] image_size = 28; [datasets.train_options] augmentation = "isic"
+
+CEAL: a strategy name with the suffix ``+ceal`` (e.g. ``"entropy+ceal"`` beside ``"entropy"``)
+runs that strategy with CEAL pseudo-labelling (:mod:`medactive.loop.pseudo_label`), using the
+grid's ``pseudo_label`` table (missing keys: the paper's δ0 = 0.005, decay 0.00033, no cap).
+The suffixed name is the unit's strategy in the store and the report, so one grid compares
+both; ``strategy_options`` are looked up by the plain name. Classification only.
 """
 
 from __future__ import annotations
@@ -61,6 +69,15 @@ TABLE8_STRATEGIES = ("random", "least_confidence", "entropy", "margin", "badge",
 #: the default backend: builds tasks with :mod:`medactive.experiment`
 DEFAULT_BACKEND = "medactive.bench.backend"
 SURVEY_KEYS = ("nct", "isic", "acdc")
+#: strategy-name suffix of a unit that adds CEAL pseudo-labelling
+CEAL_SUFFIX = "+ceal"
+
+
+def split_strategy(name: str) -> tuple[str, bool]:
+    """``"entropy+ceal" -> ("entropy", True)``; ``"entropy" -> ("entropy", False)``."""
+    if name.endswith(CEAL_SUFFIX):
+        return name[:-len(CEAL_SUFFIX)], True
+    return name, False
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,8 @@ class GridConfig:
         finetune: continue from the previous round's model instead of training from scratch.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         strategy_options: ``strategy name -> keyword options``.
+        pseudo_label: CEAL settings ``{"entropy": δ0, "decay": r, "max": N}`` of the strategies
+            named ``<name>+ceal`` (``None``: the paper's defaults); plain names run without.
         supervised_seeds: fully supervised reference runs per dataset (first seeds; 0: none).
         backend: module providing ``build_task(options)``, ``loop_config(options)`` and
             ``supervised_reference(options, task)`` (tests plug in a fake task here).
@@ -161,6 +180,7 @@ class GridConfig:
     finetune: bool = False
     device: str = "auto"
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pseudo_label: dict[str, Any] | None = None
     supervised_seeds: int = 1
     backend: str = DEFAULT_BACKEND
     description: str = ""
@@ -194,14 +214,16 @@ class GridConfig:
         """The :class:`~medactive.experiment.ExperimentConfig` fields of ``unit``.
 
         A supervised unit gets the options of the dataset's first budget with ``"random"``
-        (only data, task, preset, epochs, device and seed matter for it).
+        (only data, task, preset, epochs, device and seed matter for it). A ``+ceal`` unit runs
+        the plain strategy with a ``pseudo_label`` option (absent for other units).
         """
         spec = self.dataset(unit.dataset)
+        ceal = False
         if isinstance(unit, SupervisedUnit):
             strategy, budget = "random", spec.budgets[0]
         else:
-            strategy, budget = unit.strategy, unit.budget
-        return {
+            (strategy, ceal), budget = split_strategy(unit.strategy), unit.budget
+        options = {
             "data": spec.data, "strategy": strategy,
             "initial": self.initial if self.initial is not None else budget,
             "budget": budget, "rounds": self.rounds, "seed": unit.seed, "task": spec.task,
@@ -212,6 +234,10 @@ class GridConfig:
             "data_options": dict(spec.data_options),
             "train_options": dict(spec.train_options),
         }
+        if ceal:
+            options["pseudo_label"] = _pseudo_label(self.pseudo_label or {},
+                                                    f"grid {self.name!r}").to_dict()
+        return options
 
     # -- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -306,6 +332,8 @@ def _check_grid(grid: GridConfig) -> None:
     if not isinstance(grid.strategy_options, dict) or not all(
             isinstance(v, dict) for v in grid.strategy_options.values()):
         raise ConfigError(f"{where}: strategy_options must map strategy names to tables")
+    if grid.pseudo_label is not None:
+        _pseudo_label(grid.pseudo_label, where)
     for spec in grid.datasets:
         at = f"{where}, dataset {spec.name!r}"
         if not spec.budgets or not all(_is_int(b) and b >= 1 for b in spec.budgets):
@@ -318,10 +346,20 @@ def _check_grid(grid: GridConfig) -> None:
                               f"got {spec.survey!r}")
         if spec.strategies and len(set(spec.strategies)) != len(spec.strategies):
             raise ConfigError(f"{at}: strategies contain duplicates")
+        ceal = [s for s in grid.strategies_for(spec.name) if split_strategy(s)[1]]
+        if ceal and spec.task == "segmentation":
+            raise ConfigError(f"{at}: {', '.join(ceal)}: CEAL pseudo-labelling ({CEAL_SUFFIX}) "
+                              "is for classification only")
         if spec.epochs is not None and (not _is_int(spec.epochs) or spec.epochs < 1):
             raise ConfigError(f"{at}: epochs must be a positive integer")
         if "/" in spec.name or not spec.name:
             raise ConfigError(f"{at}: a dataset name must be non-empty and contain no '/'")
+
+
+def _pseudo_label(table: Any, where: str):
+    from medactive.loop.pseudo_label import PseudoLabelConfig
+
+    return PseudoLabelConfig.from_dict(table, source=f"{where}: pseudo_label")
 
 
 # -- data root ---------------------------------------------------------------------------------

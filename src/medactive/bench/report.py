@@ -57,10 +57,21 @@ DISPLAY_NAMES = {"random": "Random", "least_confidence": "Confidence", "entropy"
                  "bald": "BALD", "dbal": "DBAL", "badge": "BADGE",
                  "coreset_l2": "Core-Set-L2", "coreset_cosine": "Core-Set-Cosine"}
 SUPERVISED_NAME = "Fully supervised"
+#: methods beyond the survey's benchmark, and strategy-name suffixes of loop variants
+OTHER_NAMES = {"typiclust": "TypiClust"}
+SUFFIX_NAMES = {"ceal": "CEAL"}
 
 
 def display_name(strategy: str) -> str:
-    return DISPLAY_NAMES.get(strategy, strategy)
+    """The name a table shows: ``"entropy+ceal"`` -> ``"Entropy + CEAL"``.
+
+    Example:
+        >>> display_name("coreset_l2"), display_name("entropy+ceal")
+        ('Core-Set-L2', 'Entropy + CEAL')
+    """
+    base, *suffixes = strategy.split("+")
+    names = [DISPLAY_NAMES.get(base) or OTHER_NAMES.get(base, base)]
+    return " + ".join(names + [SUFFIX_NAMES.get(x, x) for x in suffixes])
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -88,8 +99,8 @@ def metric_format(name: str) -> MetricFormat:
     base = name.split("_", 1)[1] if name.startswith(("test_", "val_")) else name
     lower = any(part in base for part in ("asd", "hd95", "hausdorff", "loss", "nll", "error"))
     if "accuracy" in base or base.startswith("recall"):
-        label = {"accuracy": "ACC (%)", "balanced_accuracy": "Balanced ACC (%)"}.get(
-            base, f"{base} (%)")
+        label = {"accuracy": "ACC (%)", "balanced_accuracy": "Balanced ACC (%)",
+                 "pseudo_label_accuracy": "pseudo-label accuracy (%)"}.get(base, f"{base} (%)")
         return MetricFormat(name, label, 100.0, 2, lower)
     if "asd" in base or "hd" in base:
         # the unit (mm or voxels) depends on the data's spacing: stated in run.json
@@ -211,10 +222,15 @@ def collect_tables(store: ResultStore, grid: GridConfig | None = None) -> list[R
                 continue
             sup = Cell.of([m.get(metric) for m in supervised.get(dataset, [])])
             tables.append(ResultTable(
-                title=f"{dataset}, b = {budget}: test {fmt.label}", dataset=dataset,
+                title=f"{dataset}, b = {budget}: {_split_word(metric)}{fmt.label}",
+                dataset=dataset,
                 budget=budget, fmt=fmt, strategies=strategies, labels=labels, cells=cells,
                 per_seed=per_seed, supervised=sup))
     return tables
+
+
+def _split_word(metric: str) -> str:
+    return "test " if metric.startswith("test_") else "val " if metric.startswith("val_") else ""
 
 
 def _ordered(found: dict[str, Any], preferred: Sequence[str]) -> list[str]:
@@ -406,8 +422,8 @@ def aubc_table(tables: Sequence[ResultTable]) -> ResultTable:
     for col, table in enumerate(tables):
         for strategy, cell in aubc_cells(table).items():
             cells[(strategy, col)] = cell
-    return ResultTable(title=f"{first.dataset}: area under the budget curve, test "
-                       f"{first.fmt.label}", dataset=first.dataset, budget=0, fmt=first.fmt,
+    return ResultTable(title=f"{first.dataset}: area under the budget curve, "
+                       f"{_split_word(first.fmt.name)}{first.fmt.label}", dataset=first.dataset, budget=0, fmt=first.fmt,
                        strategies=strategies, labels=[t.budget for t in tables], cells=cells)
 
 
@@ -536,7 +552,7 @@ def _draw_curves(ax, table: ResultTable, strategies: Sequence[str], colors: dict
         ax.axhline(table.supervised.mean * scale, color="0.4", linestyle="--", linewidth=1,
                    label=SUPERVISED_NAME)
     ax.set_xlabel("number of labels")
-    ax.set_ylabel(f"test {table.fmt.label}")
+    ax.set_ylabel(f"{_split_word(table.fmt.name)}{table.fmt.label}")
     ax.set_xticks(x)
     ax.grid(alpha=0.3)
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from medactive.bench.config import GridConfig, SupervisedUnit, Unit
+from medactive.bench.config import GridConfig, SupervisedUnit, Unit, split_strategy
 from medactive.bench.store import ResultStore, record_to_row, row_to_record
 from medactive.errors import ConfigError, DataError, MedactiveError
 
@@ -145,7 +145,8 @@ def check_grid(grid: GridConfig) -> None:
 
     known = set(list_strategies())
     for spec in grid.datasets:
-        unknown = [s for s in grid.strategies_for(spec.name) if s not in known]
+        unknown = [s for s in grid.strategies_for(spec.name)
+                   if split_strategy(s)[0] not in known]
         if unknown:
             raise ConfigError(f"grid {grid.name!r}, dataset {spec.name!r}: unknown strategy "
                               f"{', '.join(map(repr, unknown))}; choose from: "
@@ -343,8 +344,10 @@ def _check_pool(job: Job, task) -> None:
     """Refuse to resume when the pool's sample ids differ from the stored selections."""
     pool_ids = np.asarray(task.pool_ids)
     for row in job.completed:
-        for idx_key, ids_key in (("added_idx", "added_ids"), ("queried_idx", "queried_ids")):
-            idx = np.asarray(row[idx_key], dtype=np.int64)
+        for idx_key, ids_key in (("added_idx", "added_ids"), ("queried_idx", "queried_ids"),
+                                 ("pseudo_idx", "pseudo_ids"),
+                                 ("next_pseudo_idx", "next_pseudo_ids")):
+            idx = np.asarray(row.get(idx_key) or [], dtype=np.int64)
             if idx.size and (idx.max() >= len(pool_ids)
                              or [str(s) for s in pool_ids[idx]] != list(row[ids_key])):
                 raise DataError(f"unit {job.unit.key}: the stored round {row['round']} selected "

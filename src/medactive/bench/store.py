@@ -5,7 +5,11 @@ Tables:
 - ``rounds``: one row per finished ``(dataset, strategy, budget, seed, round)``: ``n_labeled``,
   metrics (JSON ``{"val_x": v, "test_x": v}``), the batch that formed the round's labeled set
   (``added_*``: the initial set in round 0) and the batch its model selected (``queried_*``),
-  each as pool indices, sample ids and scores (JSON), and wall times.
+  each as pool indices, sample ids and scores (JSON), and wall times. With pseudo-labelling
+  (CEAL), nullable ``pseudo_*`` columns hold the pseudo-labelled set the round's model trained on
+  and ``next_pseudo_*`` the set it chose for the next round (indices, ids, labels; JSON). They
+  are added by ``ALTER TABLE`` the first time such a round is stored, so a database of an
+  earlier version is never altered by plain runs, and reads it as before (``NULL``: none).
 - ``supervised``: one row per fully supervised reference run ``(dataset, seed)``.
 - ``units``: the experiment options of every unit ever registered (a rerun with other options
   for the same unit is refused, so a table never mixes protocols).
@@ -47,6 +51,16 @@ SCHEMA_VERSION = 1
 
 #: unit options that may change between runs without changing results (paths, placement)
 VOLATILE_OPTIONS = ("data", "device")
+
+#: the base columns of ``rounds``, in table order
+_ROUND_COLUMNS = ("dataset", "strategy", "budget", "seed", "round", "n_labeled", "metrics",
+                  "added_idx", "added_ids", "added_scores", "queried_idx", "queried_ids",
+                  "queried_scores", "seconds", "query_seconds", "finished_at")
+#: nullable JSON columns added later (CEAL pseudo-labels), by ``ALTER TABLE`` when first needed
+PSEUDO_COLUMNS = ("pseudo_idx", "pseudo_ids", "pseudo_labels", "next_pseudo_idx",
+                  "next_pseudo_ids", "next_pseudo_labels")
+_JSON_COLUMNS = ("metrics", "added_idx", "added_ids", "added_scores", "queried_idx",
+                 "queried_ids", "queried_scores") + PSEUDO_COLUMNS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -307,15 +321,22 @@ class ResultStore:
             ``True`` if inserted, ``False`` if the round was already stored (the stored row is
             kept; a warning is logged if it differs).
         """
-        values = (unit.dataset, unit.strategy, unit.budget, unit.seed, int(row["round"]),
+        values = [unit.dataset, unit.strategy, unit.budget, unit.seed, int(row["round"]),
                   int(row["n_labeled"]), _dumps(row["metrics"]),
                   _dumps(row["added_idx"]), _dumps(row["added_ids"]),
                   _dumps(row["added_scores"]), _dumps(row["queried_idx"]),
                   _dumps(row["queried_ids"]), _dumps(row["queried_scores"]),
-                  float(row["seconds"]), float(row["query_seconds"]), time.time())
+                  float(row["seconds"]), float(row["query_seconds"]), time.time()]
+        columns = list(_ROUND_COLUMNS)
+        if any(row.get(c) for c in PSEUDO_COLUMNS):
+            self._add_pseudo_columns()
+            columns += PSEUDO_COLUMNS
+            values += [_dumps(list(row.get(c) or [])) for c in PSEUDO_COLUMNS]
+        sql = (f"INSERT INTO rounds ({', '.join(columns)}) VALUES "
+               f"({', '.join('?' * len(columns))})")
         try:
             with self._transaction() as conn:
-                conn.execute("INSERT INTO rounds VALUES (" + ", ".join("?" * 16) + ")", values)
+                conn.execute(sql, values)
         except sqlite3.IntegrityError:
             stored = self.rounds(unit=unit, round=int(row["round"]))
             if stored and (stored[0]["metrics"] != _loads(_dumps(row["metrics"]))
@@ -324,6 +345,15 @@ class ResultStore:
                                "stored row", unit.key, row["round"])
             return False
         return True
+
+    def _add_pseudo_columns(self) -> None:
+        """Add the nullable ``pseudo_*`` columns to ``rounds`` where missing (older stores)."""
+        have = {r[1] for r in self._conn.execute("PRAGMA table_info(rounds)")}
+        missing = [c for c in PSEUDO_COLUMNS if c not in have]
+        if missing:
+            with self._transaction() as conn:
+                for column in missing:
+                    conn.execute(f"ALTER TABLE rounds ADD COLUMN {column} TEXT")
 
     def completed_rounds(self, unit: Unit) -> list[RoundRecord]:
         """The stored rounds of ``unit`` as loop records, for resuming (``completed=``).
@@ -360,9 +390,9 @@ class ResultStore:
         out = []
         for values in cursor:
             row = dict(zip(names, values))
-            for key in ("metrics", "added_idx", "added_ids", "added_scores", "queried_idx",
-                        "queried_ids", "queried_scores"):
-                row[key] = _loads(row[key])
+            for key in _JSON_COLUMNS:
+                if key in row:  # pseudo columns: absent in older stores, NULL in plain rounds
+                    row[key] = [] if row[key] is None else _loads(row[key])
             out.append(row)
         return out
 
@@ -405,6 +435,8 @@ def record_to_row(record: RoundRecord, pool_ids: Sequence[str] | np.ndarray) -> 
     pool_ids = np.asarray(pool_ids)
     added = np.asarray(record.added_idx, dtype=np.int64)
     queried = np.asarray(record.queried_idx, dtype=np.int64)
+    pseudo = np.asarray(record.pseudo_idx, dtype=np.int64)
+    next_pseudo = np.asarray(record.next_pseudo_idx, dtype=np.int64)
     return {
         "round": int(record.round), "n_labeled": int(record.n_labeled),
         "metrics": {str(k): _float(v) for k, v in record.metrics.items()},
@@ -413,6 +445,11 @@ def record_to_row(record: RoundRecord, pool_ids: Sequence[str] | np.ndarray) -> 
         "queried_idx": queried.tolist(), "queried_ids": [str(s) for s in pool_ids[queried]],
         "queried_scores": [_float(s) for s in np.asarray(record.queried_scores).ravel()],
         "seconds": float(record.seconds), "query_seconds": float(record.query_seconds),
+        "pseudo_idx": pseudo.tolist(), "pseudo_ids": [str(s) for s in pool_ids[pseudo]],
+        "pseudo_labels": np.asarray(record.pseudo_labels, dtype=np.int64).tolist(),
+        "next_pseudo_idx": next_pseudo.tolist(),
+        "next_pseudo_ids": [str(s) for s in pool_ids[next_pseudo]],
+        "next_pseudo_labels": np.asarray(record.next_pseudo_labels, dtype=np.int64).tolist(),
     }
 
 
@@ -428,7 +465,11 @@ def row_to_record(row: dict[str, Any]) -> RoundRecord:
         added_scores=scores(row["added_scores"]),
         queried_idx=np.asarray(row["queried_idx"], dtype=np.int64),
         queried_scores=scores(row["queried_scores"]),
-        seconds=float(row["seconds"]), query_seconds=float(row["query_seconds"]))
+        seconds=float(row["seconds"]), query_seconds=float(row["query_seconds"]),
+        pseudo_idx=np.asarray(row.get("pseudo_idx") or [], dtype=np.int64),
+        pseudo_labels=np.asarray(row.get("pseudo_labels") or [], dtype=np.int64),
+        next_pseudo_idx=np.asarray(row.get("next_pseudo_idx") or [], dtype=np.int64),
+        next_pseudo_labels=np.asarray(row.get("next_pseudo_labels") or [], dtype=np.int64))
 
 
 def _float(value: Any) -> float | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from medactive.errors import ConfigError
+from medactive.loop.pseudo_label import DEFAULT_DECAY, DEFAULT_ENTROPY, PseudoLabelConfig
 
 
 def add_parsers(subparsers) -> None:
@@ -19,7 +21,8 @@ def add_parsers(subparsers) -> None:
         "run", help="run one active-learning experiment with a simulated oracle",
         description="Run one pool-based active-learning experiment (survey §2): a random initial "
         "set, then ROUNDS rounds of train -> score the pool -> query BUDGET samples -> reveal "
-        "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log.")
+        "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log "
+        "(and pseudo_labels.csv with --pseudo-label-entropy).")
     p.add_argument("--data", required=True,
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
                    "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
@@ -30,6 +33,21 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     _add_training_args(p)
+    g = p.add_argument_group(
+        "pseudo-labelling (CEAL, Wang et al. 2017; classification only)",
+        "After each query, unlabeled samples whose predicted class distribution has entropy "
+        "below delta_r = DELTA0 - DECAY * r (natural log) get the predicted class as a "
+        "pseudo-label and join the next round's training set only; they are never labels. "
+        "rounds.csv gains n_pseudo and pseudo_label_accuracy; pseudo_labels.csv lists them.")
+    g.add_argument("--pseudo-label-entropy", type=float, nargs="?", const=DEFAULT_ENTROPY,
+                   default=None, metavar="DELTA0",
+                   help=f"turn CEAL pseudo-labelling on with this initial entropy threshold "
+                   f"(alone: the paper's {DEFAULT_ENTROPY}; off by default)")
+    g.add_argument("--pseudo-label-decay", type=float, default=None, metavar="DECAY",
+                   help=f"threshold decrease per round (default {DEFAULT_DECAY}, the paper's)")
+    g.add_argument("--pseudo-label-max", type=int, default=None, metavar="N",
+                   help="keep at most the N most confident pseudo-labels per round (default: no "
+                   "cap; a fixed threshold admits more samples with 2 classes than with 8)")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser(
@@ -113,7 +131,24 @@ def experiment_config(args, strategy: str):
         data=args.data, strategy=strategy, initial=args.initial, budget=args.budget,
         rounds=args.rounds, seed=args.seed, task=args.task, preset=args.preset,
         epochs=args.epochs, finetune=args.finetune, device=args.device,
-        data_options=data_options, train_options=train_options)
+        data_options=data_options, train_options=train_options,
+        pseudo_label=_pseudo_label_options(args))
+
+
+def _pseudo_label_options(args) -> dict | None:
+    """The ``pseudo_label`` settings of ``--pseudo-label-*`` (``None``: off)."""
+    entropy = getattr(args, "pseudo_label_entropy", None)
+    decay = getattr(args, "pseudo_label_decay", None)
+    cap = getattr(args, "pseudo_label_max", None)
+    if entropy is None:
+        if decay is not None or cap is not None:
+            raise ConfigError("--pseudo-label-decay / --pseudo-label-max need "
+                              "--pseudo-label-entropy (which turns pseudo-labelling on)")
+        return None
+    options = {"entropy": entropy, "max": cap}
+    if decay is not None:
+        options["decay"] = decay
+    return PseudoLabelConfig.from_dict(options).to_dict()  # validates
 
 
 def cmd_run(args) -> int:
@@ -144,7 +179,13 @@ def _set_threads(threads: int | None) -> None:
 def _print_round(record, metric: str) -> None:
     test = record.metrics.get(f"test_{metric}", float("nan"))
     val = record.metrics.get(f"val_{metric}", float("nan"))
-    print(f"round {record.round}: {record.n_labeled} labels  val_{metric}={val:.4f}  "
+    pseudo = ""
+    if "n_pseudo" in record.metrics:
+        pseudo = f" + {int(record.metrics['n_pseudo'])} pseudo"
+        accuracy = record.metrics.get("pseudo_label_accuracy", float("nan"))
+        if not math.isnan(accuracy):
+            pseudo += f" (accuracy {accuracy:.4f})"
+    print(f"round {record.round}: {record.n_labeled} labels{pseudo}  val_{metric}={val:.4f}  "
           f"test_{metric}={test:.4f}  ({record.seconds:.1f}s)", flush=True)
 
 

@@ -11,11 +11,20 @@ before or on resuming.
 
 Resuming: ``completed`` passes the records of rounds already finished (e.g. read back from a
 results store); the loop rebuilds ``L_r`` from their batches and continues with the next round.
+
+Pseudo-labelling (CEAL, :mod:`medactive.loop.pseudo_label`, off unless
+``LoopConfig.pseudo_label`` is set): after round ``r`` has queried its batch, the same
+predictions give the unlabeled samples (not in the batch) that the model is most confident
+about, with their predicted classes ``P_r``; round ``r + 1`` trains on ``L_{r+1}`` plus ``P_r``
+(passed to ``task.fit`` as ``extra_idx`` / ``extra_labels``). Pseudo-labels never join ``L``
+nor the selections; each record keeps the set its model trained on (``pseudo_idx``) and the set
+its model chose (``next_pseudo_idx``), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +35,7 @@ import numpy as np
 from medactive._random import derive_seed
 from medactive._validation import check_budget
 from medactive.errors import ConfigError
+from medactive.loop.pseudo_label import PseudoLabelConfig, select_pseudo_labels
 from medactive.oracle.simulated import Oracle, SimulatedOracle
 from medactive.strategies.base import Strategy, create_strategy
 
@@ -44,6 +54,7 @@ class LoopConfig:
         seed: master seed.
         finetune: start round ``r`` from round ``r-1``'s model instead of from scratch.
         strategy_options: keyword options of the strategy (e.g. ``{"n_mc_samples": 25}``).
+        pseudo_label: CEAL pseudo-labelling of confident unlabeled samples; ``None``: off.
     """
 
     strategy: str
@@ -53,6 +64,7 @@ class LoopConfig:
     seed: int = 0
     finetune: bool = False
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    pseudo_label: PseudoLabelConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +77,10 @@ class RoundRecord:
     Attributes:
         round: round number, 0 = trained on the initial set.
         n_labeled: ``|L_r|``, the labels the round's model was trained on.
-        metrics: ``{"val_<name>": v, "test_<name>": v}``.
+        metrics: ``{"val_<name>": v, "test_<name>": v}``; with pseudo-labelling also
+            ``n_pseudo`` (``len(pseudo_idx)``) and, with a simulated oracle,
+            ``pseudo_label_accuracy`` (fraction of pseudo-labels equal to the truth; NaN when
+            there are none).
         added_idx: pool indices added to form ``L_r`` (round 0: the initial set).
         added_scores: their scores when they were queried (NaN for the initial set).
         queried_idx: the batch this round's model selected, forming ``L_{r+1}`` (empty after
@@ -73,6 +88,12 @@ class RoundRecord:
         queried_scores: their scores.
         seconds: wall time of the round (training, evaluation, query).
         query_seconds: wall time of the query alone (inference + selection).
+        pseudo_idx: pool indices pseudo-labelled for training this round's model (``P_{r-1}``;
+            empty in round 0 and when pseudo-labelling is off).
+        pseudo_labels: their pseudo-labels (predicted classes).
+        next_pseudo_idx: the pseudo-labelled set this round's model chose for round ``r + 1``
+            (empty after the last round and when off).
+        next_pseudo_labels: their pseudo-labels.
     """
 
     round: int
@@ -84,6 +105,10 @@ class RoundRecord:
     queried_scores: np.ndarray
     seconds: float = 0.0
     query_seconds: float = 0.0
+    pseudo_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pseudo_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    next_pseudo_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    next_pseudo_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def initial_indices(n_pool: int, initial: int, seed: int) -> np.ndarray:
@@ -113,8 +138,14 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
         All records, the ``completed`` ones first.
 
     Raises:
-        ConfigError: budget or initial set larger than the pool allows.
+        ConfigError: budget or initial set larger than the pool allows; pseudo-labelling asked
+            of a task that cannot train on pseudo-labels.
     """
+    pseudo = config.pseudo_label
+    if pseudo is not None and not getattr(task, "supports_pseudo_labels", False):
+        raise ConfigError(f"pseudo-labelling (--pseudo-label-entropy, grid pseudo_label) is not "
+                          f"supported by {getattr(task, 'kind', type(task).__name__)} tasks; "
+                          "leave it off")
     n_pool = len(task.pool_ids)
     strategy = strategy or create_strategy(config.strategy, **config.strategy_options)
     needed = config.initial + config.rounds * config.budget
@@ -137,26 +168,47 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
                        if initial_idx is None else np.asarray(initial_idx, dtype=np.int64))
         added_idx, added_scores = labeled_idx.copy(), np.full(labeled_idx.size, np.nan)
     labels: list[Any] = list(oracle.label(labeled_idx))
+    empty = np.zeros(0, dtype=np.int64)
+    # P_{r-1}: chosen by the previous round's model (stored in its record when resuming)
+    pseudo_idx, pseudo_labels = empty, empty
+    if records and pseudo is not None:
+        pseudo_idx = np.asarray(records[-1].next_pseudo_idx, dtype=np.int64)
+        pseudo_labels = np.asarray(records[-1].next_pseudo_labels, dtype=np.int64)
 
     model = None
     for rnd in range(len(records), config.rounds + 1):
         start = time.perf_counter()
         init = model if (config.finetune and model is not None) else None
-        model = task.fit(labeled_idx, labels, seed=derive_seed(config.seed, "train", rnd),
-                         init_model=init)
+        seed = derive_seed(config.seed, "train", rnd)
+        if pseudo is None:
+            model = task.fit(labeled_idx, labels, seed=seed, init_model=init)
+        else:
+            model = task.fit(labeled_idx, labels, seed=seed, init_model=init,
+                             extra_idx=pseudo_idx, extra_labels=pseudo_labels)
         metrics = {f"val_{k}": v for k, v in task.evaluate(model, "val").items()}
         metrics.update({f"test_{k}": v for k, v in task.evaluate(model, "test").items()})
+        if pseudo is not None:
+            metrics.update(_pseudo_metrics(pseudo_idx, pseudo_labels, oracle))
         queried_idx = np.zeros(0, dtype=np.int64)
         queried_scores = np.zeros(0, dtype=np.float64)
+        next_idx, next_labels = empty, empty
         query_seconds = 0.0
         if rnd < config.rounds:
             q_start = time.perf_counter()
-            queried_idx, queried_scores = _query(task, strategy, model, labeled_idx, config, rnd)
+            queried_idx, queried_scores, predictions, unlabeled = _query(
+                task, strategy, model, labeled_idx, config, rnd)
             query_seconds = time.perf_counter() - q_start
+            if pseudo is not None:
+                # the query's predictions: probabilities the strategy used are cached
+                next_idx, next_labels = select_pseudo_labels(
+                    predictions.get("probas", unlabeled), unlabeled,
+                    threshold=pseudo.threshold(rnd), exclude_idx=queried_idx, max_n=pseudo.max)
         record = RoundRecord(round=rnd, n_labeled=int(labeled_idx.size), metrics=metrics,
                              added_idx=added_idx, added_scores=added_scores,
                              queried_idx=queried_idx, queried_scores=queried_scores,
-                             seconds=time.perf_counter() - start, query_seconds=query_seconds)
+                             seconds=time.perf_counter() - start, query_seconds=query_seconds,
+                             pseudo_idx=pseudo_idx, pseudo_labels=pseudo_labels,
+                             next_pseudo_idx=next_idx, next_pseudo_labels=next_labels)
         logger.info("round %d: %d labels, %s", rnd, record.n_labeled,
                     ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith("test_")))
         records.append(record)
@@ -166,15 +218,33 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
             labels.extend(oracle.label(queried_idx))
             labeled_idx = np.concatenate([labeled_idx, queried_idx])
             added_idx, added_scores = queried_idx, queried_scores
+        pseudo_idx, pseudo_labels = next_idx, next_labels
     return records
 
 
 def _query(task, strategy: Strategy, model, labeled_idx: np.ndarray, config: LoopConfig,
-           rnd: int) -> tuple[np.ndarray, np.ndarray]:
-    """Query the batch that forms ``L_{rnd+1}`` with ``model`` (trained on ``L_rnd``)."""
+           rnd: int):
+    """Query the batch that forms ``L_{rnd+1}`` with ``model`` (trained on ``L_rnd``).
+
+    Returns ``(indices, scores, predictions, unlabeled_idx)``; the predictions are kept for
+    pseudo-labelling, so it needs no second inference pass.
+    """
     n_pool = len(task.pool_ids)
     unlabeled = np.setdiff1d(np.arange(n_pool, dtype=np.int64), labeled_idx)
     predictions = task.predictions(model, seed=derive_seed(config.seed, "predict", rnd))
     result = strategy.query(predictions, unlabeled, np.sort(labeled_idx), config.budget,
                             rng=derive_seed(config.seed, "query", rnd))
-    return result.indices, result.scores
+    return result.indices, result.scores, predictions, unlabeled
+
+
+def _pseudo_metrics(idx: np.ndarray, labels: np.ndarray, oracle: Oracle) -> dict[str, float]:
+    """``n_pseudo`` and, when the oracle is simulated (knows the truth without counting it as a
+    query), ``pseudo_label_accuracy``: the fraction of pseudo-labels equal to the true label."""
+    metrics = {"n_pseudo": float(idx.size)}
+    if isinstance(oracle, SimulatedOracle):
+        accuracy = math.nan
+        if idx.size:
+            truth = np.asarray(oracle.task.pool_labels(idx), dtype=np.int64)
+            accuracy = float(np.mean(truth == np.asarray(labels, dtype=np.int64)))
+        metrics["pseudo_label_accuracy"] = accuracy
+    return metrics

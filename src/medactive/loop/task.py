@@ -22,6 +22,9 @@ class Task(Protocol):
         pool_ids: ``[n_pool]`` stable sample ids of the AL pool (train split).
         primary_metric: validation metric used to keep the best checkpoint (e.g.
             ``"accuracy"`` or ``"dice_mean"``); higher is better.
+        supports_pseudo_labels: optional; ``True`` when ``fit`` accepts ``extra_idx`` and
+            ``extra_labels`` (pseudo-labelled samples, CEAL). The loop refuses pseudo-labelling
+            for a task without it.
     """
 
     kind: str
@@ -37,7 +40,9 @@ class Task(Protocol):
         """Train a model on pool samples ``labeled_idx`` with ``labels`` (same order).
 
         ``init_model`` is the previous round's model when fine-tuning, else ``None`` (train from
-        scratch). Returns the model with the best validation ``primary_metric``.
+        scratch). Returns the model with the best validation ``primary_metric``. A task with
+        ``supports_pseudo_labels`` also takes ``extra_idx=`` / ``extra_labels=``: pseudo-labelled
+        pool samples to train on besides the labeled ones (they are not labels).
         """
         ...
 

@@ -95,6 +95,8 @@ class SegmentationTask:
     """
 
     kind = "segmentation"
+    #: pseudo-labelling (CEAL) is for classification only: ``fit`` takes no ``extra_idx``
+    supports_pseudo_labels = False
     primary_metric = "dice_mean"
 
     def __init__(self, data: SegmentationData, preset: str | SegmentationPreset = "cpu", *,

@@ -46,6 +46,8 @@ class ClassificationTask:
     """
 
     kind = "classification"
+    #: ``fit`` trains on pseudo-labelled samples too (``extra_idx`` / ``extra_labels``, CEAL)
+    supports_pseudo_labels = True
 
     def __init__(self, dataset: Dataset, config: TrainConfig, *, device: str = "cpu",
                  progress: bool = False, chunk_size: int | None = 65536,
@@ -69,9 +71,20 @@ class ClassificationTask:
         return [int(v) for v in self.dataset.train.labels[np.asarray(idx, dtype=np.int64)]]
 
     def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
-            init_model: Any | None = None):
+            init_model: Any | None = None, extra_idx: np.ndarray | None = None,
+            extra_labels: np.ndarray | None = None):
+        """Train on ``labeled_idx`` with ``labels``, plus pseudo-labelled ``extra_idx`` with
+        ``extra_labels`` (CEAL; they join this model's training set as ordinary samples)."""
         labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
         labels_arr = np.asarray(labels, dtype=np.int64)
+        if extra_idx is not None and len(extra_idx):
+            extra_idx = np.asarray(extra_idx, dtype=np.int64)
+            extra_arr = np.asarray(extra_labels, dtype=np.int64)
+            if extra_arr.shape != extra_idx.shape:
+                raise ValueError(f"{extra_idx.size} pseudo-labelled samples but "
+                                 f"{extra_arr.size} pseudo-labels")
+            labeled_idx = np.concatenate([labeled_idx, extra_idx])
+            labels_arr = np.concatenate([labels_arr, extra_arr])
         bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= self.dataset.n_classes))
         if bad.size:
             raise ConfigError(f"label {labels_arr[bad[0]]} of sample "
