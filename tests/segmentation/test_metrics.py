@@ -141,3 +141,17 @@ def test_multiclass_and_cropping_invariance():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="differs"):
         binary_metrics(np.zeros((2, 3), bool), np.zeros((3, 2), bool))
+
+
+def test_one_slice_volume_measures_the_2d_contour():
+    """A 2D image stored as [1, H, W]: distances follow the in-plane contour, not the whole
+    region (erosion across the missing neighbouring slices would strip every pixel)."""
+    from medactive.segmentation.metrics import binary_metrics
+
+    gt = np.zeros((7, 7), bool)
+    gt[1:6, 1:6] = True  # a 5x5 square; its contour is the outer ring
+    pred = np.zeros((7, 7), bool)
+    pred[3, 3] = True  # its centre, 2 pixels from the ring
+    flat = binary_metrics(pred[None], gt[None], spacing=(3.0, 1.0, 1.0))
+    assert flat["asd"] == pytest.approx(2.0)
+    assert flat == pytest.approx(binary_metrics(pred, gt))

@@ -1,12 +1,15 @@
-"""Segmentation projects: NIfTI volumes or DICOM series as a pool of 2D slices, masks per slice.
+"""Segmentation projects: NIfTI volumes, DICOM series or 2D images as a pool of 2D slices,
+masks per slice.
 
-Layout of the image folder (the arrangements of
-:mod:`medactive.segmentation.data_nifti`, where masks are optional)::
+Layout of the image folder (the arrangements of :mod:`medactive.segmentation.data_nifti` and
+:mod:`medactive.segmentation.data_png`, where masks are optional)::
 
     FOLDER/images/NAME.nii.gz   (or imagesTr/)   FOLDER/NAME.nii.gz
     FOLDER/masks/NAME.nii.gz    (optional)       FOLDER/NAME_mask.nii.gz  (optional)
     FOLDER/images/NAME/*.dcm                     a DICOM series folder as volume NAME (mask:
                                                  masks/NAME.nii.gz, x = column, y = row)
+    FOLDER/images/NAME.png      (.jpg, .tif)     a 2D image: one sample NAME (when the folder
+    FOLDER/masks/NAME.png       (optional)       holds no NIfTI volume or DICOM series)
     FOLDER/val.list, FOLDER/test.list            volumes (one NAME a line) for evaluation
     FOLDER/classes.txt                           class names, background first (or --classes)
 
@@ -18,6 +21,12 @@ of volume ``NAME`` is the sample ``NAME/k`` with a ``[H, W]`` mask. Volumes name
 volume that already has a mask gives its slices initial labels. Masks of slices (imported,
 uploaded, initial) are kept inside the project as ``masks/<content hash>.png`` or the uploaded
 NIfTI, so a label never changes behind the database's back.
+
+A 2D image ``NAME`` is a one-slice volume ``[1, H, W]`` (meta ``"format": "image"``) whose one
+pool sample is ``NAME`` itself with frame 0 (not ``NAME/0``): the ids ``medactive run`` gives the
+same folder, and a mask folder laid out like ``masks/`` imports as it is. Its mask is read by
+:func:`~medactive.segmentation.data_png.read_mask_2d` (0/255 read as 0/1); the page shows the
+image in its own colours, the model sees it grey.
 """
 
 from __future__ import annotations
@@ -44,6 +53,16 @@ def _nifti():
     from medactive.segmentation import data_nifti
 
     return data_nifti
+
+
+def _png():
+    from medactive.segmentation import data_png
+
+    return data_png
+
+
+def _is_image2d(vol: dict[str, Any]) -> bool:
+    return vol.get("format") == "image"
 
 
 def _find_volumes(root: Path) -> list[tuple[str, Path, Path | None]]:
@@ -81,9 +100,11 @@ def discover_segmentation_samples(root: Path):
     """
     nif = _nifti()
     volumes = _find_volumes(root)
+    if not volumes and _png().pair_dirs(root)[0] is not None:
+        return _discover_images_2d(root)
     if not volumes:
-        raise DataError(f"{root}: no NIfTI volumes (.nii.gz, .nii) or DICOM series folders "
-                        "(images/NAME/) found")
+        raise DataError(f"{root}: no NIfTI volumes (.nii.gz, .nii), DICOM series folders "
+                        "(images/NAME/) or 2D images (images/NAME.png, .jpg, .tif) found")
     ids = {v[0] for v in volumes}
     split_of = {}
     for split in ("val", "test"):
@@ -113,12 +134,54 @@ def discover_segmentation_samples(root: Path):
             rows += [(f"{vid}/{k}", rel, k, digest, "pool") for k in range(shape[0])]
         else:
             rows.append((vid, rel, None, digest, split))
+    return rows, _meta(root, info)
+
+
+def _meta(root: Path, info: dict[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {"volumes": info}
     classes_file = root / "classes.txt"
     if classes_file.is_file():
         meta["classes_file"] = [n.strip() for n in classes_file.read_text().splitlines()
                                 if n.strip()]
-    return rows, meta
+    return meta
+
+
+def _image_hw(path: Path) -> tuple[int, int]:
+    from medactive.data._images import probe_image
+
+    return probe_image(path)[0]
+
+
+def _discover_images_2d(root: Path):
+    """:func:`discover_segmentation_samples` of a folder of 2D images: pool images are samples
+    ``NAME`` with frame 0, val/test images one-slice volumes ``NAME``."""
+    png = _png()
+    found = png.match_images(root, require_masks=False)
+    ids = {sid for sid, _, _ in found}
+    split_of = {}
+    for split in ("val", "test"):
+        f = root / f"{split}.list"
+        if f.is_file():
+            for name in png.read_id_list(f, ids):
+                if name in split_of:
+                    raise DataError(f"{f}: {name!r} is also in {split_of[name]}.list")
+                split_of[name] = split
+    rows, info = [], {}
+    for sid, image, mask in found:
+        h, w = _image_hw(image)
+        split = split_of.get(sid, "pool")
+        if split != "pool" and mask is None:
+            raise DataError(f"{image}: listed in {split}.list but has no mask; evaluation "
+                            "images need masks")
+        if mask is not None and _image_hw(mask) != (h, w):
+            mh, mw = _image_hw(mask)
+            raise DataError(f"{mask}: mask size {mw}x{mh} (WxH) differs from its image "
+                            f"{image} ({w}x{h})")
+        rel = image.relative_to(root).as_posix()
+        info[sid] = {"path": rel, "mask": None if mask is None else mask.relative_to(
+            root).as_posix(), "shape": [1, h, w], "split": split, "format": "image"}
+        rows.append((sid, rel, 0 if split == "pool" else None, file_sha256(image), split))
+    return rows, _meta(root, info)
 
 
 def volume_sha256(path: Path) -> str:
@@ -145,8 +208,16 @@ def _mtime_key(path: Path) -> tuple:
 
 def _volume_of(store: ProjectStore, sample: Sample) -> tuple[str, dict]:
     volumes = store.get_meta("volumes", {})
-    vid = sample.id.rsplit("/", 1)[0] if sample.frame is not None else sample.id
+    vid = _vid(sample, volumes)
     return vid, volumes[vid]
+
+
+def _vid(sample: Sample, volumes: dict[str, Any]) -> str:
+    """The volume of a sample: itself (an evaluation volume or a 2D image), else the id
+    before the last ``/``."""
+    if sample.frame is None or sample.id in volumes:
+        return sample.id
+    return sample.id.rsplit("/", 1)[0]
 
 
 def sample_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
@@ -159,20 +230,31 @@ def sample_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
 
 
 def read_volume(path: Path) -> np.ndarray:
-    """The normalised ``[S, H, W]`` image of a volume, a NIfTI file or DICOM series folder (the
-    last one read is cached)."""
+    """The normalised ``[S, H, W]`` image of a volume, a NIfTI file, DICOM series folder or 2D
+    image ``[1, H, W]`` (grey; the last one read is cached)."""
     key = (str(path), _mtime_key(path))
     if _cache["key"] != key:
-        _cache["value"] = _nifti().read_volume_file(path)[0]
+        if _png().is_image_file(path):
+            _cache["value"] = _png().read_image_2d(path)[None]
+        else:
+            _cache["value"] = _nifti().read_volume_file(path)[0]
         _cache["key"] = key
     return _cache["value"]
 
 
 def render_slice(store: ProjectStore, sample: Sample) -> np.ndarray:
-    """A slice as ``uint8`` ``[H, W]`` (volume min-max scaled; the page applies a window)."""
+    """A slice as ``uint8`` ``[H, W]`` (volume min-max scaled; the page applies a window); a 2D
+    image as stored, ``[H, W]`` grey or ``[H, W, 3]`` RGB (the annotator sees its colours)."""
     if sample.frame is None:
         raise DataError(f"{sample.id!r} is an evaluation volume, not a slice")
-    volume = read_volume(store.images_root / sample.path)
+    path = store.images_root / sample.path
+    if _png().is_image_file(path):
+        from medactive.data._images import GRAYSCALE_MODES, probe_image, read_image
+
+        channels = 1 if probe_image(path)[1] in GRAYSCALE_MODES else 3
+        arr = read_image(path, channels=channels)
+        return arr[..., 0] if channels == 1 else arr
+    volume = read_volume(path)
     return np.round(np.clip(volume[int(sample.frame)], 0, 1) * 255).astype(np.uint8)
 
 
@@ -235,6 +317,12 @@ def initial_mask_labels(store: ProjectStore, meta: dict[str, Any]) -> list[tuple
     for vid, vol in meta["volumes"].items():
         if vol["split"] != "pool" or not vol["mask"]:
             continue
+        if _is_image2d(vol):
+            mask = _png().read_mask_2d(root / vol["mask"], n_classes=len(meta["classes"]))
+            _check_slice_mask(mask, tuple(vol["shape"][1:]), len(meta["classes"]),
+                              str(root / vol["mask"]))
+            out.append((vid, _store_png(store, mask)))
+            continue
         mask, _ = _nifti().read_nifti(root / vol["mask"], mask=True)
         for k in range(mask.shape[0]):
             _check_slice_mask(mask[k], tuple(vol["shape"][1:]), len(meta["classes"]),
@@ -245,10 +333,18 @@ def initial_mask_labels(store: ProjectStore, meta: dict[str, Any]) -> list[tuple
 
 def export_slice(store: ProjectStore, sample: Sample, out: Path) -> str:
     """Write slice ``sample`` as ``images/<id>.nii.gz`` and ``.png`` and an empty mask template
-    ``masks/<id>.nii.gz`` under ``out``; returns the NIfTI image's relative path."""
+    ``masks/<id>.nii.gz`` under ``out``; returns the NIfTI image's relative path. A 2D image is
+    copied as it is (``images/<id>.<ext>``) with a PNG template ``masks/<id>.png``."""
+    _, vol = _volume_of(store, sample)
+    if _is_image2d(vol):
+        src = store.images_root / sample.path
+        rel = f"images/{sample.id}{src.suffix.lower()}"
+        atomic_write_bytes(out / rel, src.read_bytes())
+        atomic_write_bytes(out / f"masks/{sample.id}.png",
+                           _png_bytes(np.zeros(vol["shape"][1:], dtype=np.uint8)))
+        return rel
     import nibabel as nib
 
-    _, _vol = _volume_of(store, sample)
     volume = read_volume(store.images_root / sample.path)
     image = volume[int(sample.frame)]
     h, w = image.shape
@@ -294,7 +390,7 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
 
     train = []
     for s in pool:
-        vid = s.id.rsplit("/", 1)[0]
+        vid = _vid(s, volumes)
         shape = tuple(volumes[vid]["shape"][1:])
         train.append(SliceRef(s.id, vid, vid, str(root / s.path), slice_loader(s, shape)))
     evals: dict[str, list] = {"val": [], "test": []}
@@ -302,6 +398,11 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
         if vol["split"] == "pool":
             continue
         image_path, mask_path = root / vol["path"], root / vol["mask"]
+        if _is_image2d(vol):
+            _, refs = _png().image_refs([(vid, image_path, mask_path)], len(classes), classes,
+                                        slices=False)
+            evals[vol["split"]] += refs
+            continue
 
         def load(image_path=image_path, mask_path=mask_path):
             image, mask, _ = nif.read_pair(image_path, mask_path, len(classes), classes)
@@ -314,9 +415,10 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
         raise ConfigError(f"{root}: a segmentation project trains only with evaluation volumes: "
                           "name at least one volume (with its mask) in val.list and one in "
                           "test.list, then create the project again")
+    images_2d = all(_is_image2d(v) for v in volumes.values())
     data = SegmentationData(name=store.directory.name, source=str(root), layout="project",
                             classes=classes, train=train, val=evals["val"], test=evals["test"],
-                            frames="all", spacing_source="nifti header")
+                            frames="all", spacing_source=None if images_2d else "nifti header")
     from medactive.segmentation.presets import get_preset
 
     preset = get_preset(meta.get("preset") or "cpu", iterations=meta.get("epochs"))

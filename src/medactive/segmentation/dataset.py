@@ -1,6 +1,6 @@
 """Segmentation data: a pool of 2D slices to label and 3D volumes to evaluate on.
 
-Three on-disk layouts are read (see :func:`load_segmentation_data`):
+Four on-disk layouts are read (see :func:`load_segmentation_data`):
 
 - ``"ssl4mis-h5"`` — ACDC preprocessed as in HiLab-git/SSL4MIS: ``data/slices/*.h5`` 2D training
   slices and ``data/*.h5`` 3D val/test volumes (datasets ``image``/``label``) listed in
@@ -8,12 +8,15 @@ Three on-disk layouts are read (see :func:`load_segmentation_data`):
 - ``"acdc-nifti"`` — the raw ACDC release: ``patientNNN/patientNNN_frameFF.nii.gz`` with
   ``_gt`` masks and ``Info.cfg`` naming the ED/ES frames (:mod:`.data_acdc`).
 - ``"nifti-folder"`` — a folder of NIfTI image/mask pairs (:mod:`.data_nifti`).
+- ``"image-folder"`` — 2D image/mask pairs (PNG, JPEG, TIFF) in ``images/`` + ``masks/``, each a
+  one-slice volume (:mod:`.data_png`).
 
 Whatever the layout, a volume is an array ``[S, H, W]`` (slices first, as SSL4MIS stores it:
 NIfTI ``(x, y, z)`` arrays are transposed to ``(z, y, x)``) with a mask of the same shape holding
 class indices, and its voxel spacing ``(s_z, s_y, s_x)`` in mm when known. Training slices are
 ``[H, W]`` images with ``[H, W]`` masks; their ids are stable strings (the h5 file stem, e.g.
-``"patient003_frame01_slice_1"``, or ``"patient001/frame01/3"`` for NIfTI volumes).
+``"patient003_frame01_slice_1"``, ``"patient001/frame01/3"`` for NIfTI volumes, or the image
+name ``"ISIC_0000000"`` for a 2D image).
 
 Files are read lazily: a :class:`SliceRef` or :class:`VolumeRef` holds a loader, so building the
 data only lists files; the task reads each one once.
@@ -85,7 +88,7 @@ class SegmentationData:
     Attributes:
         name: short name (``"acdc"`` or the folder name).
         source: the path it was read from.
-        layout: ``"ssl4mis-h5"``, ``"acdc-nifti"`` or ``"nifti-folder"``.
+        layout: ``"ssl4mis-h5"``, ``"acdc-nifti"``, ``"nifti-folder"`` or ``"image-folder"``.
         classes: class names, background first; mask values index into it.
         train: the AL pool, one :class:`SliceRef` per slice, in a stable order.
         val, test: evaluation volumes.
@@ -261,44 +264,49 @@ def load_segmentation_data(path: str | Path, *, frames: str = "ed",
         frames: ``"ed"`` (end-diastole only, the survey's ACDC protocol), ``"es"`` or
             ``"both"``; ignored by a generic NIfTI folder (no cardiac frames).
         spacing_csv: voxel spacings for the h5 layout (see :func:`read_spacing_csv`); NIfTI
-            spacing comes from the file headers.
+            spacing comes from the file headers; 2D images have none (distances in pixels).
 
     Raises:
         DataError: unknown layout or unreadable list/CSV (per-file errors surface when a file
             is read).
     """
-    from medactive.segmentation import data_acdc, data_nifti
+    from medactive.segmentation import data_acdc, data_nifti, data_png
 
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder; segmentation data is a folder (SSL4MIS h5 "
-                        "layout, raw ACDC NIfTI or NIfTI image/mask pairs)")
+                        "layout, raw ACDC NIfTI, NIfTI image/mask pairs or 2D image/mask "
+                        "pairs)")
     frames = check_frames(frames)
     if data_acdc.is_ssl4mis_h5(path):
         return data_acdc.load_ssl4mis_h5(path, frames=frames, spacing_csv=spacing_csv)
     if spacing_csv is not None:
-        raise DataError(f"spacing_csv={str(spacing_csv)!r} is only for the h5 layout; "
-                        f"{path} holds NIfTI files whose headers give the spacing")
+        raise DataError(f"spacing_csv={str(spacing_csv)!r} is only for the h5 layout; {path} "
+                        "is not one (NIfTI headers give the spacing; 2D images have none)")
     if data_acdc.is_acdc_nifti(path):
         return data_acdc.load_acdc_nifti(path, frames=frames)
     if data_nifti.is_nifti_folder(path):
         return data_nifti.load_nifti_folder(path)
+    if data_png.pair_dirs(path)[0] is not None:
+        # an images/ folder without NIfTI pairs: 2D pairs, or an error naming what is missing
+        return data_png.load_image_folder(path)
     raise DataError(f"{path}: no segmentation data found; expected the SSL4MIS h5 layout "
                     "(data/slices/*.h5 + *.list), raw ACDC (patientNNN/patientNNN_frameFF.nii.gz "
-                    "with _gt masks) or NIfTI image/mask pairs (images/ + masks/ or labels/, or "
+                    "with _gt masks), NIfTI image/mask pairs (images/ + masks/ or labels/, or "
                     "NAME.nii.gz beside NAME_mask.nii.gz; an images/NAME/ folder of DICOM "
-                    "slices is a volume too)")
+                    "slices is a volume too) or 2D image/mask pairs (images/NAME.png, .jpg or "
+                    ".tif + masks/NAME.png or .tif)")
 
 
 def looks_like_segmentation_data(path: str | Path) -> bool:
     """Whether ``path`` is a folder in one of the segmentation layouts (cheap: lists files)."""
-    from medactive.segmentation import data_acdc, data_nifti
+    from medactive.segmentation import data_acdc, data_nifti, data_png
 
     path = Path(path)
     if not path.is_dir():
         return False
     try:
         return (data_acdc.is_ssl4mis_h5(path) or data_acdc.is_acdc_nifti(path)
-                or data_nifti.is_nifti_folder(path))
+                or data_nifti.is_nifti_folder(path) or data_png.is_image_folder(path))
     except OSError:
         return False

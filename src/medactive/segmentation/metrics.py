@@ -98,6 +98,13 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | 
     out = {"dice": dice(pred, gt)}
     if not distances:
         return out
+    # an axis of length 1 (a 2D image stored as a one-slice volume) has no surface along it:
+    # erosion would treat the missing neighbours as background and strip the whole region
+    keep = [i for i, n in enumerate(pred.shape) if n > 1]
+    if len(keep) < pred.ndim and keep:
+        spacing = None if spacing is None else _spacing(spacing, pred.ndim)[keep]
+        pred, gt = pred.reshape([pred.shape[i] for i in keep]), gt.reshape(
+            [gt.shape[i] for i in keep])
     has_pred, has_gt = bool(pred.any()), bool(gt.any())
     if not has_pred and not has_gt:
         out.update(asd=0.0, hd95=0.0)
