@@ -13,6 +13,9 @@ Shared by ``medactive run``, ``medactive demo`` and the benchmark runner. Output
   pseudo-labelled samples each round's model trained on besides its labels (chosen by the
   previous round's model; never labels, never in ``selections.csv``). ``rounds.csv`` then also
   has ``n_pseudo`` and ``pseudo_label_accuracy``.
+- Region-based segmentation (``data_options={"region_size": P}``): the pool, ``n_labeled``
+  and the selections are patches (ids ``"<slice id>@<row>,<col>"``), and ``rounds.csv`` also
+  has ``labelled_pixel_fraction`` and ``n_labelled_slices`` (the task's ``label_metrics``).
 
 :func:`read_run` reads these files back as loop records, so a stopped run can be resumed with
 ``run_experiment(config, out_dir=same, completed=read_run(same, task.pool_ids))``.
@@ -57,7 +60,8 @@ class ExperimentConfig:
         preset: training preset (``"survey"``, ``"cpu"``, ``"smoke"``).
         epochs: override the preset's epochs (segmentation: iterations).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        data_options: loader options (e.g. ``image_size``, ``labels``, ``frames``).
+        data_options: loader options (e.g. ``image_size``, ``labels``, ``frames``;
+            segmentation ``region_size``: label square patches of that side, survey §4.3.1).
         train_options: overrides of the training preset's fields (e.g.
             ``{"augmentation": "isic"}`` for ISIC 2020, ``{"n_mc_samples": 10}``).
         pseudo_label: CEAL pseudo-labelling settings ``{"entropy": δ0, "decay": r, "max": N}``
@@ -128,6 +132,8 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     from medactive.training.presets import get_preset
 
     options = dict(config.data_options)
+    if "region_size" in options:
+        raise ConfigError("--region-size (data option region_size) applies to segmentation only")
     try:
         train_config = get_preset(config.preset, epochs=config.epochs, **config.train_options)
     except TypeError as exc:
@@ -233,7 +239,8 @@ class RunWriter:
 
             save_round_figure(self.task, self.task.last_model,
                               self.out_dir / f"round_{record.round}.png",
-                              title=f"round {record.round}: {record.n_labeled} labelled slices")
+                              title=f"round {record.round}: {record.n_labeled} labelled "
+                                    f"{getattr(self.task, 'label_unit', 'slices')}")
         row = {"round": record.round, "n_labeled": record.n_labeled}
         row.update(record.metrics)
         self.rows.append(row)

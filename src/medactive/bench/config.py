@@ -43,6 +43,22 @@ runs that strategy with CEAL pseudo-labelling (:mod:`medactive.loop.pseudo_label
 grid's ``pseudo_label`` table (missing keys: the paper's δ0 = 0.005, decay 0.00033, no cap).
 The suffixed name is the unit's strategy in the store and the report, so one grid compares
 both; ``strategy_options`` are looked up by the plain name. Classification only.
+
+Region-based segmentation (survey §4.3.1): ``region_size`` in a segmentation dataset's
+``data_options`` makes its pool square patches of that side (pixels of the preset's resized
+slice), so its budgets count patches. Two dataset entries over the same data compare whole-slice
+AL at ``b`` slices with patch AL at the same pixels, ``b * (image_size / P)²`` patches (64 px
+slices, ``P = 16``: 16 patches a slice); their rounds have ``labelled_pixel_fraction``::
+
+    [[datasets]]
+    name = "acdc-slices"
+    data = "acdc"
+    budgets = [10]
+    [[datasets]]
+    name = "acdc-patches16"
+    data = "acdc"
+    budgets = [160]
+    data_options = {region_size = 16}
 """
 
 from __future__ import annotations
@@ -283,6 +299,14 @@ def _dataset_from_dict(data: Any, source: str) -> DatasetSpec:
     for key in ("data_options", "train_options"):
         if key in data and not isinstance(data[key], dict):
             raise ConfigError(f"{source}: {key} must be a table")
+    region = data.get("data_options", {}).get("region_size")
+    if region is not None:
+        if isinstance(region, bool) or not isinstance(region, int) or region < 1:
+            raise ConfigError(f"{source}: data_options.region_size must be a positive integer "
+                              f"(patch side in pixels), got {region!r}")
+        if data.get("task", "auto") == "classification":
+            raise ConfigError(f"{source}: data_options.region_size applies to segmentation "
+                              "only")
     return DatasetSpec(**data)
 
 

@@ -82,6 +82,13 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
     p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
                    help="override the preset's augmentation (ISIC 2020: isic)")
+    p.add_argument("--region-size", type=int, default=None, metavar="P",
+                   help="segmentation: region-based AL (survey §4.3.1): label square P x P "
+                   "patches of the resized slices (preset image_size; the last row/column is "
+                   "narrower when P does not divide it) instead of whole slices; --initial and "
+                   "--budget then count patches, training uses labelled pixels only, scores are "
+                   "reduced per patch (--reduction), and rounds.csv adds "
+                   "labelled_pixel_fraction and n_labelled_slices")
     p.add_argument("--frames", default=None, choices=["ed", "es", "both"],
                    help="ACDC: end-diastolic frames only (survey, default), end-systolic or both")
     p.add_argument("--spacing-csv", default=None,
@@ -111,7 +118,8 @@ def experiment_config(args, strategy: str):
     from medactive.experiment import ExperimentConfig
 
     data_options = {}
-    for key in ("image_size", "labels", "reduction", "frames", "spacing_csv", "cache_dir"):
+    for key in ("image_size", "labels", "reduction", "frames", "spacing_csv", "cache_dir",
+                "region_size"):
         value = getattr(args, key, None)
         if value is not None:
             data_options[key] = value
@@ -185,6 +193,9 @@ def _print_round(record, metric: str) -> None:
         accuracy = record.metrics.get("pseudo_label_accuracy", float("nan"))
         if not math.isnan(accuracy):
             pseudo += f" (accuracy {accuracy:.4f})"
+    if "labelled_pixel_fraction" in record.metrics:  # region-based: labels are patches
+        pseudo += (f" ({record.metrics['labelled_pixel_fraction']:.2%} of pixels, "
+                   f"{int(record.metrics['n_labelled_slices'])} slices)")
     print(f"round {record.round}: {record.n_labeled} labels{pseudo}  val_{metric}={val:.4f}  "
           f"test_{metric}={test:.4f}  ({record.seconds:.1f}s)", flush=True)
 

@@ -77,7 +77,8 @@ class RoundRecord:
     Attributes:
         round: round number, 0 = trained on the initial set.
         n_labeled: ``|L_r|``, the labels the round's model was trained on.
-        metrics: ``{"val_<name>": v, "test_<name>": v}``; with pseudo-labelling also
+        metrics: ``{"val_<name>": v, "test_<name>": v}``, plus ``task.label_metrics(L_r)``
+            when the task has it (patch tasks: ``labelled_pixel_fraction``); with pseudo-labelling also
             ``n_pseudo`` (``len(pseudo_idx)``) and, with a simulated oracle,
             ``pseudo_label_accuracy`` (fraction of pseudo-labels equal to the truth; NaN when
             there are none).
@@ -175,6 +176,7 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
         pseudo_idx = np.asarray(records[-1].next_pseudo_idx, dtype=np.int64)
         pseudo_labels = np.asarray(records[-1].next_pseudo_labels, dtype=np.int64)
 
+    label_metrics = getattr(task, "label_metrics", None)
     model = None
     for rnd in range(len(records), config.rounds + 1):
         start = time.perf_counter()
@@ -189,6 +191,8 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
         metrics.update({f"test_{k}": v for k, v in task.evaluate(model, "test").items()})
         if pseudo is not None:
             metrics.update(_pseudo_metrics(pseudo_idx, pseudo_labels, oracle))
+        if label_metrics is not None:  # e.g. labelled pixel fraction when the unit is a patch
+            metrics.update(label_metrics(labeled_idx))
         queried_idx = np.zeros(0, dtype=np.int64)
         queried_scores = np.zeros(0, dtype=np.float64)
         next_idx, next_labels = empty, empty

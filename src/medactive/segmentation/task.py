@@ -279,7 +279,8 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
                             frames: str = "ed", reduction: str = "mean",
                             spacing_csv: str | None = None, progress: bool = False,
                             image_size: int | None = None,
-                            train_options: dict[str, Any] | None = None) -> SegmentationTask:
+                            train_options: dict[str, Any] | None = None,
+                            region_size: int | None = None):
     """Read a segmentation dataset and build its :class:`SegmentationTask`.
 
     Args:
@@ -296,6 +297,13 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
         image_size: override the preset's network input side (a multiple of 16).
         train_options: overrides of preset fields (e.g. ``{"n_mc_samples": 10}``,
             ``{"lr": 3e-3}``), recorded in the preset's deviations.
+        region_size: label square patches of this side (pixels of the resized slice) instead
+            of whole slices: returns a
+            :class:`~medactive.segmentation.regions.RegionSegmentationTask` whose pool, initial
+            set and budget count patches (survey §4.3.1). ``None``: whole slices.
+
+    Returns:
+        A :class:`SegmentationTask`, or a ``RegionSegmentationTask`` over it.
 
     Raises:
         DataError: unreadable or inconsistent data (the message names the file).
@@ -305,9 +313,18 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
     if image_size is not None:
         options["image_size"] = int(image_size)
     preset_obj = get_preset(preset, iterations=iterations, **options)
+    if region_size is not None:  # fail before loading the data
+        from medactive.segmentation.regions import check_region_size
+
+        check_region_size(region_size, preset_obj.image_size)
     loaded = load_segmentation_data(data, frames=frames, spacing_csv=spacing_csv)
-    return SegmentationTask(loaded, preset_obj, device=device, reduction=reduction, seed=seed,
+    task = SegmentationTask(loaded, preset_obj, device=device, reduction=reduction, seed=seed,
                             progress=progress)
+    if region_size is None:
+        return task
+    from medactive.segmentation.regions import RegionSegmentationTask
+
+    return RegionSegmentationTask(task, region_size)
 
 
 def _device(device: str) -> torch.device:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from torch import nn
 
+from medactive.segmentation.losses import IGNORE_INDEX, partial_dice_ce
 from medactive.segmentation.presets import SegmentationPreset
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator,
 
     Args:
         images: ``[b, 1, h, w]`` float (square ``h == w``).
-        masks: ``[b, h, w]`` int64.
+        masks: ``[b, h, w]`` int64 (``IGNORE_INDEX`` where unlabelled: it moves with the
+            labels, so the labelled region stays aligned with the image).
         gen: the random generator.
         rotation_degrees: maximum absolute angle of the arbitrary rotation.
 
@@ -96,7 +98,8 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     Args:
         net: the model (moved to ``device``; trained in place).
         images: ``[n, 1, h, w]`` float labeled slices (CPU or ``device``).
-        masks: ``[n, h, w]`` int64 class indices.
+        masks: ``[n, h, w]`` int64 class indices; ``IGNORE_INDEX`` marks unlabelled pixels
+            (then the loss is :func:`~.losses.partial_dice_ce`, else MONAI's ``DiceCELoss``).
         preset: training settings.
         seed: seeds batch order, augmentation and dropout.
         device: where to train.
@@ -116,7 +119,14 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         raise ValueError("no labeled slices to train on")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=preset.batch_dice)
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=preset.batch_dice)
+    partial = bool((masks == IGNORE_INDEX).any())
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if partial:
+            return partial_dice_ce(logits, y, batch=preset.batch_dice)
+        return dice_ce(logits, y[:, None])
+
     optimiser = torch.optim.Adam(net.parameters(), lr=preset.lr)
     log = FitLog(iterations=preset.iterations)
     best_state = None
@@ -139,7 +149,7 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         for group in optimiser.param_groups:
             group["lr"] = preset.lr * (1 - (step - 1) / preset.iterations) ** preset.poly_power
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y[:, None])
+        loss = loss_fn(net(x), y)
         loss.backward()
         optimiser.step()
         running += float(loss.detach())

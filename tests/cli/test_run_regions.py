@@ -1,0 +1,73 @@
+"""``medactive run --region-size`` and the bench's ``data_options.region_size`` (survey §4.3.1)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from medactive.bench import backend
+from medactive.bench.config import GridConfig
+from medactive.cli import main
+from medactive.errors import ConfigError
+from medactive.segmentation.regions import RegionSegmentationTask
+from tests.segmentation.conftest import write_h5_layout
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_run_with_region_size_writes_patch_metrics(tmp_path, capsys):
+    data = write_h5_layout(tmp_path / "acdc")
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), "--task", "segmentation", "--region-size", "16",
+                 "--strategy", "entropy", "--initial", "4", "--budget", "4", "--rounds", "1",
+                 "--preset", "smoke", "--threads", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "round 1: 8 labels (" in printed and "% of pixels" in printed
+    rounds = _rows(out / "rounds.csv")
+    assert [r["n_labeled"] for r in rounds] == ["4", "8"]
+    fractions = [float(r["labelled_pixel_fraction"]) for r in rounds]
+    # 12 slices of 32 x 32, patches of 16 x 16: each patch is 1/48 of the pool's pixels
+    assert fractions == pytest.approx([4 / 48, 8 / 48], rel=1e-5)
+    assert all(1 <= float(r["n_labelled_slices"]) <= 4 * (i + 1) for i, r in enumerate(rounds))
+    assert "test_dice_mean" in rounds[0]
+    selections = _rows(out / "selections.csv")
+    assert len(selections) == 8 and all("@" in s["sample_id"] for s in selections)
+    assert len({s["sample_id"] for s in selections}) == 8
+
+
+def test_region_size_is_refused_for_classification(tmp_path, capsys):
+    assert main(["run", "--data", "default", "--task", "classification", "--region-size", "8",
+                 "--strategy", "random", "--initial", "2", "--budget", "2", "--rounds", "0",
+                 "--preset", "smoke", "--out", str(tmp_path / "x")]) != 0
+    assert "applies to segmentation only" in capsys.readouterr().err
+
+
+def _grid(data: str, region) -> dict:
+    return {"name": "regions", "strategies": ["random"], "seeds": [0], "rounds": 1,
+            "preset": "smoke", "datasets": [
+                {"name": "slices", "data": data, "budgets": [2], "task": "segmentation"},
+                {"name": "patches", "data": data, "budgets": [8], "task": "segmentation",
+                 "data_options": {"region_size": region}}]}
+
+
+def test_grid_region_size_reaches_the_task(tmp_path):
+    data = write_h5_layout(tmp_path / "acdc")
+    grid = GridConfig.from_dict(_grid(str(data), 16))
+    by_dataset = {u.dataset: u for u in grid.units()}
+    slices = backend.build_task(grid.unit_options(by_dataset["slices"]))
+    patches = backend.build_task(grid.unit_options(by_dataset["patches"]))
+    assert not isinstance(slices, RegionSegmentationTask)
+    assert isinstance(patches, RegionSegmentationTask)
+    assert len(patches.pool_ids) == 4 * len(slices.pool_ids)
+
+
+@pytest.mark.parametrize("bad", [0, "16", 2.5])
+def test_grid_refuses_a_bad_region_size(bad):
+    with pytest.raises(ConfigError, match="region_size"):
+        GridConfig.from_dict(_grid("acdc", bad))
