@@ -106,6 +106,10 @@ def metric_format(name: str) -> MetricFormat:
         # the unit (mm or voxels) depends on the data's spacing: stated in run.json
         label = "ASD" if base == "asd_mean" else base
         return MetricFormat(name, label, 1.0, 2, True)
+    if base.startswith("n_"):  # counts, e.g. n_pseudo, n_labelled_slices
+        return MetricFormat(name, {"n_pseudo": "pseudo-labels"}.get(base, base), 1.0, 1, lower)
+    if base.endswith("_fraction"):
+        return MetricFormat(name, f"{base.replace('_', ' ')} (%)", 100.0, 2, lower)
     label = {"auc": "AUC", "dice_mean": "DSC"}.get(base, base)
     return MetricFormat(name, label, 1.0, 4, lower)
 
