@@ -339,6 +339,36 @@ def read_run(out_dir: str | Path, pool_ids: Sequence[str] | np.ndarray) -> list[
     return records
 
 
+#: data options that do not change what a run computes (ignored when resuming)
+_NOT_RESULT_OPTIONS = ("cache_dir",)
+
+
+def resume_run(out_dir: str | Path, config: ExperimentConfig,
+               pool_ids: Sequence[str] | np.ndarray) -> list[RoundRecord]:
+    """The finished rounds of the run in ``out_dir``, checked to be a run of ``config``.
+
+    Raises:
+        ConfigError: ``out_dir`` holds no run, or a run of different settings (each differing
+            setting is named with both values).
+        DataError: its files are unreadable or name samples outside the pool.
+    """
+    out = Path(out_dir)
+    info_path = out / "run.json"
+    if not info_path.is_file() or not (out / "rounds.csv").is_file():
+        raise ConfigError(f"{out}: no run to resume (run.json and rounds.csv are missing)")
+    stored = json.loads(info_path.read_text()).get("config", {})
+    current = json.loads(json.dumps(config.to_dict(), default=str))
+    for settings in (stored, current):
+        for key in _NOT_RESULT_OPTIONS:
+            settings.get("data_options", {}).pop(key, None)
+    changed = [f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in sorted(
+        set(stored) | set(current)) if stored.get(k) != current.get(k)]
+    if changed:
+        raise ConfigError(f"{out} holds a run with other settings ({'; '.join(changed)}); "
+                          "use another --out, or --overwrite to replace it")
+    return read_run(out, pool_ids)
+
+
 def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as fh:

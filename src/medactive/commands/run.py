@@ -32,6 +32,13 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--rounds", type=int, required=True, help="number of query rounds")
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --out after its last finished round (same "
+                          "settings required; a round cut off mid-way is redone)")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace a run already in --out (without it, and without "
+                          "--resume, an existing run is never touched)")
     _add_training_args(p)
     g = p.add_argument_group(
         "pseudo-labelling (CEAL, Wang et al. 2017; classification only)",
@@ -160,15 +167,26 @@ def _pseudo_label_options(args) -> dict | None:
 
 
 def cmd_run(args) -> int:
-    from medactive.experiment import build_task, run_experiment
+    from medactive.experiment import build_task, resume_run, run_experiment
     from medactive.strategies.base import create_strategy
 
     create_strategy(args.strategy)  # fail fast on an unknown name
     _set_threads(args.threads)
     config = experiment_config(args, args.strategy)
+    out = Path(args.out)
+    has_run = (out / "rounds.csv").is_file()
+    if has_run and not (args.resume or args.overwrite):
+        raise ConfigError(f"{out} already holds a run: --resume continues it, --overwrite "
+                          "replaces it, or choose another --out")
     task = build_task(config, progress=sys.stderr.isatty())
+    completed = resume_run(out, config, task.pool_ids) if args.resume and has_run else []
+    if len(completed) >= config.rounds + 1:
+        print(f"{out}: all {len(completed)} rounds already done")
+        return 0
+    for record in completed:
+        print(f"round {record.round}: done before ({record.n_labeled} labels)")
     start = time.perf_counter()
-    records = run_experiment(config, out_dir=args.out, task=task,
+    records = run_experiment(config, out_dir=out, task=task, completed=completed,
                              on_round=lambda r: _print_round(r, task.primary_metric))
     print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
     return 0
