@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,40 +13,12 @@ from medactive.project.exporter import export_batch
 from medactive.project.importer import BadRows, import_labels
 from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project, labeled_state, query
+from tests.project.conftest import SEG_H, SEG_S, SEG_W, save_nifti
 
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("medactive.segmentation.task")
 
-H, W, S = 12, 16, 3  # [S, H, W]; NIfTI arrays are (x=W, y=H, z=S)
-
-
-def _volume(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((S, H, W), dtype=np.uint8)
-    mask[:, 3:9, 4:12] = 1
-    mask[:, 5:7, 6:10] = 2
-    image = mask * 60.0 + rng.normal(0, 5, mask.shape)
-    return image.astype(np.float32), mask
-
-
-def _save(arr_shw: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.transpose(arr_shw, (2, 1, 0)), np.diag([1.2, 1.0, 3.0, 1])),
-             str(path))
-
-
-@pytest.fixture
-def seg_folder(tmp_path) -> Path:
-    root = tmp_path / "vols"
-    for i in range(5):
-        image, mask = _volume(i)
-        _save(image, root / "images" / f"case{i}.nii.gz")
-        if i in (0, 3, 4):  # case0: a labelled pool volume; case3/4: val/test
-            _save(mask, root / "masks" / f"case{i}.nii.gz")
-    (root / "val.list").write_text("case3\n")
-    (root / "test.list").write_text("case4\n")
-    (root / "classes.txt").write_text("background\nouter\ninner\n")
-    return root
+H, W, S = SEG_H, SEG_W, SEG_S  # [S, H, W]; NIfTI arrays are (x=W, y=H, z=S)
 
 
 @pytest.fixture
@@ -82,13 +53,13 @@ def test_export_import_masks(seg_project, tmp_path):
     for sid in batch.sample_ids:
         arr = np.zeros((H, W), dtype=np.uint8)
         arr[2:5, 3:7] = 1
-        _save(arr[None], masks / f"{sid}.nii.gz")
+        save_nifti(arr[None], masks / f"{sid}.nii.gz")
     report = import_labels(store, masks)
     assert report.n_written == len(batch.sample_ids)
     assert store.counts()["batch"]["labelled"] == len(batch.sample_ids)
     # a wrong shape or a value outside the classes is refused, listing every file
     bad = tmp_path / "bad"
-    _save(np.zeros((1, W, H), dtype=np.uint8), bad / "case1" / "0.nii.gz")
+    save_nifti(np.zeros((1, W, H), dtype=np.uint8), bad / "case1" / "0.nii.gz")
     Image.fromarray(np.full((H, W), 7, dtype=np.uint8)).save(bad / "case1" / "1.png")
     Image.fromarray(np.zeros((H, W), dtype=np.uint8)).save(bad / "nosuch.png")
     with pytest.raises(BadRows) as info:
@@ -149,9 +120,9 @@ def test_pool_order_is_natural_and_matches_medactive_run(tmp_path):
     for name in ("case10", "case2", "case3", "case4"):
         mask = np.zeros((12, H, W), dtype=np.uint8)
         mask[:, 3:9, 4:12] = 1
-        _save((mask * 50.0 + rng.normal(0, 5, mask.shape)).astype(np.float32),
+        save_nifti((mask * 50.0 + rng.normal(0, 5, mask.shape)).astype(np.float32),
               root / "images" / f"{name}.nii.gz")
-        _save(mask, root / "masks" / f"{name}.nii.gz")
+        save_nifti(mask, root / "masks" / f"{name}.nii.gz")
     (root / "val.list").write_text("case3\n")
     (root / "test.list").write_text("case4\n")
     store = init_project(tmp_path / "proj", root, task="segmentation", preset="smoke",

@@ -37,6 +37,9 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
     p.add_argument("--channels", type=int, default=None, choices=[1, 3],
                    help="force grayscale (1) or RGB (3)")
+    p.add_argument("--region-size", type=int, default=None, metavar="P",
+                   help="segmentation: label P x P patches of the slices (original pixels) "
+                   "instead of whole slices")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="counts, rounds and the latest metrics")
@@ -105,7 +108,7 @@ def cmd_init(args) -> int:
     store = init_project(args.dir, args.images, task=args.task, classes=classes,
                          labels=args.labels, initial=args.initial, seed=args.seed,
                          preset=args.preset, epochs=args.epochs, image_size=args.image_size,
-                         channels=args.channels)
+                         channels=args.channels, region_size=args.region_size)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
           f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "

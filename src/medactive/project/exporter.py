@@ -4,7 +4,10 @@
 import back with ``project import``. ``folder``: a folder with ``images/`` (copies of the batch's
 images, named by sample id), ``labels.csv`` (the same template) and, for segmentation, each slice
 as NIfTI (``images/<id>.nii.gz``) or PNG with an empty mask template ``masks/<id>.nii.gz`` /
-``masks/<id>.png`` of the slice's shape to paint in and import back as a folder.
+``masks/<id>.png`` of the slice's shape to paint in and import back as a folder. A region
+project (``init --region-size``) exports each patch's slice image (named by the slice id), a PNG
+template ``masks/<patch id>.png`` of the patch's size, and the patch box in both CSVs
+(``x0,y0,x1,y1``: columns and rows in the slice's pixels, ``x1``/``y1`` exclusive).
 
 The project's images are only read, never modified. Files are written through temporary names,
 so an interrupted export never leaves a half-written file under its final name.
@@ -45,12 +48,22 @@ def pending_items(store: ProjectStore, *, include_skipped: bool = False) -> list
 
 def _template_csv(store: ProjectStore, items: list[QueryItem], *, image_paths: dict[str, str]
                   ) -> bytes:
+    boxes = None
+    if store.get_meta("region_size") is not None:
+        from medactive.project.volumes import sample_box
+
+        boxes = {q.sample_id: sample_box(store, q.sample_id) for q in items}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["id", "label", "round", "rank", "score", "path"])
+    writer.writerow(["id", "label", "round", "rank", "score", "path"]
+                    + (["x0", "y0", "x1", "y1"] if boxes is not None else []))
     for q in items:
         score = "" if q.score is None or math.isnan(q.score) else repr(q.score)
-        writer.writerow([q.sample_id, "", q.round, q.rank, score, image_paths[q.sample_id]])
+        row = [q.sample_id, "", q.round, q.rank, score, image_paths[q.sample_id]]
+        if boxes is not None:  # x = column, y = row; x1, y1 exclusive
+            r, c, h, w = boxes[q.sample_id]
+            row += [c, r, c + w, r + h]
+        writer.writerow(row)
     return buf.getvalue().encode("utf-8")
 
 

@@ -270,10 +270,15 @@ def _check_mask(file: Path, sample_id: str, mask_shape, n_classes: int) -> str |
     except DataError as exc:
         return str(exc)
     if mask_shape is not None:
-        expected = tuple(mask_shape(sample_id))
-        if tuple(arr.shape) != expected:
+        expected = mask_shape(sample_id)
+        allowed = [tuple(e) for e in expected] if isinstance(expected, list) else [
+            tuple(expected)]
+        if tuple(arr.shape) not in allowed:
+            if len(allowed) > 1:  # a patch: its own shape or its slice's
+                return (f"mask shape {tuple(arr.shape)} matches neither the patch "
+                        f"{sample_id!r} {allowed[0]} nor its slice {allowed[1]}")
             return (f"mask shape {tuple(arr.shape)} does not match the image of {sample_id!r} "
-                    f"{expected}")
+                    f"{allowed[0]}")
     if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
         return "mask has non-numeric or non-finite values"
     if np.any(arr != np.round(arr)) or arr.min() < 0 or arr.max() >= n_classes:
@@ -312,6 +317,69 @@ def store_mask_file(store: ProjectStore, source: Path) -> str:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     return rel
+
+
+def slice_mask_shape(store: ProjectStore, patch_sample_id: str) -> tuple[int, int]:
+    """``(H, W)`` of the slice of a patch sample."""
+    from medactive.project.volumes import slice_shape
+
+    return slice_shape(store, patch_sample_id)
+
+
+def _patches_by_slice(store: ProjectStore) -> dict[str, list[str]]:
+    """``{slice id: [patch ids]}`` of a region project's pool."""
+    from medactive.project.regions import split_patch_id
+
+    out: dict[str, list[str]] = {}
+    for sid in store.pool_ids():
+        out.setdefault(split_patch_id(sid)[0], []).append(sid)
+    return out
+
+
+def _expand_slice_rows(rows: list[LabelRow], patches: dict[str, list[str]], source: Path
+                       ) -> list[LabelRow]:
+    """A whole-slice mask named by a slice id labels every patch of the slice; a patch named
+    twice (by its own file and its slice's) is refused."""
+    out: list[LabelRow] = []
+    first: dict[str, int] = {}
+    problems: list[tuple[int, str]] = []
+    for row in rows:
+        for pid in patches.get(row.sample_id, [row.sample_id]):
+            if pid in first:
+                problems.append((row.line, (f"patch {pid!r} is also labelled by file "
+                                            f"{first[pid]}")))
+                continue
+            first[pid] = row.line
+            out.append(LabelRow(row.line, pid, mask_file=row.mask_file))
+    if problems:
+        raise BadRows(source, problems)
+    return out
+
+
+def _patch_crops(store: ProjectStore, rows: list[LabelRow], source: Path
+                 ) -> dict[int, tuple[str, np.ndarray]]:
+    """``{id(row): (masks/<hash>.png, [h, w] patch label)}`` of the mask rows of a region
+    project (each file read once)."""
+    from medactive.project.volumes import mask_png, patch_mask, read_slice_mask
+
+    out: dict[int, tuple[str, np.ndarray]] = {}
+    problems: list[tuple[int, str]] = []
+    cache: dict[Path, np.ndarray] = {}
+    for row in rows:
+        if row.mask_file is None:
+            continue
+        if row.mask_file not in cache:
+            cache = {row.mask_file: read_slice_mask(row.mask_file)}  # rows of a file are adjacent
+        try:
+            crop = patch_mask(store, row.sample_id, cache[row.mask_file],
+                              f"mask for {row.sample_id!r}")
+        except DataError as exc:
+            problems.append((row.line, str(exc)))
+            continue
+        out[id(row)] = (mask_png(crop)[0], crop)
+    if problems:
+        raise BadRows(source, problems)
+    return out
 
 
 def _test_hook():
@@ -353,28 +421,43 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
     current = store.current_labels()
     in_batch = {q.sample_id for q in store.queries()}
     mask_shape = None
+    region = task == "segmentation" and store.get_meta("region_size") is not None
     if task == "segmentation":
-        from medactive.project.volumes import sample_shape
+        from medactive.project.volumes import mask_shapes, sample_shape
 
-        mask_shape = lambda sid: sample_shape(store, sid)
+        mask_shape = ((lambda sid: mask_shapes(store, sid)) if region
+                      else (lambda sid: sample_shape(store, sid)))
     if path.is_dir():
         if task != "segmentation":
             raise DataError(f"{path}: a folder can only be imported as masks into a "
                             "segmentation project; give a CSV with id,label")
-        rows = check_mask_folder(path, sample_ids=set(sample_splits), mask_shape=mask_shape,
+        known = set(sample_splits)
+        patches: dict[str, list[str]] = {}
+        if region:
+            patches = _patches_by_slice(store)
+            known |= set(patches)
+            inner_shape = mask_shape
+            mask_shape = lambda sid: (slice_mask_shape(store, patches[sid][0])
+                                      if sid in patches else inner_shape(sid))
+        rows = check_mask_folder(path, sample_ids=known, mask_shape=mask_shape,
                                  n_classes=len(classes))
+        if region:
+            rows = _expand_slice_rows(rows, patches, path)
     else:
         rows = check_label_rows(path, classes=classes, sample_splits=sample_splits,
                                 current=current, in_batch=in_batch, task=task,
                                 images_root=store.images_root, overwrite=overwrite,
                                 mask_shape=mask_shape)
+    crops: dict[int, tuple[str, np.ndarray]] = {}
+    if region:  # a patch's label is the patch alone: crop, then name it by content
+        crops = _patch_crops(store, rows, path)
     report = ImportReport(n_rows=len(rows))
     new: list[NewLabel] = []
     conflicts: list[tuple[int, str]] = []
     for row in rows:
         if row.mask_file is not None:
             old = current.get(row.sample_id)
-            rel = mask_store_path(row.mask_file)
+            rel = crops[id(row)][0] if region else mask_store_path(row.mask_file)
             if old is not None and old.mask_path == rel:
                 report.n_unchanged += 1
             elif old is not None and not overwrite:
@@ -396,7 +479,11 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
     if conflicts:
         raise BadRows(path, conflicts)
     for row in rows:  # copies under content-hash names: an orphan copy after a kill is harmless
-        if row.mask_file is not None:
+        if row.mask_file is not None and region:
+            from medactive.project.volumes import store_png
+
+            store_png(store, crops[id(row)][1])
+        elif row.mask_file is not None:
             store_mask_file(store, row.mask_file)
     moves = [(row.split, row.sample_id) for row in rows if row.split is not None]
     hook = _test_hook()

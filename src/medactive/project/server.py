@@ -12,6 +12,11 @@ Security model (the page runs on a clinician's workstation or a hospital intrane
   and on the bytes actually received.
 - :func:`serve` binds to ``127.0.0.1`` unless told otherwise.
 
+Region projects (``init --region-size``): an item is a patch; its description carries the
+patch's ``box`` (``x0, y0, x1, y1`` in the slice's pixels), the image is the whole slice (the
+page outlines the patch), and a mask upload may be the patch or the whole slice (only the patch
+is kept).
+
 Leases: ``/api/next`` leases an item to the annotator for ``lease_seconds`` (renewed by the page
 while it is open); another annotator is never offered an item under an unexpired lease, and a
 label or skip of an item someone else holds is refused (409). Leases live in the database, so a
@@ -180,9 +185,17 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 "pending_all": counts["queries"]["pending"],
                 "skipped_all": counts["queries"]["skipped"]}
 
+    region = store.task == "segmentation" and store.get_meta("region_size") is not None
+
     def describe(sample: Sample, item: QueryItem, who: str) -> dict[str, Any]:
         label = store.current_labels_for([sample.id]).get(sample.id)
-        return {"key": sample.key, "id": sample.id, "round": item.round, "rank": item.rank,
+        extra: dict[str, Any] = {}
+        if region:  # the patch to outline on the slice: x = column, y = row, x1/y1 exclusive
+            from medactive.project.volumes import sample_box
+
+            r, c, h, w = sample_box(store, sample.id)
+            extra["box"] = {"x0": c, "y0": r, "x1": c + w, "y1": r + h}
+        return {**extra,"key": sample.key, "id": sample.id, "round": item.round, "rank": item.rank,
                 "score": None if item.score is None or math.isnan(item.score) else item.score,
                 "status": item.status,
                 "label": None if label is None else label.value,
@@ -209,7 +222,8 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     def project(who: str = Depends(annotator)) -> dict[str, Any]:
         return {"annotator": who, "task": store.task, "classes": store.classes,
                 "name": store.directory.name, "lease_seconds": lease_seconds,
-                "max_upload_bytes": max_upload_bytes, "progress": progress()}
+                "max_upload_bytes": max_upload_bytes, "progress": progress(),
+                **({"region_size": store.get_meta("region_size")} if region else {})}
 
     @app.post("/api/next")
     def next_item(review_skipped: bool = False, who: str = Depends(annotator)) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Tables:
 
 - ``meta``: key/value settings (task, classes, image folder, seed, preset, ...), JSON values.
 - ``samples``: ``id`` (path relative to the image folder without extension, or
-  ``<volume>/slice_<k>`` for a slice of a volume), ``path``, ``frame`` (slice index or NULL),
+  ``<volume>/slice_<k>`` for a slice of a volume, ``<slice id>@<row>,<col>`` for a patch of a
+  region project), ``path``, ``frame`` (slice index or NULL),
   ``sha256`` of the file, ``split`` (``pool`` = the active-learning pool, ``val``, ``test``).
 - ``labels``: append-only history; a sample's label is its latest row. ``value`` is a class index
   (classification) or ``mask_path`` a mask file inside the project (segmentation); ``annotator``,

@@ -27,6 +27,18 @@ pool sample is ``NAME`` itself with frame 0 (not ``NAME/0``): the ids ``medactiv
 same folder, and a mask folder laid out like ``masks/`` imports as it is. Its mask is read by
 :func:`~medactive.segmentation.data_png.read_mask_2d` (0/255 read as 0/1); the page shows the
 image in its own colours, the model sees it grey.
+
+Region projects (``init --region-size P``, survey §4.3.1; details in
+:mod:`medactive.project.regions`): the query unit is a patch of a slice *at its original
+resolution*. Each pool slice ``H × W`` is tiled row-major into ``P × P`` patches (the last row
+and column narrower when ``P`` does not divide the side), and each patch is a pool sample
+``"<slice id>@<row>,<col>"`` (pixel offsets) with the slice's path, frame and hash; val/test
+volumes stay whole. A patch's label is a ``[h, w]`` mask of the patch (``masks/<hash>.png``): an
+upload or imported file may be the patch or the whole slice, of which only the patch is kept.
+Masks present at init, and whole-slice masks imported under a slice id, label every patch of
+their slices (fully labelled slices). Training resizes each slice's original-size partial map
+(unlabelled = ignore) to the network size with nearest neighbour and uses the partial loss;
+queries resize the per-pixel scores to the original size and reduce them per patch.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +103,33 @@ def _find_volumes(root: Path) -> list[tuple[str, Path, Path | None]]:
     return sorted(out, key=lambda v: nif.natural_key(v[0]))
 
 
-def discover_segmentation_samples(root: Path):
+def discover_segmentation_samples(root: Path, *, region_size: int | None = None):
     """Samples rows and meta of a segmentation project over ``root`` (see module docstring).
+
+    Args:
+        root: the image folder.
+        region_size: ``P``: the pool samples are the ``P × P`` patches of the slices.
 
     Returns:
         ``(rows, meta)``: ``(id, path, frame, sha256, split)`` rows and the meta entries
         ``volumes`` (``{volume_id: {"path", "mask", "shape", "split"}}``) and, when
         ``classes.txt`` exists, ``classes_file``.
     """
+    rows, meta = _discover_slices(root)
+    if region_size is None:
+        return rows, meta
+    from medactive.project.regions import expand_rows
+
+    volumes = meta["volumes"]
+
+    def shape(sid: str) -> tuple[int, int]:
+        vol = volumes[sid if sid in volumes else sid.rsplit("/", 1)[0]]
+        return int(vol["shape"][1]), int(vol["shape"][2])
+
+    return expand_rows(rows, shape, region_size), meta
+
+
+def _discover_slices(root: Path):
     nif = _nifti()
     volumes = _find_volumes(root)
     if not volumes and _png().pair_dirs(root)[0] is not None:
@@ -208,25 +240,80 @@ def _mtime_key(path: Path) -> tuple:
 
 def _volume_of(store: ProjectStore, sample: Sample) -> tuple[str, dict]:
     volumes = store.get_meta("volumes", {})
-    vid = _vid(sample, volumes)
+    vid = _vid(sample, volumes, region=region_size(store) is not None)
     return vid, volumes[vid]
 
 
-def _vid(sample: Sample, volumes: dict[str, Any]) -> str:
+def _vid(sample: Sample, volumes: dict[str, Any], *, region: bool = False) -> str:
     """The volume of a sample: itself (an evaluation volume or a 2D image), else the id
-    before the last ``/``."""
-    if sample.frame is None or sample.id in volumes:
-        return sample.id
-    return sample.id.rsplit("/", 1)[0]
+    before the last ``/`` (of a patch sample of a region project: of its slice id)."""
+    sid = sample.id
+    if region and sample.frame is not None and sid not in volumes:
+        sid = slice_of(sid)
+    if sample.frame is None or sid in volumes:
+        return sid
+    return sid.rsplit("/", 1)[0]
 
 
-def sample_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
-    """``(H, W)`` of a slice sample: the shape its mask must have."""
+def region_size(store: ProjectStore) -> int | None:
+    """The patch side ``P`` of a region project, else None."""
+    value = store.get_meta("region_size")
+    return None if value is None else int(value)
+
+
+def slice_of(sample_id: str) -> str:
+    """The slice id of a patch sample id."""
+    from medactive.project.regions import split_patch_id
+
+    return split_patch_id(sample_id)[0]
+
+
+def slice_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
+    """``(H, W)`` of the slice of a pool sample (a slice, or a patch of a region project)."""
     sample = store.sample(sample_id)
     if sample is None or sample.frame is None:
         raise DataError(f"{sample_id!r} is not a slice of the project's pool")
     _, vol = _volume_of(store, sample)
     return int(vol["shape"][1]), int(vol["shape"][2])
+
+
+def sample_box(store: ProjectStore, sample_id: str) -> tuple[int, int, int, int] | None:
+    """``(row, col, h, w)`` of a patch sample in its slice; None outside region projects."""
+    patch = region_size(store)
+    if patch is None:
+        return None
+    from medactive.project.regions import patch_box
+
+    return patch_box(sample_id, slice_shape(store, sample_id), patch)
+
+
+def sample_shape(store: ProjectStore, sample_id: str) -> tuple[int, int]:
+    """The shape a sample's stored mask has: ``(H, W)`` of a slice, ``(h, w)`` of a patch."""
+    box = sample_box(store, sample_id)
+    if box is not None:
+        return box[2], box[3]
+    return slice_shape(store, sample_id)
+
+
+def mask_shapes(store: ProjectStore, sample_id: str) -> list[tuple[int, int]]:
+    """Shapes a mask file of a sample may have: the slice's; for a patch, the patch's or its
+    slice's (of which only the patch is kept)."""
+    full = slice_shape(store, sample_id)
+    box = sample_box(store, sample_id)
+    if box is None or (box[2], box[3]) == full:
+        return [full]
+    return [(box[2], box[3]), full]
+
+
+def patch_mask(store: ProjectStore, sample_id: str, arr: np.ndarray, where: str) -> np.ndarray:
+    """The stored label of patch ``sample_id`` from a mask of the patch or of its slice,
+    checked (shape, class values; errors name ``where``)."""
+    from medactive.project.regions import crop_patch_mask
+
+    box = sample_box(store, sample_id)
+    if box is None:
+        raise DataError(f"{sample_id!r} is not a patch of a region project")
+    return crop_patch_mask(arr, box, slice_shape(store, sample_id), len(store.classes), where)
 
 
 def read_volume(path: Path) -> np.ndarray:
@@ -244,7 +331,8 @@ def read_volume(path: Path) -> np.ndarray:
 
 def render_slice(store: ProjectStore, sample: Sample) -> np.ndarray:
     """A slice as ``uint8`` ``[H, W]`` (volume min-max scaled; the page applies a window); a 2D
-    image as stored, ``[H, W]`` grey or ``[H, W, 3]`` RGB (the annotator sees its colours)."""
+    image as stored, ``[H, W]`` grey or ``[H, W, 3]`` RGB (the annotator sees its colours). A
+    patch sample renders its whole slice (the page outlines the patch)."""
     if sample.frame is None:
         raise DataError(f"{sample.id!r} is an evaluation volume, not a slice")
     path = store.images_root / sample.path
@@ -289,8 +377,7 @@ def _png_bytes(mask: np.ndarray) -> bytes:
 
 
 def _store_png(store: ProjectStore, mask: np.ndarray) -> str:
-    data = _png_bytes(mask)
-    rel = f"masks/{hashlib.sha256(data).hexdigest()[:24]}.png"
+    rel, data = mask_png(mask)
     if not (store.directory / rel).is_file():
         atomic_write_bytes(store.directory / rel, data)
     return rel
@@ -305,14 +392,44 @@ def save_uploaded_mask(store: ProjectStore, sample: Sample, data: bytes, suffix:
             arr = read_slice_mask(path)
         except DataError as exc:
             raise DataError(f"uploaded mask for {sample.id!r}: {exc}".replace(str(path), "file"))
-    _check_slice_mask(arr, sample_shape(store, sample.id), len(store.classes),
-                      f"uploaded mask for {sample.id!r}")
+    where = f"uploaded mask for {sample.id!r}"
+    if region_size(store) is not None:
+        return _store_png(store, patch_mask(store, sample.id, arr, where))
+    _check_slice_mask(arr, sample_shape(store, sample.id), len(store.classes), where)
     return _store_png(store, arr)
 
 
+def mask_png(mask: np.ndarray) -> tuple[str, bytes]:
+    """``(masks/<hash>.png, PNG bytes)`` of a mask, the name :func:`store_png` gives it."""
+    data = _png_bytes(mask)
+    return f"masks/{hashlib.sha256(data).hexdigest()[:24]}.png", data
+
+
+def store_png(store: ProjectStore, mask: np.ndarray) -> str:
+    """Keep ``mask`` as ``masks/<content hash>.png`` in the project (atomic); its path."""
+    return _store_png(store, mask)
+
+
 def initial_mask_labels(store: ProjectStore, meta: dict[str, Any]) -> list[tuple[str, str]]:
-    """Write the masks of pool volumes that have one as per-slice PNGs; ``(id, mask_path)``."""
+    """Write the masks of pool volumes that have one as per-slice PNGs; ``(id, mask_path)``.
+    In a region project (``meta["region_size"]``), one PNG per patch of each slice."""
+    slices = _initial_slice_masks(store, meta)
+    patch = meta.get("region_size")
+    if patch is None:
+        return [(sid, _store_png(store, mask)) for sid, mask in slices]
+    from medactive.project.regions import patch_boxes, patch_id
+
     out = []
+    for sid, mask in slices:
+        for r, c, h, w in patch_boxes(*mask.shape, int(patch)):
+            out.append((patch_id(sid, r, c), _store_png(store, mask[r:r + h, c:c + w])))
+    return out
+
+
+def _initial_slice_masks(store: ProjectStore, meta: dict[str, Any]
+                         ) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(slice id, [H, W] mask)`` of the pool volumes that have a mask, checked (one
+    volume in memory at a time)."""
     root = Path(meta["images_root"])
     for vid, vol in meta["volumes"].items():
         if vol["split"] != "pool" or not vol["mask"]:
@@ -321,30 +438,50 @@ def initial_mask_labels(store: ProjectStore, meta: dict[str, Any]) -> list[tuple
             mask = _png().read_mask_2d(root / vol["mask"], n_classes=len(meta["classes"]))
             _check_slice_mask(mask, tuple(vol["shape"][1:]), len(meta["classes"]),
                               str(root / vol["mask"]))
-            out.append((vid, _store_png(store, mask)))
+            yield vid, mask
             continue
         mask, _ = _nifti().read_nifti(root / vol["mask"], mask=True)
         for k in range(mask.shape[0]):
             _check_slice_mask(mask[k], tuple(vol["shape"][1:]), len(meta["classes"]),
                               f"{root / vol['mask']} slice {k}")
-            out.append((f"{vid}/{k}", _store_png(store, mask[k])))
-    return out
+            yield f"{vid}/{k}", mask[k]
 
 
 def export_slice(store: ProjectStore, sample: Sample, out: Path) -> str:
     """Write slice ``sample`` as ``images/<id>.nii.gz`` and ``.png`` and an empty mask template
     ``masks/<id>.nii.gz`` under ``out``; returns the NIfTI image's relative path. A 2D image is
-    copied as it is (``images/<id>.<ext>``) with a PNG template ``masks/<id>.png``."""
+    copied as it is (``images/<id>.<ext>``) with a PNG template ``masks/<id>.png``.
+
+    A patch of a region project writes its slice's image (named by the slice id, once per
+    slice) and a PNG template ``masks/<patch id>.png`` of the patch's size."""
+    box = sample_box(store, sample.id)
+    if box is None:
+        return _export_image(store, sample, out, sample.id, template=True)
+    rel = _export_image(store, sample, out, slice_of(sample.id), template=False)
+    atomic_write_bytes(out / f"masks/{sample.id}.png",
+                       _png_bytes(np.zeros((box[2], box[3]), dtype=np.uint8)))
+    return rel
+
+
+def _export_image(store: ProjectStore, sample: Sample, out: Path, name: str, *,
+                  template: bool) -> str:
+    """:func:`export_slice` of the slice of ``sample`` under ``name`` (images already written
+    by this export are kept)."""
     _, vol = _volume_of(store, sample)
     if _is_image2d(vol):
         src = store.images_root / sample.path
-        rel = f"images/{sample.id}{src.suffix.lower()}"
-        atomic_write_bytes(out / rel, src.read_bytes())
-        atomic_write_bytes(out / f"masks/{sample.id}.png",
-                           _png_bytes(np.zeros(vol["shape"][1:], dtype=np.uint8)))
+        rel = f"images/{name}{src.suffix.lower()}"
+        if not (out / rel).is_file():
+            atomic_write_bytes(out / rel, src.read_bytes())
+        if template:
+            atomic_write_bytes(out / f"masks/{name}.png",
+                               _png_bytes(np.zeros(vol["shape"][1:], dtype=np.uint8)))
         return rel
     import nibabel as nib
 
+    rel = f"images/{name}.nii.gz"
+    if (out / rel).is_file() and not template:
+        return rel
     volume = read_volume(store.images_root / sample.path)
     image = volume[int(sample.frame)]
     h, w = image.shape
@@ -354,11 +491,11 @@ def export_slice(store: ProjectStore, sample: Sample, out: Path) -> str:
                               np.eye(4))
         return _gz(img)
 
-    rel = f"images/{sample.id}.nii.gz"
     atomic_write_bytes(out / rel, nii_bytes(image, np.float32))
-    atomic_write_bytes(out / f"images/{sample.id}.png", _png_bytes(
+    atomic_write_bytes(out / f"images/{name}.png", _png_bytes(
         np.round(np.clip(image, 0, 1) * 255)))
-    atomic_write_bytes(out / f"masks/{sample.id}.nii.gz", nii_bytes(np.zeros((h, w)), np.uint8))
+    if template:
+        atomic_write_bytes(out / f"masks/{name}.nii.gz", nii_bytes(np.zeros((h, w)), np.uint8))
     return rel
 
 
@@ -369,8 +506,9 @@ def _gz(img) -> bytes:
 
 
 def build_segmentation_project_task(store: ProjectStore, *, device: str, progress: bool):
-    """The :class:`~medactive.segmentation.task.SegmentationTask` of the project and the
-    function that reads a stored mask label."""
+    """The :class:`~medactive.segmentation.task.SegmentationTask` of the project (of a region
+    project: a :class:`~medactive.project.regions.ProjectRegionTask` over it, whose pool is the
+    patches) and the function that reads a stored mask label."""
     from medactive.segmentation.dataset import SegmentationData, SliceRef, VolumeRef
     from medactive.segmentation.task import SegmentationTask
 
@@ -388,11 +526,23 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
             return image, np.zeros(shape, dtype=np.uint8)
         return load
 
-    train = []
+    patch = meta.get("region_size")
+    train, slice_shapes = [], []
+    slice_index: dict[str, int] = {}
+    patch_slices, boxes = [], []
     for s in pool:
-        vid = _vid(s, volumes)
+        vid = _vid(s, volumes, region=patch is not None)
         shape = tuple(volumes[vid]["shape"][1:])
-        train.append(SliceRef(s.id, vid, vid, str(root / s.path), slice_loader(s, shape)))
+        sid = s.id if patch is None else slice_of(s.id)
+        if sid not in slice_index:
+            slice_index[sid] = len(train)
+            train.append(SliceRef(sid, vid, vid, str(root / s.path), slice_loader(s, shape)))
+            slice_shapes.append(shape)
+        if patch is not None:
+            from medactive.project.regions import patch_box
+
+            patch_slices.append(slice_index[sid])
+            boxes.append(patch_box(s.id, shape, int(patch)))
     evals: dict[str, list] = {"val": [], "test": []}
     for vid, vol in volumes.items():
         if vol["split"] == "pool":
@@ -432,4 +582,11 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
 
     task.load_model = load_model
     task.config = preset
-    return task, lambda rel: read_slice_mask(store.directory / rel)
+    load = lambda rel: read_slice_mask(store.directory / rel)
+    if patch is None:
+        return task, load
+    from medactive.project.regions import ProjectRegionTask
+
+    region = ProjectRegionTask(task, [s.id for s in pool], np.asarray(patch_slices),
+                               np.asarray(boxes), np.asarray(slice_shapes), int(patch))
+    return region, load

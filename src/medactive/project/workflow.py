@@ -65,7 +65,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  classes: list[str] | None = None, labels: str | Path | None = None,
                  initial: int | None = None, seed: int = 0, preset: str = "cpu",
                  epochs: int | None = None, image_size: int | None = None,
-                 channels: int | None = None) -> ProjectStore:
+                 channels: int | None = None, region_size: int | None = None) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
 
     Args:
@@ -83,6 +83,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         preset: training preset; ``epochs`` overrides its epochs.
         image_size: resize images to this side (default: their common size).
         channels: 1 or 3 (default: from the files).
+        region_size: segmentation only: the query unit is a ``P × P`` patch of a slice at its
+            original resolution (see :mod:`medactive.project.regions`).
 
     Raises:
         ConfigError: ``directory`` is already a project, bad arguments.
@@ -101,18 +103,26 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
     from medactive.training.presets import get_preset
 
     get_preset(preset, epochs=epochs)  # fail early on a bad preset
+    if region_size is not None:
+        if task != "segmentation":
+            raise ConfigError("--region-size is for segmentation projects (--task segmentation)")
+        from medactive.project.regions import check_patch_size
+
+        region_size = check_patch_size(region_size)
     root = images.resolve()
     meta: dict[str, Any] = {"task": task, "images_root": str(root), "seed": int(seed),
                             "initial": initial, "preset": preset, "epochs": epochs,
                             "image_size": image_size, "created_at": now_iso(),
                             "labels_csv": str(labels) if labels else None}
+    if region_size is not None:
+        meta["region_size"] = region_size
     if task == "classification":
         rows, fmt = _classification_samples(root, image_size=image_size, channels=channels)
         meta.update(fmt)
     else:
         from medactive.project.volumes import discover_segmentation_samples
 
-        rows, fmt = discover_segmentation_samples(root)
+        rows, fmt = discover_segmentation_samples(root, region_size=region_size)
         if classes is None and fmt.get("classes_file"):
             classes = fmt["classes_file"]
         meta.update(fmt)
@@ -356,6 +366,8 @@ def build_project_task(store: ProjectStore, *, device: str = "cpu",
     extra = {"task": meta["task"], "classes": meta["classes"], "preset": meta.get("preset"),
              "epochs": meta.get("epochs"), "image_size": meta.get("image_size"),
              "eval": _eval_digest(store)}
+    if meta.get("region_size") is not None:
+        extra["region_size"] = int(meta["region_size"])
     if hasattr(inner, "config"):
         extra["config"] = inner.config.to_dict() if hasattr(inner.config, "to_dict") else str(
             inner.config)
@@ -560,11 +572,15 @@ def status(store: ProjectStore, *, verify: bool = False) -> dict[str, Any]:
         from medactive.project.volumes import volume_sha256
 
         changed, missing = [], []
+        digests: dict[Path, str] = {}  # the patches of a region project share their file
         for s in store.samples():
             path = store.sample_path(s)
             if not path.exists():
                 missing.append(s.id)
-            elif volume_sha256(path) != s.sha256:
+                continue
+            if path not in digests:
+                digests[path] = volume_sha256(path)
+            if digests[path] != s.sha256:
                 changed.append(s.id)
         info["missing_images"] = missing
         info["changed_images"] = changed

@@ -69,7 +69,7 @@ from medactive.segmentation.unet import UNet2D
 logger = logging.getLogger(__name__)
 
 __all__ = ["RegionPredictions", "RegionSegmentationTask", "check_region_size", "region_ids",
-           "tile_offsets"]
+           "tile_grid", "tile_offsets"]
 
 
 def check_region_size(region_size: Any, image_size: int) -> int:
@@ -101,6 +101,33 @@ def tile_offsets(size: int, patch: int) -> list[tuple[int, int, int, int]]:
     patch = check_region_size(patch, size)
     starts = range(0, size, patch)
     return [(r, c, min(patch, size - r), min(patch, size - c)) for r in starts for c in starts]
+
+
+def tile_grid(height: int, width: int, patch: int) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping ``patch × patch`` tiles of a ``height × width`` image, row-major.
+
+    The rectangular twin of :func:`tile_offsets` (annotation projects tile slices at their
+    original size); ``patch`` may exceed a side (then one tile spans it).
+
+    Returns:
+        ``(row, col, h, w)`` per tile; the last row/column is narrower when ``patch`` does not
+        divide the side.
+
+    Raises:
+        ConfigError: ``patch`` is not a positive integer, or a side is not positive.
+
+    Example:
+        >>> tile_grid(12, 16, 8)
+        [(0, 0, 8, 8), (0, 8, 8, 8), (8, 0, 4, 8), (8, 8, 4, 8)]
+    """
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
+        raise ConfigError(f"region size must be a positive integer number of pixels, got "
+                          f"{patch!r}")
+    if height < 1 or width < 1:
+        raise ConfigError(f"cannot tile an image of {height}x{width} pixels")
+    patch = int(patch)
+    return [(r, c, min(patch, height - r), min(patch, width - c))
+            for r in range(0, height, patch) for c in range(0, width, patch)]
 
 
 def region_ids(slice_ids: Sequence[str], size: int, patch: int) -> np.ndarray:

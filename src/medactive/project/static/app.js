@@ -155,9 +155,16 @@ async function show(item) {
   canvas.height = bitmap.height;
   canvas.dataset.key = String(item.key);
   canvas.dataset.sampleId = item.id;
+  if (item.box) canvas.dataset.box = `${item.box.x0},${item.box.y0},${item.box.x1},${item.box.y1}`;
+  else delete canvas.dataset.box;
   draw();
   const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
-  $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}`;
+  const patch = item.box
+    ? `; outline the patch x ${item.box.x0}-${item.box.x1 - 1}, y ${item.box.y0}-` +
+      `${item.box.y1 - 1} (upload a ${item.box.x1 - item.box.x0}x${item.box.y1 - item.box.y0} ` +
+      "mask or a whole-slice mask: only the patch is kept)"
+    : "";
+  $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}${patch}`;
   const cls = state.project.classes;
   $("current-label").textContent = item.label !== null
     ? `Labelled ${cls[item.label]} by ${item.labelled_by}`
@@ -189,7 +196,21 @@ function draw() {
     dst[i + 2] = (src[i + 2] - lo) * scale;
     dst[i + 3] = 255;
   }
-  $("canvas").getContext("2d").putImageData(out, 0, 0);
+  const ctx = $("canvas").getContext("2d");
+  ctx.putImageData(out, 0, 0);
+  const box = state.item && state.item.box;
+  if (box) outlinePatch(ctx, box);
+}
+
+// region projects: outline the queried patch (x1, y1 exclusive) on the whole slice
+function outlinePatch(ctx, box) {
+  const line = Math.max(1, Math.round(Math.max(ctx.canvas.width, ctx.canvas.height) / 256));
+  ctx.save();
+  ctx.strokeStyle = "#ffd400";
+  ctx.lineWidth = line;
+  ctx.strokeRect(box.x0 + line / 2, box.y0 + line / 2,
+                 Math.max(line, box.x1 - box.x0 - line), Math.max(line, box.y1 - box.y0 - line));
+  ctx.restore();
 }
 
 function autoWindow() {
