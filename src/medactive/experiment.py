@@ -19,6 +19,9 @@ Shared by ``medactive run``, ``medactive demo`` and the benchmark runner. Output
 
 :func:`read_run` reads these files back as loop records, so a stopped run can be resumed with
 ``run_experiment(config, out_dir=same, completed=read_run(same, task.pool_ids))``.
+- ``pretrained.pt`` (only with ``ssl``): the self-supervised backbone weights with their
+  content key (settings, seed, model, pool), reused by a resumed run instead of pretraining
+  again.
 - ``run.log``: the log of the run.
 - ``round_<r>.png`` (segmentation): a few test slices with prediction and ground-truth contours.
 """
@@ -32,7 +35,7 @@ import math
 import os
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,13 @@ class ExperimentConfig:
             ``{"augmentation": "isic"}`` for ISIC 2020, ``{"n_mc_samples": 10}``).
         pseudo_label: CEAL pseudo-labelling settings ``{"entropy": δ0, "decay": r, "max": N}``
             (see :class:`~medactive.loop.pseudo_label.PseudoLabelConfig`); ``None``: off.
+        ssl: self-supervised pretraining of the backbone on the pool, e.g.
+            ``{"method": "simclr", "epochs": 5}`` (see
+            :class:`~medactive.training.self_supervised.SSLConfig`; classification only): once
+            per experiment, seeded from ``seed``; every round's model starts from it.
+            ``None``: off.
+        initial_strategy: ``"random"`` (default), or a strategy choosing the initial set on the
+            self-supervised embeddings (``"typiclust"``, ``"coreset_l2"``; needs ``ssl``).
     """
 
     data: str
@@ -83,6 +93,8 @@ class ExperimentConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
     pseudo_label: dict[str, Any] | None = None
+    ssl: dict[str, Any] | None = None
+    initial_strategy: str = "random"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +105,60 @@ def loop_config(config: ExperimentConfig) -> LoopConfig:
               else PseudoLabelConfig.from_dict(dict(config.pseudo_label)))
     return LoopConfig(strategy=config.strategy, initial=config.initial, budget=config.budget,
                       rounds=config.rounds, seed=config.seed, finetune=config.finetune,
-                      strategy_options=dict(config.strategy_options), pseudo_label=pseudo)
+                      strategy_options=dict(config.strategy_options), pseudo_label=pseudo,
+                      initial_strategy=config.initial_strategy)
+
+
+def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None:
+    """Refuse ``ssl`` / ``initial_strategy`` where they do not apply (cheap, before any work).
+
+    Raises:
+        ConfigError: pretraining asked for segmentation, a cold-start strategy without
+            pretraining, or invalid settings.
+    """
+    from medactive.training.self_supervised import SSLConfig
+
+    cold = config.initial_strategy != "random"
+    if config.ssl is None and not cold:
+        return
+    kind = kind or resolve_task_kind(config)
+    if kind != "classification":
+        raise ConfigError("self-supervised pretraining and cold-start initial sets (--ssl, "
+                          "--initial-strategy; grid ssl, initial_strategy) are for "
+                          f"classification only, not {kind}")
+    if config.ssl is not None:
+        SSLConfig.from_dict(dict(config.ssl))
+    if cold:
+        if config.ssl is None:
+            raise ConfigError(f"--initial-strategy {config.initial_strategy} chooses on "
+                              "self-supervised embeddings: add --ssl simclr (grid: ssl = {...})")
+        from medactive.strategies.base import create_strategy
+
+        chooser = create_strategy(config.initial_strategy)
+        if set(chooser.requires) - {"embeddings"}:
+            raise ConfigError(f"--initial-strategy {config.initial_strategy} needs "
+                              f"{', '.join(chooser.requires)}; before any label only "
+                              "embeddings exist: choose random, typiclust, coreset_l2, ...")
+
+
+def pretrain_task(task, config: ExperimentConfig, *, cache_path: str | Path | None = None,
+                  ) -> None:
+    """Run ``config.ssl`` pretraining on ``task`` once (a no-op without ``ssl`` or when the
+    task already holds the weights of these settings). Seeded from ``(seed, "ssl")``."""
+    if config.ssl is None:
+        return
+    from medactive._random import derive_seed
+    from medactive.training.self_supervised import SSLConfig
+
+    ssl = SSLConfig.from_dict(dict(config.ssl))
+    seed = derive_seed(config.seed, "ssl")
+    key = getattr(task, "ssl_key", None)
+    if key is not None and key.get("ssl") == ssl.to_dict() and key.get("seed") == seed:
+        return
+    if not hasattr(task, "pretrain"):
+        raise ConfigError(f"{getattr(task, 'kind', type(task).__name__)} tasks have no "
+                          "self-supervised pretraining; leave --ssl off")
+    task.pretrain(ssl, seed=seed, cache_path=cache_path)
 
 
 def resolve_task_kind(config: ExperimentConfig) -> str:
@@ -114,6 +179,7 @@ def resolve_task_kind(config: ExperimentConfig) -> str:
 def build_task(config: ExperimentConfig, *, progress: bool = False):
     """The :class:`~medactive.loop.task.Task` described by ``config``."""
     kind = resolve_task_kind(config)
+    check_ssl_options(config, kind)
     if kind == "segmentation":
         try:
             from medactive.segmentation.task import build_segmentation_task
@@ -160,8 +226,9 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
     are kept in the files.
     """
     task = task or build_task(config, progress=progress)
-    writer = (RunWriter(Path(out_dir), config, task, completed=completed)
-              if out_dir is not None else None)
+    check_ssl_options(config, getattr(task, "kind", None))
+    out = Path(out_dir) if out_dir is not None else None
+    writer = None
 
     def _on_round(record: RoundRecord) -> None:
         if writer is not None:
@@ -170,8 +237,9 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
             on_round(record)
 
     handler = None
-    if writer is not None:
-        handler = logging.FileHandler(writer.out_dir / "run.log", mode="a" if completed else "w")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(out / "run.log", mode="a" if completed else "w")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO)
         root = logging.getLogger("medactive")
@@ -179,6 +247,10 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
         if root.getEffectiveLevel() > logging.INFO:
             root.setLevel(logging.INFO)
     try:
+        # before run.json: the task's description then names the pretraining
+        pretrain_task(task, config, cache_path=None if out is None else out / "pretrained.pt")
+        if out is not None:
+            writer = RunWriter(out, config, task, completed=completed)
         return run_active_learning(task, loop_config(config), completed=completed,
                                    on_round=_on_round)
     finally:
@@ -192,6 +264,7 @@ def supervised_reference(config: ExperimentConfig, *, task=None) -> dict[str, fl
     from medactive._random import derive_seed
 
     task = task or build_task(config)
+    pretrain_task(task, config)
     idx = np.arange(len(task.pool_ids), dtype=np.int64)
     model = task.fit(idx, task.pool_labels(idx), seed=derive_seed(config.seed, "supervised"))
     metrics = {f"val_{k}": v for k, v in task.evaluate(model, "val").items()}
@@ -358,6 +431,10 @@ def resume_run(out_dir: str | Path, config: ExperimentConfig,
         raise ConfigError(f"{out}: no run to resume (run.json and rounds.csv are missing)")
     stored = json.loads(info_path.read_text()).get("config", {})
     current = json.loads(json.dumps(config.to_dict(), default=str))
+    # a run written before a setting existed ran with that setting's default
+    for f in fields(ExperimentConfig):
+        if f.default is not MISSING:
+            stored.setdefault(f.name, f.default)
     for settings in (stored, current):
         for key in _NOT_RESULT_OPTIONS:
             settings.get("data_options", {}).pop(key, None)

@@ -27,9 +27,16 @@ def _config(options: dict[str, Any]):
 
 
 def build_task(options: dict[str, Any]):
+    """The unit's task; with ``ssl`` also pretrained (once per worker and task options: the
+    runner reuses the task for every strategy and budget of a seed, which therefore share the
+    pretrained weights and the cold-start initial set)."""
     from medactive.experiment import build_task as _build
+    from medactive.experiment import pretrain_task
 
-    return _build(_config(options))
+    config = _config(options)
+    task = _build(config)
+    pretrain_task(task, config)
+    return task
 
 
 def loop_config(options: dict[str, Any]):
@@ -45,8 +52,12 @@ def supervised_reference(options: dict[str, Any], task) -> dict[str, float]:
 
 
 def validate(options: dict[str, Any]) -> None:
-    """Refuse a missing dataset before the grid starts."""
+    """Refuse a missing dataset (and SSL on segmentation data) before the grid starts."""
     data = options["data"]
     if data != "default" and not Path(data).exists():
         raise ConfigError(f"dataset {data} not found; pass --data-root (the folder holding "
                           "medmnist/, acdc/, ...) or fix the path in the config")
+    if options.get("ssl") is not None or options.get("initial_strategy", "random") != "random":
+        from medactive.experiment import check_ssl_options
+
+        check_ssl_options(_config(options))  # e.g. ssl on data that turns out segmentation

@@ -26,6 +26,8 @@ A TOML file describes any other grid::
     # data_root = "../shared/data"   # relative to this file; --data-root overrides
 
     # pseudo_label = {entropy = 0.005, decay = 0.00033, max = 500}  # settings of "+ceal"
+    # ssl = {method = "simclr", epochs = 5}  # self-supervised pretraining (classification)
+    # initial_strategy = "typiclust"         # cold-start initial set on the SSL embeddings
 
     [strategy_options.bald]
     n_mc_samples = 10
@@ -36,6 +38,7 @@ A TOML file describes any other grid::
     budgets = [20, 50]
     metrics = ["test_auc"]                 # reported metrics (default: chosen from the results)
     # task = "classification"; survey = "isic"; strategies = [...]; preset/epochs overrides
+    # ssl = {...}; initial_strategy = "..."  (override the grid's for this dataset)
     # [datasets.data_options] image_size = 28; [datasets.train_options] augmentation = "isic"
 
 CEAL: a strategy name with the suffix ``+ceal`` (e.g. ``"entropy+ceal"`` beside ``"entropy"``)
@@ -43,6 +46,15 @@ runs that strategy with CEAL pseudo-labelling (:mod:`medactive.loop.pseudo_label
 grid's ``pseudo_label`` table (missing keys: the paper's δ0 = 0.005, decay 0.00033, no cap).
 The suffixed name is the unit's strategy in the store and the report, so one grid compares
 both; ``strategy_options`` are looked up by the plain name. Classification only.
+
+Self-supervised pretraining and cold start (survey §4.2, classification only): ``ssl`` (grid or
+dataset level; keys of :class:`~medactive.training.self_supervised.SSLConfig`, missing ones at
+their defaults) SimCLR-pretrains the backbone on the pool once per dataset and seed, and every
+round's model of every strategy starts from it; the fully supervised reference does too.
+``initial_strategy`` (needs ``ssl``; ``"random"`` by default) chooses each unit's initial set
+with that strategy on the pretrained embeddings, from the data, seed and SSL settings alone, so
+every strategy of a seed still starts from the same set. Grids without these keys (all presets)
+are unchanged.
 
 Region-based segmentation (survey §4.3.1): ``region_size`` in a segmentation dataset's
 ``data_options`` makes its pool square patches of that side (pixels of the preset's resized
@@ -114,6 +126,8 @@ class DatasetSpec:
         epochs: epoch (segmentation: iteration) override for this dataset.
         survey: the survey dataset whose tables are shown beside this one's (``"nct"``,
             ``"isic"``, ``"acdc"``), or ``None``.
+        ssl: self-supervised pretraining settings for this dataset (``None``: the grid's).
+        initial_strategy: initial-set strategy for this dataset (``None``: the grid's).
     """
 
     name: str
@@ -127,6 +141,8 @@ class DatasetSpec:
     preset: str | None = None
     epochs: int | None = None
     survey: str | None = None
+    ssl: dict[str, Any] | None = None
+    initial_strategy: str | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -179,6 +195,10 @@ class GridConfig:
         strategy_options: ``strategy name -> keyword options``.
         pseudo_label: CEAL settings ``{"entropy": δ0, "decay": r, "max": N}`` of the strategies
             named ``<name>+ceal`` (``None``: the paper's defaults); plain names run without.
+        ssl: self-supervised pretraining ``{"method": "simclr", "epochs": 5, ...}`` of every
+            classification dataset (``None``: off; a dataset's ``ssl`` overrides it).
+        initial_strategy: ``"random"``, or a strategy choosing the initial set on the
+            self-supervised embeddings (``"typiclust"``, ``"coreset_l2"``; needs ``ssl``).
         supervised_seeds: fully supervised reference runs per dataset (first seeds; 0: none).
         backend: module providing ``build_task(options)``, ``loop_config(options)`` and
             ``supervised_reference(options, task)`` (tests plug in a fake task here).
@@ -197,6 +217,8 @@ class GridConfig:
     device: str = "auto"
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     pseudo_label: dict[str, Any] | None = None
+    ssl: dict[str, Any] | None = None
+    initial_strategy: str = "random"
     supervised_seeds: int = 1
     backend: str = DEFAULT_BACKEND
     description: str = ""
@@ -253,7 +275,24 @@ class GridConfig:
         if ceal:
             options["pseudo_label"] = _pseudo_label(self.pseudo_label or {},
                                                     f"grid {self.name!r}").to_dict()
+        # only when set, so that the stored options of grids without them do not change
+        ssl = self.ssl_for(spec.name)
+        if ssl is not None:
+            options["ssl"] = ssl
+            initial = self.initial_strategy_for(spec.name)
+            if initial != "random" and not isinstance(unit, SupervisedUnit):
+                options["initial_strategy"] = initial
         return options
+
+    def ssl_for(self, dataset: str) -> dict[str, Any] | None:
+        """The complete SSL settings of ``dataset`` (``None``: no pretraining)."""
+        spec = self.dataset(dataset)
+        table = spec.ssl if spec.ssl is not None else self.ssl
+        return None if table is None else _ssl(table, f"grid {self.name!r}").to_dict()
+
+    def initial_strategy_for(self, dataset: str) -> str:
+        spec = self.dataset(dataset)
+        return spec.initial_strategy or self.initial_strategy
 
     # -- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -296,8 +335,9 @@ def _dataset_from_dict(data: Any, source: str) -> DatasetSpec:
     for key in ("budgets", "metrics", "strategies"):
         if key in data:
             data[key] = tuple(_as_list(data[key], f"{source}: {key}"))
-    for key in ("data_options", "train_options"):
-        if key in data and not isinstance(data[key], dict):
+    for key in ("data_options", "train_options", "ssl"):
+        if key in data and not isinstance(data[key], dict) and not (key == "ssl"
+                                                                    and data[key] is None):
             raise ConfigError(f"{source}: {key} must be a table")
     region = data.get("data_options", {}).get("region_size")
     if region is not None:
@@ -358,8 +398,11 @@ def _check_grid(grid: GridConfig) -> None:
         raise ConfigError(f"{where}: strategy_options must map strategy names to tables")
     if grid.pseudo_label is not None:
         _pseudo_label(grid.pseudo_label, where)
+    if grid.ssl is not None and not isinstance(grid.ssl, dict):
+        raise ConfigError(f"{where}: ssl must be a table, e.g. {{method = \"simclr\"}}")
     for spec in grid.datasets:
         at = f"{where}, dataset {spec.name!r}"
+        _check_ssl(grid, spec, at)
         if not spec.budgets or not all(_is_int(b) and b >= 1 for b in spec.budgets):
             raise ConfigError(f"{at}: budgets must be a non-empty list of positive integers, "
                               f"got {list(spec.budgets)}")
@@ -378,6 +421,36 @@ def _check_grid(grid: GridConfig) -> None:
             raise ConfigError(f"{at}: epochs must be a positive integer")
         if "/" in spec.name or not spec.name:
             raise ConfigError(f"{at}: a dataset name must be non-empty and contain no '/'")
+
+
+def _ssl(table: Any, where: str):
+    from medactive.training.self_supervised import SSLConfig
+
+    return SSLConfig.from_dict(table, source=f"{where}: ssl")
+
+
+def _check_ssl(grid: GridConfig, spec: DatasetSpec, at: str) -> None:
+    ssl = spec.ssl if spec.ssl is not None else grid.ssl
+    initial = spec.initial_strategy or grid.initial_strategy
+    if not isinstance(initial, str) or not initial:
+        raise ConfigError(f"{at}: initial_strategy must be a strategy name, got {initial!r}")
+    if ssl is None:
+        if initial != "random":
+            raise ConfigError(f"{at}: initial_strategy {initial!r} chooses on self-supervised "
+                              "embeddings and needs ssl = {method = \"simclr\", ...}")
+        return
+    if spec.task == "segmentation":
+        raise ConfigError(f"{at}: ssl (self-supervised pretraining) and initial_strategy are "
+                          "for classification only")
+    _ssl(ssl, at)
+    if initial != "random":
+        from medactive.strategies.base import create_strategy
+
+        chooser = create_strategy(initial)  # ConfigError listing names when unknown
+        if set(chooser.requires) - {"embeddings"}:
+            raise ConfigError(f"{at}: initial_strategy {initial!r} needs "
+                              f"{', '.join(chooser.requires)}; before any label only embeddings "
+                              "exist (typiclust, coreset_l2, coreset_cosine, random)")
 
 
 def _pseudo_label(table: Any, where: str):

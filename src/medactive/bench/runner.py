@@ -321,7 +321,7 @@ def execute_job(job: Job, emit: Callable[[Event], None]) -> None:
 
 #: options that define a task; units differing only in strategy, budget or rounds share it
 _TASK_OPTIONS = ("data", "task", "preset", "epochs", "device", "seed", "data_options",
-                 "train_options")
+                 "train_options", "ssl")
 _TASK_CACHE: dict[str, Any] = {}
 
 

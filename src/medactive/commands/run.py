@@ -20,14 +20,14 @@ def add_parsers(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="run one active-learning experiment with a simulated oracle",
         description="Run one pool-based active-learning experiment (survey §2): a random initial "
-        "set, then ROUNDS rounds of train -> score the pool -> query BUDGET samples -> reveal "
+        "set (or a cold-start one, --initial-strategy), then ROUNDS rounds of train -> score the pool -> query BUDGET samples -> reveal "
         "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log "
-        "(and pseudo_labels.csv with --pseudo-label-entropy).")
+        "(and pseudo_labels.csv with --pseudo-label-entropy, pretrained.pt with --ssl).")
     p.add_argument("--data", required=True,
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
                    "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
     p.add_argument("--strategy", required=True, help="strategy name (see `medactive strategies`)")
-    p.add_argument("--initial", type=int, required=True, help="size of the random initial set")
+    p.add_argument("--initial", type=int, required=True, help="size of the initial set")
     p.add_argument("--budget", type=int, required=True, help="samples queried per round")
     p.add_argument("--rounds", type=int, required=True, help="number of query rounds")
     p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
@@ -55,6 +55,28 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--pseudo-label-max", type=int, default=None, metavar="N",
                    help="keep at most the N most confident pseudo-labels per round (default: no "
                    "cap; a fixed threshold admits more samples with 2 classes than with 8)")
+    g = p.add_argument_group(
+        "self-supervised pretraining and cold start (survey §4.2; classification only)",
+        "--ssl simclr pretrains the backbone on the whole pool without labels (SimCLR, Chen et "
+        "al. 2020: two augmented views per image, NT-Xent loss) once per run, seeded from "
+        "--seed, and starts every round's model from it (the classifier head stays random; "
+        "with --finetune only round 0 does, later rounds continue the previous model). The "
+        "weights are kept in OUT/pretrained.pt, so --resume does not pretrain again. "
+        "--initial-strategy chooses the initial set on the pretrained embeddings instead of at "
+        "random (cold start); it depends on data, seed and SSL settings only, never on "
+        "--strategy.")
+    g.add_argument("--ssl", default=None, choices=["simclr"],
+                   help="self-supervised pretraining method (off by default)")
+    g.add_argument("--ssl-epochs", type=int, default=None, metavar="N",
+                   help="pretraining epochs over the pool (default 5)")
+    g.add_argument("--ssl-batch-size", type=int, default=None, metavar="N",
+                   help="pretraining batch size (default 256 images, i.e. 512 views)")
+    g.add_argument("--ssl-temperature", type=float, default=None, metavar="TAU",
+                   help="NT-Xent temperature (default 0.5)")
+    g.add_argument("--initial-strategy", default="random", metavar="NAME",
+                   help="how the initial set is chosen: random (default) or a strategy on the "
+                   "self-supervised embeddings, e.g. typiclust (Hacohen et al. 2022, the "
+                   "survey's cold-start method) or coreset_l2; needs --ssl")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser(
@@ -147,7 +169,24 @@ def experiment_config(args, strategy: str):
         rounds=args.rounds, seed=args.seed, task=args.task, preset=args.preset,
         epochs=args.epochs, finetune=args.finetune, device=args.device,
         data_options=data_options, train_options=train_options,
-        pseudo_label=_pseudo_label_options(args))
+        pseudo_label=_pseudo_label_options(args), ssl=_ssl_options(args),
+        initial_strategy=getattr(args, "initial_strategy", None) or "random")
+
+
+def _ssl_options(args) -> dict | None:
+    """The ``ssl`` settings of ``--ssl*`` (``None``: off)."""
+    from medactive.training.self_supervised import SSLConfig
+
+    extra = {key: getattr(args, f"ssl_{key}", None)
+             for key in ("epochs", "batch_size", "temperature")}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    method = getattr(args, "ssl", None)
+    if method is None:
+        if extra:
+            raise ConfigError("--ssl-epochs / --ssl-batch-size / --ssl-temperature need --ssl "
+                              "(which turns pretraining on)")
+        return None
+    return SSLConfig.from_dict({"method": method, **extra}, source="--ssl").to_dict()
 
 
 def _pseudo_label_options(args) -> dict | None:
@@ -167,12 +206,13 @@ def _pseudo_label_options(args) -> dict | None:
 
 
 def cmd_run(args) -> int:
-    from medactive.experiment import build_task, resume_run, run_experiment
+    from medactive.experiment import build_task, check_ssl_options, resume_run, run_experiment
     from medactive.strategies.base import create_strategy
 
     create_strategy(args.strategy)  # fail fast on an unknown name
     _set_threads(args.threads)
     config = experiment_config(args, args.strategy)
+    check_ssl_options(config)  # before loading data: refused for segmentation
     out = Path(args.out)
     has_run = (out / "rounds.csv").is_file()
     if has_run and not (args.resume or args.overwrite):

@@ -5,6 +5,12 @@ after the last round) queries a batch ``D_q = S(I(x, f_theta), b)`` from the unl
 asks the oracle for its labels and adds it: ``L_{r+1} = L_r ∪ D_q``. ``L_0`` is a random initial
 set drawn from the seed alone, so every strategy starts from the same set for a given seed.
 
+Cold start (survey §4.2.1, ``LoopConfig.initial_strategy``, default ``"random"``): ``L_0`` is
+chosen instead by a strategy (e.g. TypiClust) on the task's self-supervised pool embeddings
+(``task.ssl_predictions()``, see :meth:`~medactive.tasks.classification.ClassificationTask.pretrain`).
+It depends on the data, the seed, the pretraining and that strategy only, never on the query
+strategy, so every strategy of a seed still starts from the same set.
+
 Randomness: initial set, training of round ``r`` and query of round ``r`` each draw from their
 own stream derived from ``(seed, purpose, r)``, so results do not depend on which strategy ran
 before or on resuming.
@@ -55,6 +61,9 @@ class LoopConfig:
         finetune: start round ``r`` from round ``r-1``'s model instead of from scratch.
         strategy_options: keyword options of the strategy (e.g. ``{"n_mc_samples": 25}``).
         pseudo_label: CEAL pseudo-labelling of confident unlabeled samples; ``None``: off.
+        initial_strategy: how ``L_0`` is chosen: ``"random"`` (from the seed), or a registered
+            strategy that needs only ``"embeddings"`` (``"typiclust"``, ``"coreset_l2"``, ...)
+            run on the task's self-supervised embeddings (cold start).
     """
 
     strategy: str
@@ -65,6 +74,7 @@ class LoopConfig:
     finetune: bool = False
     strategy_options: dict[str, Any] = field(default_factory=dict)
     pseudo_label: PseudoLabelConfig | None = None
+    initial_strategy: str = "random"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +129,49 @@ def initial_indices(n_pool: int, initial: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_pool, size=initial, replace=False)).astype(np.int64)
 
 
+def cold_start_indices(task, initial: int, seed: int, strategy: str,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The initial set chosen by ``strategy`` on ``task``'s self-supervised embeddings.
+
+    Args:
+        task: a task with ``ssl_predictions()`` returning predictions with ``"embeddings"``
+            (a pretrained :class:`~medactive.tasks.classification.ClassificationTask`).
+        initial: size of the set.
+        seed: the experiment's master seed (the query draws from ``(seed, "initial")``).
+        strategy: a registered strategy needing only embeddings (``"random"`` gives
+            :func:`initial_indices`).
+
+    Returns:
+        ``(indices, scores)``: ``[initial]`` sorted pool indices and the strategy's scores for
+        them (NaN for ``"random"``).
+
+    Raises:
+        ConfigError: the strategy needs model outputs other than embeddings, or the task has
+            no self-supervised embeddings.
+    """
+    n_pool = len(task.pool_ids)
+    if strategy == "random":
+        idx = initial_indices(n_pool, initial, seed)
+        return idx, np.full(idx.size, np.nan)
+    initial = check_budget(initial, n_pool, name="initial")
+    chooser = create_strategy(strategy)
+    if set(chooser.requires) - {"embeddings"}:
+        raise ConfigError(f"initial strategy {strategy!r} needs {', '.join(chooser.requires)}; "
+                          "before any label only embeddings exist: choose random or a strategy "
+                          "on embeddings (typiclust, coreset_l2, coreset_cosine, ...)")
+    provider = getattr(task, "ssl_predictions", None)
+    predictions = provider() if provider is not None else None
+    if predictions is None:
+        raise ConfigError(f"initial strategy {strategy!r} chooses on self-supervised "
+                          "embeddings: turn pretraining on (--ssl simclr, grid ssl = {...})")
+    result = chooser.query(predictions, np.arange(n_pool, dtype=np.int64),
+                           np.zeros(0, dtype=np.int64), initial,
+                           rng=derive_seed(seed, "initial", strategy))
+    order = np.argsort(result.indices, kind="stable")
+    return (np.asarray(result.indices, dtype=np.int64)[order],
+            np.asarray(result.scores, dtype=np.float64)[order])
+
+
 def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = None,
                         completed: Sequence[RoundRecord] = (),
                         on_round: Callable[[RoundRecord], None] | None = None,
@@ -132,7 +185,8 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
         oracle: label provider; defaults to the :class:`SimulatedOracle` of ``task``.
         completed: records of rounds already finished, in order (resume).
         on_round: called with each new :class:`RoundRecord` as soon as it is final.
-        initial_idx: override the random initial set (e.g. a project's existing labels).
+        initial_idx: override the initial set (e.g. a project's existing labels); else it is
+            random, or chosen by ``config.initial_strategy`` (:func:`cold_start_indices`).
         strategy: a strategy instance (defaults to ``create_strategy(config.strategy)``).
 
     Returns:
@@ -165,9 +219,13 @@ def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = Non
         labeled_idx = np.concatenate([np.asarray(records[0].added_idx, dtype=np.int64)]
                                      + [np.asarray(r.queried_idx, dtype=np.int64) for r in records])
     else:
-        labeled_idx = (initial_indices(n_pool, config.initial, config.seed)
-                       if initial_idx is None else np.asarray(initial_idx, dtype=np.int64))
-        added_idx, added_scores = labeled_idx.copy(), np.full(labeled_idx.size, np.nan)
+        if initial_idx is not None:
+            labeled_idx = np.asarray(initial_idx, dtype=np.int64)
+            added_scores = np.full(labeled_idx.size, np.nan)
+        else:
+            labeled_idx, added_scores = cold_start_indices(task, config.initial, config.seed,
+                                                           config.initial_strategy)
+        added_idx = labeled_idx.copy()
     labels: list[Any] = list(oracle.label(labeled_idx))
     empty = np.zeros(0, dtype=np.int64)
     # P_{r-1}: chosen by the previous round's model (stored in its record when resuming)

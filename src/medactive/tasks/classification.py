@@ -4,10 +4,17 @@ Wraps a :class:`~medactive.data.pool.Dataset` and a :class:`~medactive.training.
 ``fit`` trains a classifier and keeps the best validation checkpoint, ``evaluate`` reports
 accuracy / balanced accuracy / AUC / per-class recall, ``predictions`` hands strategies lazy,
 cached model outputs over the pool (one inference pass shared by probabilities and embeddings).
+``pretrain`` (optional) SimCLR-pretrains the backbone on the pool without labels; every model
+``fit`` builds from scratch then starts from it, and ``ssl_predictions`` holds its embeddings for
+a cold-start choice of the initial set (survey §4.2).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +24,12 @@ import torch
 from medactive.data.pool import Dataset
 from medactive.errors import ConfigError
 from medactive.metrics.classification import classification_metrics
-from medactive.predictions import CachedPredictions
+from medactive.predictions import ArrayPredictions, CachedPredictions
 from medactive.training.classification import fit_classifier, predict, predict_mc
 from medactive.training.presets import TrainConfig
+from medactive.training.self_supervised import SSLConfig, backbone_embeddings, pretrain_simclr
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
@@ -66,6 +76,77 @@ class ClassificationTask:
         self.primary_metric = "auc" if dataset.n_classes == 2 else "accuracy"
         self._val_idx = np.arange(len(dataset.val))
         self._test_idx = np.arange(len(dataset.test))
+        #: backbone state dict of the self-supervised pretraining (``None``: not pretrained)
+        self.pretrained_state: dict[str, torch.Tensor] | None = None
+        self.ssl_key: dict[str, Any] | None = None
+        self.ssl_seconds = 0.0
+        self._ssl_embeddings: np.ndarray | None = None
+
+    def pretrain(self, ssl: SSLConfig, *, seed: int, cache_path: str | Path | None = None,
+                 ) -> dict[str, torch.Tensor]:
+        """Self-supervised pretraining of the backbone on the whole pool, without labels.
+
+        From then on, ``fit`` without ``init_model`` starts every model's backbone from these
+        weights (survey §4.2.2, pretrain then fine-tune). Deterministic in ``seed``.
+
+        Args:
+            ssl: pretraining settings.
+            seed: seeds the pretraining.
+            cache_path: a ``.pt`` file: reused when it holds weights of the same settings,
+                seed, model and pool (its content key), else (re)written.
+
+        Returns:
+            The backbone's state dict (also kept as :attr:`pretrained_state`).
+        """
+        cfg = self.config
+        key = {"ssl": ssl.to_dict(), "seed": int(seed), "model": cfg.model, "width": cfg.width,
+               "image_size": cfg.image_size, "in_channels": self.dataset.in_channels,
+               "pool": _pool_fingerprint(self.pool_ids)}
+        state = None
+        if cache_path is not None and Path(cache_path).is_file():
+            try:
+                saved = torch.load(cache_path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # noqa: BLE001 - a broken cache is recomputed
+                logger.warning("%s: unreadable (%s); pretraining again", cache_path, exc)
+                saved = {}
+            if saved.get("key") == key:
+                state = saved["state"]
+                self.ssl_seconds = float(saved.get("seconds", 0.0))
+                logger.info("self-supervised weights reused from %s", cache_path)
+            else:
+                logger.info("%s holds other pretraining settings; pretraining again",
+                            cache_path)
+        if state is None:
+            start = time.perf_counter()
+            state = pretrain_simclr(self.dataset.train, config=ssl, model=cfg.model,
+                                    in_channels=self.dataset.in_channels, width=cfg.width,
+                                    image_size=cfg.image_size, seed=seed, device=self.device,
+                                    progress=self.progress)
+            self.ssl_seconds = time.perf_counter() - start
+            logger.info("SimCLR pretraining: %d epochs in %.1fs", ssl.epochs, self.ssl_seconds)
+            if cache_path is not None:
+                path = Path(cache_path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(path.suffix + ".tmp")
+                torch.save({"key": key, "state": state, "seconds": self.ssl_seconds}, tmp)
+                os.replace(tmp, path)
+        self.pretrained_state, self.ssl_key, self._ssl_embeddings = state, key, None
+        return state
+
+    def ssl_predictions(self) -> ArrayPredictions | None:
+        """The pretrained backbone's L2-normalised pool embeddings ``[n_pool, d]`` as
+        predictions (field ``"embeddings"``), for a cold-start initial set; ``None`` when the
+        task is not pretrained."""
+        if self.pretrained_state is None:
+            return None
+        if self._ssl_embeddings is None:
+            cfg = self.config
+            self._ssl_embeddings = backbone_embeddings(
+                self.pretrained_state, self.dataset.train, model=cfg.model,
+                in_channels=self.dataset.in_channels, width=cfg.width,
+                image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
+                device=self.device)
+        return ArrayPredictions(embeddings=self._ssl_embeddings)
 
     def pool_labels(self, idx: np.ndarray) -> list[int]:
         return [int(v) for v in self.dataset.train.labels[np.asarray(idx, dtype=np.int64)]]
@@ -98,7 +179,8 @@ class ClassificationTask:
         return fit_classifier(self.dataset.train, labeled_idx, labels_arr, config=self.config,
                               n_classes=self.dataset.n_classes,
                               in_channels=self.dataset.in_channels, seed=seed, validate=validate,
-                              init_model=init_model, device=self.device, progress=self.progress)
+                              init_model=init_model, init_backbone=self.pretrained_state,
+                              device=self.device, progress=self.progress)
 
     def evaluate(self, model, split: str) -> dict[str, float]:
         if split not in ("val", "test"):
@@ -152,4 +234,13 @@ class ClassificationTask:
         return {"task": self.kind, "dataset": ds.name, "source": ds.source,
                 "classes": ds.classes, "n_pool": len(ds.train), "n_val": len(ds.val),
                 "n_test": len(ds.test), "primary_metric": self.primary_metric,
-                "device": self.device, "training": self.config.to_dict()}
+                "device": self.device, "training": self.config.to_dict(),
+                **({"ssl": self.ssl_key["ssl"]} if self.ssl_key is not None else {})}
+
+
+def _pool_fingerprint(pool_ids: np.ndarray) -> str:
+    """A short hash of the pool's sample ids (order included): the data part of a cache key."""
+    digest = hashlib.sha1()
+    for sid in pool_ids:
+        digest.update(str(sid).encode("utf-8") + b"\0")
+    return f"{len(pool_ids)}:{digest.hexdigest()[:16]}"

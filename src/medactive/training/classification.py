@@ -45,10 +45,28 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
+def optimisation_step(loss: torch.Tensor, optimiser, scheduler, *, what: str,
+                      epoch: int) -> float:
+    """One optimiser and scheduler step on ``loss``; returns its value.
+
+    Raises:
+        FloatingPointError: the loss is NaN or infinite (naming ``what`` and the epoch).
+    """
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{what} loss became {loss.item()} at epoch {epoch}; "
+                                 "lower the learning rate")
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    scheduler.step()
+    return loss.item()
+
+
 def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                    config: TrainConfig, n_classes: int, in_channels: int, seed: int,
                    validate: Callable[[Classifier], float] | None = None,
-                   init_model: Classifier | None = None, device: str = "cpu",
+                   init_model: Classifier | None = None,
+                   init_backbone: dict[str, torch.Tensor] | None = None, device: str = "cpu",
                    progress: bool = False) -> Classifier:
     """Train a classifier on ``labeled_idx`` of ``train`` with ``labels``.
 
@@ -60,6 +78,9 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
         seed: seeds initialisation, batch order and augmentation.
         validate: ``model -> score`` (higher better); the best-scoring checkpoint is returned.
         init_model: start from this model's weights (fine-tuning) instead of a fresh one.
+        init_backbone: a fresh model's backbone starts from this state dict (self-supervised
+            pretraining, :mod:`medactive.training.self_supervised`); its head stays random.
+            Ignored when ``init_model`` is given.
 
     Returns:
         The model in eval mode.
@@ -71,6 +92,8 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
     else:
         model = build_classifier(config.model, in_channels=in_channels, n_classes=n_classes,
                                  width=config.width, dropout=config.dropout)
+        if init_backbone is not None:
+            model.backbone.load_state_dict(init_backbone)
     model.to(device)
     labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     n = len(labeled_idx)
@@ -96,14 +119,8 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                  else load_images(train, labeled_idx[batch.numpy()], config.image_size))
             x = _normalise(augment_batch(x, config.augmentation, gen)).to(device)
             loss = F.cross_entropy(model(x), labels_t[batch].to(device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; "
-                                         "lower the learning rate")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            total += loss.item() * len(batch)
+            total += optimisation_step(loss, optimiser, scheduler, what="training",
+                                       epoch=epoch) * len(batch)
         epochs.set_postfix(loss=f"{total / n:.3f}")
         last = epoch == config.epochs - 1
         if validate is not None and ((epoch + 1) % config.eval_every == 0 or last):
