@@ -94,3 +94,28 @@ def test_round_trip_through_the_store_format(tmp_path):
 
     grid = _grid(tmp_path)
     assert GridConfig.from_dict(json.loads(json.dumps(grid.to_dict()))) == grid
+
+
+def test_a_rerun_grid_reuses_the_pretrained_weights(tmp_path, monkeypatch):
+    """The weights are kept in OUT/pretrained/, so a new process running more units of the
+    grid (a rerun after a kill, or an added strategy) does not pretrain again: here the second
+    run fails if it tries."""
+    from medactive.bench import runner
+    from medactive.bench.runner import run_grid
+    from medactive.bench.store import ResultStore
+    from medactive.tasks import classification
+
+    first = TOML.split('[[datasets]]\nname = "plain"')[0].replace("seeds = [0, 1]", "seeds = [0]")
+    out = tmp_path / "out"
+    with ResultStore(out) as store:
+        run_grid(_grid(tmp_path, first.replace('["random", "entropy"]', '["random"]')), store)
+    assert len(list((out / "pretrained").glob("*.pt"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pretrained again")
+
+    monkeypatch.setattr(classification, "pretrain_simclr", refuse)
+    runner._TASK_CACHE.clear()  # as in a new process
+    with ResultStore(out) as store:
+        result = run_grid(_grid(tmp_path, first), store)  # adds the entropy unit
+    assert result.failures == [] and result.n_finished == 1

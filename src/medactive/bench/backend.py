@@ -14,6 +14,8 @@ and optionally ``validate(options)``, a cheap check run in the parent before any
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +28,28 @@ def _config(options: dict[str, Any]):
     return ExperimentConfig(**options)
 
 
-def build_task(options: dict[str, Any]):
+def build_task(options: dict[str, Any], *, work_dir: str | None = None):
     """The unit's task; with ``ssl`` also pretrained (once per worker and task options: the
     runner reuses the task for every strategy and budget of a seed, which therefore share the
-    pretrained weights and the cold-start initial set)."""
+    pretrained weights and the cold-start initial set).
+
+    With ``work_dir`` (the results folder, when this worker can see it) the weights are kept in
+    ``work_dir/pretrained/<key>.pt``, so a killed and rerun grid does not pretrain again; the
+    file also records its settings and pool and is ignored if they differ.
+    """
     from medactive.experiment import build_task as _build
     from medactive.experiment import pretrain_task
 
     config = _config(options)
     task = _build(config)
-    pretrain_task(task, config)
+    cache_path = None
+    if config.ssl is not None and work_dir is not None and Path(work_dir).is_dir():
+        key = json.dumps([options.get(k) for k in ("data", "task", "preset", "epochs", "seed",
+                                                    "data_options", "train_options", "ssl")],
+                         sort_keys=True, default=str)
+        name = hashlib.sha256(key.encode()).hexdigest()[:16]
+        cache_path = Path(work_dir) / "pretrained" / f"{name}.pt"
+    pretrain_task(task, config, cache_path=cache_path)
     return task
 
 

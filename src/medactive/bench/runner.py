@@ -21,6 +21,7 @@ Execution:
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import multiprocessing as mp
 import os
@@ -55,6 +56,8 @@ class Job:
         completed: stored round rows to resume from (AL units).
         backend: module name of the task backend.
         threads: torch threads for the worker (``None``: leave as is).
+        work_dir: the results folder, where a backend may keep caches that outlive a run
+            (e.g. self-supervised weights, so a resumed grid does not pretrain again).
     """
 
     unit: Unit | SupervisedUnit
@@ -62,6 +65,7 @@ class Job:
     completed: list[dict[str, Any]] = field(default_factory=list)
     backend: str = "medactive.bench.backend"
     threads: int | None = None
+    work_dir: str | None = None
 
 
 @dataclass
@@ -110,6 +114,7 @@ def plan_jobs(grid: GridConfig, store: ResultStore, *, threads: int | None = Non
     options conflict with stored results is refused before anything runs.
     """
     jobs, skipped = [], 0
+    work_dir = str(store.path.parent)
     units = grid.units()
     for unit in units:
         if register:
@@ -121,12 +126,12 @@ def plan_jobs(grid: GridConfig, store: ResultStore, *, threads: int | None = Non
         if len(rows) >= grid.rounds + 1:
             skipped += 1
             continue
-        jobs.append(Job(unit, grid.unit_options(unit), rows, grid.backend, threads))
+        jobs.append(Job(unit, grid.unit_options(unit), rows, grid.backend, threads, work_dir))
     for unit in grid.supervised_units():
         if store.has_supervised(unit):
             skipped += 1
             continue
-        jobs.append(Job(unit, grid.unit_options(unit), [], grid.backend, threads))
+        jobs.append(Job(unit, grid.unit_options(unit), [], grid.backend, threads, work_dir))
     return jobs, skipped
 
 
@@ -335,7 +340,9 @@ def _cached_task(backend, job: Job):
                            sort_keys=True, default=str)
     if _TASK_CACHE.get("key") != cache_key:
         _TASK_CACHE.clear()  # free the previous dataset before loading the next
-        _TASK_CACHE["task"] = backend.build_task(job.options)
+        kwargs = ({"work_dir": job.work_dir} if job.work_dir is not None and "work_dir" in
+                  inspect.signature(backend.build_task).parameters else {})
+        _TASK_CACHE["task"] = backend.build_task(job.options, **kwargs)
         _TASK_CACHE["key"] = cache_key
     return _TASK_CACHE["task"]
 
