@@ -209,7 +209,7 @@ def test_oracle_reveals_only_the_patch(task):
 def test_bad_patch_labels_are_refused(task):
     with pytest.raises(DataError, match=r"@16,16.*shape"):
         task.label_maps(np.array([3]), [np.zeros((5, 5), np.uint8)])
-    with pytest.raises(DataError, match="class set"):
+    with pytest.raises(DataError, match=r"@16,16.*integers 0\.\."):
         task.label_maps(np.array([3]), [np.full((PATCH, PATCH), 9, np.uint8)])
 
 

@@ -42,17 +42,21 @@ import torch
 import torch.nn.functional as F
 
 from medactive.errors import ConfigError, DataError
-from medactive.segmentation.losses import IGNORE_INDEX
 from medactive.segmentation.predictions import dice_ce_per_sample, reduce_pixels
-from medactive.segmentation.regions import RegionPredictions, RegionSegmentationTask, tile_grid
+from medactive.segmentation.regions import (
+    Box,
+    RegionPredictions,
+    RegionSegmentationTask,
+    assemble_label_map,
+    crop_patch_mask,
+    tile_grid,
+)
 from medactive.segmentation.train import resize_masks
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OriginalPatchPredictions", "ProjectRegionTask", "check_patch_size",
            "crop_patch_mask", "patch_box", "patch_boxes", "patch_id", "split_patch_id"]
-
-Box = tuple[int, int, int, int]
 
 
 def check_patch_size(region_size: Any) -> int:
@@ -119,42 +123,6 @@ def expand_rows(rows: Sequence[tuple], slice_shape: Callable[[str], tuple[int, i
         h, w = slice_shape(sid)
         out += [(patch_id(sid, r, c), path, frame, digest, split)
                 for r, c, _, _ in patch_boxes(h, w, patch)]
-    return out
-
-
-def crop_patch_mask(arr: np.ndarray, box: Box, slice_shape: tuple[int, int], n_classes: int,
-                    where: str) -> np.ndarray:
-    """The ``[h, w]`` uint8 label of a patch from a mask of the patch or of its whole slice.
-
-    Args:
-        arr: ``[h, w]`` (the patch) or ``[H, W]`` (the slice: only the patch is kept).
-        box: ``(row, col, h, w)`` of the patch.
-        slice_shape: ``(H, W)``.
-        n_classes: class values must be integers ``0..n_classes - 1``.
-        where: names the item in error messages.
-
-    Raises:
-        DataError: another shape, or values outside the classes (checked on the patch only).
-    """
-    r, c, h, w = box
-    arr = np.asarray(arr)
-    if arr.shape == tuple(slice_shape) and (h, w) != tuple(slice_shape):
-        arr = arr[r:r + h, c:c + w]
-    elif arr.shape != (h, w):
-        raise DataError(f"{where}: mask shape {tuple(arr.shape)} matches neither the patch "
-                        f"{(h, w)} nor its slice {tuple(slice_shape)}")
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)) or np.any(
-            arr != np.round(arr)) or (arr.size and (arr.min() < 0 or arr.max() >= n_classes)):
-        raise DataError(f"{where}: mask values must be integers 0..{n_classes - 1}")
-    return arr.astype(np.uint8)
-
-
-def assemble_label_map(slice_shape: tuple[int, int], boxes: Sequence[Box],
-                       labels: Sequence[np.ndarray]) -> np.ndarray:
-    """``[H, W]`` int64 map: each label at its box, :data:`IGNORE_INDEX` elsewhere."""
-    out = np.full(tuple(int(v) for v in slice_shape), IGNORE_INDEX, dtype=np.int64)
-    for (r, c, h, w), label in zip(boxes, labels, strict=True):
-        out[r:r + h, c:c + w] = label
     return out
 
 

@@ -136,6 +136,46 @@ def region_ids(slice_ids: Sequence[str], size: int, patch: int) -> np.ndarray:
     return np.array([f"{sid}@{r},{c}" for sid in slice_ids for r, c, _, _ in tiles], dtype=str)
 
 
+#: a patch ``(row, col, h, w)`` in pixels
+Box = tuple[int, int, int, int]
+
+
+def crop_patch_mask(arr: np.ndarray, box: Box, slice_shape: tuple[int, int], n_classes: int,
+                    where: str) -> np.ndarray:
+    """The ``[h, w]`` uint8 label of a patch from a mask of the patch or of its whole slice.
+
+    Args:
+        arr: ``[h, w]`` (the patch) or ``[H, W]`` (the slice: only the patch is kept).
+        box: ``(row, col, h, w)`` of the patch.
+        slice_shape: ``(H, W)``.
+        n_classes: class values must be integers ``0..n_classes - 1``.
+        where: names the item in error messages.
+
+    Raises:
+        DataError: another shape, or values outside the classes (checked on the patch only).
+    """
+    r, c, h, w = box
+    arr = np.asarray(arr)
+    if arr.shape == tuple(slice_shape) and (h, w) != tuple(slice_shape):
+        arr = arr[r:r + h, c:c + w]
+    elif arr.shape != (h, w):
+        raise DataError(f"{where}: mask shape {tuple(arr.shape)} matches neither the patch "
+                        f"{(h, w)} nor its slice {tuple(slice_shape)}")
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)) or np.any(
+            arr != np.round(arr)) or (arr.size and (arr.min() < 0 or arr.max() >= n_classes)):
+        raise DataError(f"{where}: mask values must be integers 0..{n_classes - 1}")
+    return arr.astype(np.uint8)
+
+
+def assemble_label_map(slice_shape: tuple[int, int], boxes: Sequence[Box],
+                       labels: Sequence[np.ndarray]) -> np.ndarray:
+    """``[H, W]`` int64 map: each label at its box, :data:`IGNORE_INDEX` elsewhere."""
+    out = np.full(tuple(int(v) for v in slice_shape), IGNORE_INDEX, dtype=np.int64)
+    for (r, c, h, w), label in zip(boxes, labels, strict=True):
+        out[r:r + h, c:c + w] = label
+    return out
+
+
 class RegionSegmentationTask:
     """Patch-wise active learning over a slice task (see the module docstring).
 
@@ -220,26 +260,18 @@ class RegionSegmentationTask:
         if len(labels) != labeled_idx.size:
             raise ValueError(f"{labeled_idx.size} labeled indices but {len(labels)} labels")
         size = self.image_size
-        maps: dict[int, torch.Tensor] = {}
         n_classes = len(self.base.classes)
+        per_slice: dict[int, tuple[list[Box], list[np.ndarray]]] = {}
         for i, label in zip(labeled_idx.tolist(), labels, strict=True):
-            r, c, h, w = (int(v) for v in self.tiles[self.pool_tiles[i]])
-            label = np.asarray(label)
-            if label.shape == (size, size) and (h, w) != (size, size):
-                label = label[r:r + h, c:c + w]
-            if label.shape != (h, w):
-                raise DataError(f"label of patch {self.pool_ids[i]!r}: shape {label.shape}; "
-                                f"expected the patch {(h, w)} or the resized slice "
-                                f"{(size, size)}")
-            if label.size and (label.min() < 0 or label.max() >= n_classes):
-                raise DataError(f"label of patch {self.pool_ids[i]!r}: values outside the "
-                                f"class set 0..{n_classes - 1}")
-            s = int(self.pool_slices[i])
-            if s not in maps:
-                maps[s] = torch.full((size, size), IGNORE_INDEX, dtype=torch.long)
-            maps[s][r:r + h, c:c + w] = torch.from_numpy(label.astype(np.int64))
-        order = sorted(maps)
-        stacked = (torch.stack([maps[s] for s in order]) if order
+            box = tuple(int(v) for v in self.tiles[self.pool_tiles[i]])
+            crop = crop_patch_mask(label, box, (size, size), n_classes,
+                                   f"label of patch {self.pool_ids[i]!r}")
+            boxes, crops = per_slice.setdefault(int(self.pool_slices[i]), ([], []))
+            boxes.append(box)
+            crops.append(crop)
+        order = sorted(per_slice)
+        stacked = (torch.stack([torch.from_numpy(assemble_label_map((size, size), *per_slice[s]))
+                                for s in order]) if order
                    else torch.zeros(0, size, size, dtype=torch.long))
         return np.array(order, dtype=np.int64), stacked
 
