@@ -13,7 +13,17 @@ const state = {
   review: false,    // offering skipped images instead of pending ones
   pixels: null,     // ImageData of the image as served (before windowing)
   busy: false,
+  // segmentation: the drawing layer of the item on screen, one class index per image pixel
+  mask: null,       // {width, height, data: Uint8Array(height * width)}, row-major
+  masks: new Map(), // item key -> its layer, so going back shows what was drawn this session
+  paintClass: 1,
+  stroke: null,     // last pointer position [x, y] in image pixels while drawing
 };
+// overlay colours of classes 1.. (background is transparent); cycled beyond the list
+const COLOURS = [[255, 64, 64], [64, 200, 255], [255, 210, 0], [80, 220, 100], [200, 90, 255],
+                 [255, 140, 0], [0, 230, 200], [255, 105, 180], [160, 160, 255]];
+const classColour = (c) => COLOURS[(c - 1) % COLOURS.length];
+const isSegmentation = () => state.project !== null && state.project.task === "segmentation";
 
 async function api(method, path, body) {
   const options = { method, headers: { Authorization: "Bearer " + state.token } };
@@ -61,6 +71,7 @@ async function signIn(token) {
   }
   state.project = await (await api("GET", "/api/project")).json();
   buildClassButtons();
+  buildDrawTools();
   $("login-view").hidden = true;
   $("who").hidden = false;
   $("label-view").hidden = false;
@@ -84,6 +95,181 @@ function buildClassButtons() {
     b.addEventListener("click", () => label(i));
     box.append(b);
   });
+}
+
+function buildDrawTools() {
+  const box = $("draw-classes");
+  box.textContent = "";
+  $("draw-tools").hidden = !isSegmentation();
+  $("canvas").classList.toggle("drawing", isSegmentation());
+  if (!isSegmentation()) return;
+  state.project.classes.forEach((name, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "class";
+    b.dataset.value = String(i);
+    b.title = i === 0 ? `Eraser: ${name} (key 0)` : `Draw ${name}` + (i < 10 ? ` (key ${i})` : "");
+    const key = document.createElement("kbd");
+    key.textContent = i < 10 ? String(i) : "";
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = i === 0 ? "transparent" : `rgb(${classColour(i).join(",")})`;
+    b.append(key, " ", swatch, " " + (i === 0 ? `${name} (eraser)` : name));
+    b.addEventListener("click", () => pickClass(i));
+    box.append(b);
+  });
+  pickClass(Math.min(1, state.project.classes.length - 1));
+}
+
+function pickClass(value) {
+  state.paintClass = value;
+  document.querySelectorAll("#draw-classes .class").forEach((b) => {
+    b.classList.toggle("chosen", b.dataset.value === String(value));
+  });
+}
+
+// the layer of an item: kept per key for this session, fresh (all background) otherwise
+function startLayer(key, width, height) {
+  let layer = state.masks.get(key);
+  if (!layer || layer.width !== width || layer.height !== height) {
+    layer = { width, height, data: new Uint8Array(width * height) };
+    state.masks.set(key, layer);
+  }
+  state.mask = layer;
+  const overlay = $("overlay");
+  overlay.width = width;
+  overlay.height = height;
+  overlay.hidden = false;
+  renderOverlay(0, 0, width, height);
+}
+
+// repaint the overlay's rectangle [x0, x1) x [y0, y1) from the class layer
+function renderOverlay(x0, y0, x1, y1) {
+  const m = state.mask;
+  const w = x1 - x0, h = y1 - y0;
+  if (!m || w <= 0 || h <= 0) return;
+  const img = new ImageData(w, h);
+  const d = img.data;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const c = m.data[(y0 + y) * m.width + x0 + x];
+      if (c === 0) continue;  // stays transparent
+      const [r, g, b] = classColour(c);
+      const i = 4 * (y * w + x);
+      d[i] = r; d[i + 1] = g; d[i + 2] = b; d[i + 3] = 255;
+    }
+  }
+  $("overlay").getContext("2d").putImageData(img, x0, y0);
+}
+
+// display coordinates of a pointer event -> continuous image coordinates (pixel i spans [i, i+1))
+function toImage(event) {
+  const rect = $("canvas").getBoundingClientRect();
+  return [(event.clientX - rect.left) * (state.mask.width / rect.width),
+          (event.clientY - rect.top) * (state.mask.height / rect.height)];
+}
+
+// a disc of diameter `size` pixels at (cx, cy): every pixel whose centre lies within size / 2,
+// and always the pixel under the point (so size 1 is exactly that pixel). Integer class values
+// written into the layer: no antialiasing, the saved mask holds only class indices.
+function stamp(cx, cy, size, value, box) {
+  const m = state.mask;
+  const r = size / 2;
+  const px = Math.floor(cx), py = Math.floor(cy);
+  const xa = Math.max(0, Math.floor(cx - r)), xb = Math.min(m.width - 1, Math.ceil(cx + r));
+  const ya = Math.max(0, Math.floor(cy - r)), yb = Math.min(m.height - 1, Math.ceil(cy + r));
+  for (let y = ya; y <= yb; y++) {
+    for (let x = xa; x <= xb; x++) {
+      const dx = x + 0.5 - cx, dy = y + 0.5 - cy;
+      if (dx * dx + dy * dy <= r * r || (x === px && y === py)) {
+        m.data[y * m.width + x] = value;
+        box[0] = Math.min(box[0], x); box[1] = Math.min(box[1], y);
+        box[2] = Math.max(box[2], x + 1); box[3] = Math.max(box[3], y + 1);
+      }
+    }
+  }
+}
+
+// stamps every half pixel from a to b, so a fast drag leaves no gaps
+function paintSegment(a, b) {
+  const size = Number($("brush").value);
+  const steps = Math.max(1, Math.ceil(2 * Math.max(Math.abs(b[0] - a[0]), Math.abs(b[1] - a[1]))));
+  const box = [Infinity, Infinity, -Infinity, -Infinity];
+  for (let i = 0; i <= steps; i++) {
+    const t = i / steps;
+    stamp(a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]), size, state.paintClass, box);
+  }
+  if (box[2] > box[0]) renderOverlay(box[0], box[1], box[2], box[3]);
+}
+
+function onPointerDown(event) {
+  if (!isSegmentation() || !state.mask || !state.item || event.button !== 0) return;
+  event.preventDefault();
+  $("canvas").setPointerCapture(event.pointerId);
+  state.stroke = toImage(event);
+  paintSegment(state.stroke, state.stroke);
+}
+
+function onPointerMove(event) {
+  if (state.stroke === null) return;
+  const p = toImage(event);
+  paintSegment(state.stroke, p);
+  state.stroke = p;
+}
+
+function onPointerUp() {
+  state.stroke = null;
+}
+
+function clearLayer() {
+  if (!state.mask) return;
+  state.mask.data.fill(0);
+  renderOverlay(0, 0, state.mask.width, state.mask.height);
+}
+
+// -- a greyscale PNG of the layer: pixel values are the class indices. A canvas' toBlob would
+// give an RGBA PNG, which the server's mask check (one channel, values 0..C-1) refuses.
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function pngChunk(type, data) {
+  const out = new Uint8Array(12 + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+async function greyPng(values, width, height) {
+  const raw = new Uint8Array((width + 1) * height);  // each row: filter byte 0 (none), pixels
+  for (let y = 0; y < height; y++) {
+    raw.set(values.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  }
+  const zlib = new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate"));
+  const idat = new Uint8Array(await new Response(zlib).arrayBuffer());
+  const header = new Uint8Array(13);  // width, height, bit depth 8, colour type 0 (grey)
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header[8] = 8;
+  const signature = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
+  return new Blob([signature, pngChunk("IHDR", header), pngChunk("IDAT", idat),
+                   pngChunk("IEND", new Uint8Array(0))], { type: "image/png" });
 }
 
 function showProgress(p) {
@@ -124,7 +310,10 @@ async function showKey(key) {
 
 function showDone(p) {
   state.item = null;
+  state.mask = null;
+  state.stroke = null;
   $("canvas").hidden = true;
+  $("overlay").hidden = true;
   $("done").hidden = false;
   $("done").textContent = "Nothing left to label in this batch. Thank you!";
   $("sample-id").textContent = "";
@@ -157,12 +346,15 @@ async function show(item) {
   canvas.dataset.sampleId = item.id;
   if (item.box) canvas.dataset.box = `${item.box.x0},${item.box.y0},${item.box.x1},${item.box.y1}`;
   else delete canvas.dataset.box;
+  state.stroke = null;
+  if (isSegmentation()) startLayer(item.key, bitmap.width, bitmap.height);
   draw();
   const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
   const patch = item.box
     ? `; outline the patch x ${item.box.x0}-${item.box.x1 - 1}, y ${item.box.y0}-` +
-      `${item.box.y1 - 1} (upload a ${item.box.x1 - item.box.x0}x${item.box.y1 - item.box.y0} ` +
-      "mask or a whole-slice mask: only the patch is kept)"
+      `${item.box.y1 - 1} (draw in it and save, or upload a ` +
+      `${item.box.x1 - item.box.x0}x${item.box.y1 - item.box.y0} mask or a whole-slice mask: ` +
+      "only the patch is kept)"
     : "";
   $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}${patch}`;
   const cls = state.project.classes;
@@ -277,25 +469,43 @@ function forward() {
   return guarded(goNext);
 }
 
+// post a mask file (a Blob) for the item on screen; the server checks its size and values
+async function postMask(body, filename) {
+  if (body.size > state.project.max_upload_bytes) {
+    throw new Error(`The mask is larger than ${state.project.max_upload_bytes} bytes.`);
+  }
+  const response = await fetch(`/api/mask/${state.item.key}`, {
+    method: "POST",
+    headers: { Authorization: "Bearer " + state.token, "X-Filename": filename,
+               "Content-Type": "application/octet-stream" },
+    body,
+  });
+  if (response.status === 401) {
+    signOut("Your token was not accepted; sign in again.");
+    throw new Error("unauthorised");
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+    throw new Error(detail);
+  }
+}
+
 function uploadMask() {
   return guarded(async () => {
     const file = $("mask-file").files[0];
     if (!state.item || !file) return say("Choose a mask file first.", true);
-    if (file.size > state.project.max_upload_bytes) {
-      return say(`The file is larger than ${state.project.max_upload_bytes} bytes.`, true);
-    }
-    const response = await fetch(`/api/mask/${state.item.key}`, {
-      method: "POST",
-      headers: { Authorization: "Bearer " + state.token, "X-Filename": file.name,
-                 "Content-Type": "application/octet-stream" },
-      body: file,
-    });
-    if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-      throw new Error(detail);
-    }
+    await postMask(file, file.name);
     $("mask-file").value = "";
+    await goNext();
+  });
+}
+
+function saveDrawnMask() {
+  return guarded(async () => {
+    if (!state.item || !state.mask) return;
+    const m = state.mask;
+    await postMask(await greyPng(m.data, m.width, m.height), "drawn.png");
     await goNext();
   });
 }
@@ -306,7 +516,9 @@ document.addEventListener("keydown", (event) => {
   if ($("label-view").hidden || typing || event.ctrlKey || event.metaKey || event.altKey) return;
   const k = event.key;
   if (target.type === "range" && k.startsWith("Arrow")) return;  // the slider's own keys
-  if (/^[1-9]$/.test(k) && state.project && Number(k) <= state.project.classes.length) {
+  if (isSegmentation() && /^[0-9]$/.test(k)) {
+    if (Number(k) < state.project.classes.length) pickClass(Number(k));  // 0 = eraser
+  } else if (/^[1-9]$/.test(k) && state.project && Number(k) <= state.project.classes.length) {
     label(Number(k) - 1);
   } else if (k === "s" || k === "S") {
     skip();
@@ -338,6 +550,13 @@ window.addEventListener("DOMContentLoaded", () => {
   $("auto-window").addEventListener("click", autoWindow);
   $("reset-window").addEventListener("click", resetWindow);
   $("mask-send").addEventListener("click", uploadMask);
+  $("mask-save").addEventListener("click", saveDrawnMask);
+  $("mask-clear").addEventListener("click", clearLayer);
+  $("brush").addEventListener("input", () => { $("brush-size").textContent = $("brush").value; });
+  $("canvas").addEventListener("pointerdown", onPointerDown);
+  $("canvas").addEventListener("pointermove", onPointerMove);
+  $("canvas").addEventListener("pointerup", onPointerUp);
+  $("canvas").addEventListener("pointercancel", onPointerUp);
   $("review-skipped").addEventListener("click", () => {
     state.review = true;
     guarded(goNext);
