@@ -31,7 +31,11 @@ async function api(method, path, body) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  const response = await fetch(path, options);
+  return checked(await fetch(path, options));
+}
+
+// a server answer, or an Error with its detail (401: sign out)
+async function checked(response) {
   if (response.status === 401) {
     signOut("Your token was not accepted; sign in again.");
     throw new Error("unauthorised");
@@ -474,21 +478,12 @@ async function postMask(body, filename) {
   if (body.size > state.project.max_upload_bytes) {
     throw new Error(`The mask is larger than ${state.project.max_upload_bytes} bytes.`);
   }
-  const response = await fetch(`/api/mask/${state.item.key}`, {
+  await checked(await fetch(`/api/mask/${state.item.key}`, {
     method: "POST",
     headers: { Authorization: "Bearer " + state.token, "X-Filename": filename,
                "Content-Type": "application/octet-stream" },
     body,
-  });
-  if (response.status === 401) {
-    signOut("Your token was not accepted; sign in again.");
-    throw new Error("unauthorised");
-  }
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    throw new Error(detail);
-  }
+  }));
 }
 
 function uploadMask() {
