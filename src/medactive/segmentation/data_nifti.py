@@ -35,6 +35,7 @@ from medactive.segmentation.dataset import (
     VolumeRef,
     check_pair,
     natural_key,
+    read_classes,
     read_list,
     split_groups,
 )
@@ -285,29 +286,6 @@ def is_nifti_folder(path: Path) -> bool:
         return True  # it is such a folder, with a problem that loading will report
 
 
-def _read_classes(path: Path, pairs: list[tuple[str, Path, Path]]) -> tuple[tuple[str, ...], str]:
-    classes_file = path / "classes.txt"
-    if classes_file.is_file():
-        try:
-            names = [n.strip() for n in classes_file.read_text().splitlines() if n.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{classes_file}: cannot read ({exc})") from exc
-        if len(names) < 2:
-            raise DataError(f"{classes_file}: needs at least two class names (background first)")
-        return tuple(names), f"classes from {classes_file.name}"
-    max_label = 0
-    for _, _, mask_path in pairs:
-        mask, _ = read_nifti(mask_path, mask=True)
-        if mask.size:
-            if np.min(mask) < 0:
-                raise DataError(f"{mask_path}: negative label value {int(np.min(mask))}")
-            max_label = max(max_label, int(np.max(mask)))
-    if max_label < 1:
-        raise DataError(f"{path}: every mask is empty (only background); nothing to segment")
-    names = ("background", *(f"class_{k}" for k in range(1, max_label + 1)))
-    return names, f"classes inferred from the largest mask value ({max_label}); add classes.txt to name them"
-
-
 def load_nifti_folder(path: str | Path) -> SegmentationData:
     """Read a folder of NIfTI (or DICOM series) image/mask pairs (see the module docstring).
 
@@ -321,7 +299,8 @@ def load_nifti_folder(path: str | Path) -> SegmentationData:
     pairs = find_pairs(path)
     if not pairs:
         raise DataError(f"{path}: no NIfTI (or DICOM series) image/mask pairs found")
-    classes, class_note = _read_classes(path, pairs)
+    classes, class_note = read_classes(path, [m for _, _, m in pairs],
+                                       lambda m: read_nifti(m, mask=True)[0])
     ids = [p[0] for p in pairs]
     notes = [class_note]
     if (path / "test.list").is_file() or (path / "val.list").is_file():

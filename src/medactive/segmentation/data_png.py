@@ -50,6 +50,7 @@ from medactive.segmentation.dataset import (
     VolumeRef,
     check_pair,
     natural_key,
+    read_classes,
     read_list,
     split_groups,
 )
@@ -289,34 +290,6 @@ def image_refs(pairs: Sequence[Pair], n_classes: int, classes: tuple[str, ...], 
     return slice_refs, volumes
 
 
-def read_classes(root: Path, pairs: Sequence[Pair]) -> tuple[tuple[str, ...], str]:
-    """Class names from ``classes.txt``, else from the largest mask value; and a note."""
-    classes_file = root / "classes.txt"
-    if classes_file.is_file():
-        try:
-            names = [n.strip() for n in classes_file.read_text().splitlines() if n.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{classes_file}: cannot read ({exc})") from exc
-        if len(names) < 2:
-            raise DataError(f"{classes_file}: needs at least two class names (background first)")
-        return tuple(names), f"classes from {classes_file.name}"
-    max_label = 0
-    for _, _, mask_path in pairs:
-        mask = read_mask_2d(mask_path)
-        if mask.size:
-            if np.min(mask) < 0:
-                raise DataError(f"{mask_path}: negative label value {int(np.min(mask))}")
-            if not np.issubdtype(mask.dtype, np.integer) and np.any(mask != np.round(mask)):
-                raise DataError(f"{mask_path}: mask holds non-integer values; expected class "
-                                "indices")
-            max_label = max(max_label, int(np.max(mask)))
-    if max_label < 1:
-        raise DataError(f"{root}: every mask is empty (only background); nothing to segment")
-    names = ("background", *(f"class_{k}" for k in range(1, max_label + 1)))
-    return names, (f"classes inferred from the largest mask value ({max_label}); add "
-                   "classes.txt to name them")
-
-
 def read_id_list(file: Path, ids: set[str]) -> set[str]:
     """The image ids a ``val.list``/``test.list`` names (an image extension is allowed).
 
@@ -350,7 +323,8 @@ def load_image_folder(path: str | Path) -> SegmentationData:
     """
     path = Path(path)
     pairs = find_image_pairs(path)
-    classes, class_note = read_classes(path, pairs)
+    classes, class_note = read_classes(path, [m for _, _, m in pairs], read_mask_2d,
+                                       integers_only=True)
     ids = [p[0] for p in pairs]
     notes = [class_note, ("2D image/mask pairs: one-slice volumes, images converted to grey, "
                           "0/255 masks read as 0/1, distances in pixels")]

@@ -224,6 +224,46 @@ def read_spacing_csv(path: str | Path) -> dict[str, Spacing]:
     return spacing
 
 
+def read_classes(root: Path, mask_paths: Sequence[Path],
+                 read_mask: Callable[[Path], np.ndarray], *, integers_only: bool = False,
+                 ) -> tuple[tuple[str, ...], str]:
+    """Class names of a folder of image/mask pairs, and a note saying where they came from.
+
+    ``root/classes.txt`` (one name a line, background first) if present, else
+    ``background, class_1 .. class_K`` from the largest value of the masks (each read with
+    ``read_mask``; ``integers_only`` also refuses non-integer values of float masks).
+
+    Raises:
+        DataError: an unreadable or too short ``classes.txt``, a negative (or non-integer)
+            mask value, or masks that are all background.
+    """
+    classes_file = root / "classes.txt"
+    if classes_file.is_file():
+        try:
+            names = [n.strip() for n in classes_file.read_text().splitlines() if n.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{classes_file}: cannot read ({exc})") from exc
+        if len(names) < 2:
+            raise DataError(f"{classes_file}: needs at least two class names (background first)")
+        return tuple(names), f"classes from {classes_file.name}"
+    max_label = 0
+    for mask_path in mask_paths:
+        mask = read_mask(mask_path)
+        if mask.size:
+            if np.min(mask) < 0:
+                raise DataError(f"{mask_path}: negative label value {int(np.min(mask))}")
+            if (integers_only and not np.issubdtype(mask.dtype, np.integer)
+                    and np.any(mask != np.round(mask))):
+                raise DataError(f"{mask_path}: mask holds non-integer values; expected class "
+                                "indices")
+            max_label = max(max_label, int(np.max(mask)))
+    if max_label < 1:
+        raise DataError(f"{root}: every mask is empty (only background); nothing to segment")
+    names = ("background", *(f"class_{k}" for k in range(1, max_label + 1)))
+    return names, (f"classes inferred from the largest mask value ({max_label}); add "
+                   "classes.txt to name them")
+
+
 def check_frames(frames: str) -> str:
     frames = str(frames).lower()
     if frames not in FRAMES:
