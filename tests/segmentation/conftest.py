@@ -117,3 +117,17 @@ def acdc_h5_real(shared_data: Path) -> Path:
     if not (path / "data" / "slices").is_dir():
         pytest.skip(f"ACDC (SSL4MIS h5 layout) not found at {path}")
     return path
+
+
+def run_smoke_segmentation(data: Path, out: Path) -> list[dict[str, str]]:
+    """`medactive run` of 2 + 2 entropy-queried slices with the smoke preset on ``data``;
+    the rows of its rounds.csv (the run must succeed)."""
+    import csv
+
+    from medactive.cli import main
+
+    assert main(["run", "--data", str(data), "--task", "segmentation", "--strategy", "entropy",
+                 "--initial", "2", "--budget", "2", "--rounds", "1", "--seed", "0",
+                 "--preset", "smoke", "--threads", "1", "--out", str(out)]) == 0
+    with open(out / "rounds.csv") as f:
+        return list(csv.DictReader(f))

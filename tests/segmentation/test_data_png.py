@@ -21,6 +21,7 @@ from medactive.segmentation.dataset import (
     looks_like_segmentation_data,
     split_groups,
 )
+from tests.segmentation.conftest import run_smoke_segmentation
 
 H, W = 12, 16
 
@@ -215,19 +216,10 @@ def test_empty_folders_and_missing_masks_folder(tmp_path):
 
 @pytest.mark.slow
 def test_medactive_run_trains_on_png_pairs(tmp_path):
-    import csv
-
-    from medactive.cli import main
-
     root = write_pairs(tmp_path / "seg", [f"case{i}" for i in range(8)])
     (root / "val.list").write_text("case6\n")
     (root / "test.list").write_text("case7\n")
-    out = tmp_path / "run"
-    assert main(["run", "--data", str(root), "--task", "segmentation", "--strategy", "entropy",
-                 "--initial", "2", "--budget", "2", "--rounds", "1", "--seed", "0",
-                 "--preset", "smoke", "--threads", "1", "--out", str(out)]) == 0
-    with open(out / "rounds.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = run_smoke_segmentation(root, tmp_path / "run")
     assert [int(r["n_labeled"]) for r in rows] == [2, 4]
     assert all(math.isfinite(float(r["test_dice_mean"])) for r in rows)
     assert all(0 <= float(r["test_dice_mean"]) <= 1 for r in rows)

@@ -20,6 +20,7 @@ from medactive.segmentation.data_dicom import (
     read_dicom_series,
 )
 from medactive.segmentation.data_nifti import load_nifti_folder, normalise
+from tests.segmentation.conftest import run_smoke_segmentation
 
 S, H, W = 5, 12, 16
 SLOPE, INTERCEPT = 2.0, -1000.0
@@ -373,16 +374,7 @@ def test_project_dicom_sha_changes_and_mask_shape_error(tmp_path, seg):
 
 @pytest.mark.slow
 def test_medactive_run_trains_on_dicom_volumes(tmp_path, seg):
-    import csv
-
-    from medactive.cli import main
-
     root = _dicom_nifti_folder(tmp_path / "seg", seg)
-    out = tmp_path / "run"
-    assert main(["run", "--data", str(root), "--task", "segmentation", "--strategy", "entropy",
-                 "--initial", "2", "--budget", "2", "--rounds", "1", "--seed", "0",
-                 "--preset", "smoke", "--threads", "1", "--out", str(out)]) == 0
-    with open(out / "rounds.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = run_smoke_segmentation(root, tmp_path / "run")
     assert [int(r["n_labeled"]) for r in rows] == [2, 4]
     assert all(0 <= float(r["test_dice_mean"]) <= 1 for r in rows)
