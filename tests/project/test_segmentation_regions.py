@@ -21,6 +21,14 @@ from medactive.project.volumes import patch_mask, store_png
 from medactive.project.workflow import build_project_task, init_project, labeled_state, query
 from medactive.segmentation.losses import IGNORE_INDEX
 from tests.project.conftest import SEG_H, SEG_S, SEG_W, seg_volume
+from tests.project.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _chromium,
+    _free_port,
+    _sign_in,
+    _start_server,
+)
 
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("medactive.segmentation.task")
@@ -266,15 +274,6 @@ def test_query_label_query_cycle_trains(region_project):
 def test_page_outlines_patch_and_takes_its_mask(region_project, tmp_path):
     """Headless Chromium: the whole slice is drawn with the patch outlined; a patch mask chosen
     in the page's file input is stored and the next patch is offered."""
-    from tests.project.test_browser import (
-        CHROMIUM,
-        CHROMIUM_ARGS,
-        _chromium,
-        _free_port,
-        _sign_in,
-        _start_server,
-    )
-
     sync_playwright = _chromium()
     store = region_project
     query(store, strategy="random", budget=3)
