@@ -47,8 +47,8 @@ from medactive.segmentation.regions import (
     Box,
     RegionPredictions,
     RegionSegmentationTask,
-    assemble_label_map,
     crop_patch_mask,
+    slice_label_maps,
     tile_grid,
 )
 from medactive.segmentation.train import resize_masks
@@ -193,25 +193,15 @@ class ProjectRegionTask(RegionSegmentationTask):
         Raises:
             DataError: a label of the wrong shape or with values outside the class set.
         """
-        labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
-        if len(labels) != labeled_idx.size:
-            raise ValueError(f"{labeled_idx.size} labeled indices but {len(labels)} labels")
-        n_classes = len(self.base.classes)
-        per_slice: dict[int, tuple[list[Box], list[np.ndarray]]] = {}
-        for i, label in zip(labeled_idx.tolist(), labels, strict=True):
-            s = int(self.pool_slices[i])
-            box = tuple(int(v) for v in self.boxes[i])
-            crop = crop_patch_mask(label, box, tuple(self.slice_shapes[s]), n_classes,
-                                   f"label of patch {self.pool_ids[i]!r}")
-            boxes, crops = per_slice.setdefault(s, ([], []))
-            boxes.append(box)
-            crops.append(crop)
-        order = sorted(per_slice)
+        order, maps = slice_label_maps(
+            labeled_idx, labels, self.boxes, self.pool_slices,
+            lambda s: tuple(int(v) for v in self.slice_shapes[s]), len(self.base.classes),
+            self.pool_ids)
         size = self.image_size
-        maps = [resize_masks(torch.from_numpy(assemble_label_map(
-            tuple(self.slice_shapes[s]), *per_slice[s]))[None], size)[0] for s in order]
-        stacked = torch.stack(maps) if maps else torch.zeros(0, size, size, dtype=torch.long)
-        return np.array(order, dtype=np.int64), stacked
+        resized = [resize_masks(torch.from_numpy(m)[None], size)[0] for m in maps]
+        stacked = (torch.stack(resized) if resized
+                   else torch.zeros(0, size, size, dtype=torch.long))
+        return order, stacked
 
     def label_metrics(self, labeled_idx: np.ndarray) -> dict[str, float]:
         """``labelled_pixel_fraction`` (of the pool's original pixels) and

@@ -176,6 +176,42 @@ def assemble_label_map(slice_shape: tuple[int, int], boxes: Sequence[Box],
     return out
 
 
+def slice_label_maps(labeled_idx: np.ndarray, labels: Sequence[Any], boxes: np.ndarray,
+                     pool_slices: np.ndarray, slice_shape: Callable[[int], tuple[int, int]],
+                     n_classes: int, pool_ids: Sequence[str]
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The label map of every slice holding a labelled patch.
+
+    Args:
+        labeled_idx: ``[n]`` patch indices into the pool.
+        labels: their masks, each of the patch or of its whole slice (:func:`crop_patch_mask`).
+        boxes: ``[n_pool, 4]`` ``(row, col, h, w)`` of every patch.
+        pool_slices: ``[n_pool]`` slice index of every patch.
+        slice_shape: ``slice index -> (H, W)`` of the maps.
+        n_classes: class values must be ``0..n_classes - 1``.
+        pool_ids: patch ids, for error messages.
+
+    Returns:
+        ``(slice_idx [m] sorted, m maps [H, W] int64)``, :data:`IGNORE_INDEX` outside the
+        labelled patches.
+    """
+    labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
+    if len(labels) != labeled_idx.size:
+        raise ValueError(f"{labeled_idx.size} labeled indices but {len(labels)} labels")
+    per_slice: dict[int, tuple[list[Box], list[np.ndarray]]] = {}
+    for i, label in zip(labeled_idx.tolist(), labels, strict=True):
+        s = int(pool_slices[i])
+        box = tuple(int(v) for v in boxes[i])
+        crop = crop_patch_mask(label, box, slice_shape(s), n_classes,
+                               f"label of patch {pool_ids[i]!r}")
+        patch_boxes, crops = per_slice.setdefault(s, ([], []))
+        patch_boxes.append(box)
+        crops.append(crop)
+    order = sorted(per_slice)
+    return (np.array(order, dtype=np.int64),
+            [assemble_label_map(slice_shape(s), *per_slice[s]) for s in order])
+
+
 class RegionSegmentationTask:
     """Patch-wise active learning over a slice task (see the module docstring).
 
@@ -256,24 +292,13 @@ class RegionSegmentationTask:
         Raises:
             DataError: a label of the wrong shape or with values outside the class set.
         """
-        labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
-        if len(labels) != labeled_idx.size:
-            raise ValueError(f"{labeled_idx.size} labeled indices but {len(labels)} labels")
         size = self.image_size
-        n_classes = len(self.base.classes)
-        per_slice: dict[int, tuple[list[Box], list[np.ndarray]]] = {}
-        for i, label in zip(labeled_idx.tolist(), labels, strict=True):
-            box = tuple(int(v) for v in self.tiles[self.pool_tiles[i]])
-            crop = crop_patch_mask(label, box, (size, size), n_classes,
-                                   f"label of patch {self.pool_ids[i]!r}")
-            boxes, crops = per_slice.setdefault(int(self.pool_slices[i]), ([], []))
-            boxes.append(box)
-            crops.append(crop)
-        order = sorted(per_slice)
-        stacked = (torch.stack([torch.from_numpy(assemble_label_map((size, size), *per_slice[s]))
-                                for s in order]) if order
+        order, maps = slice_label_maps(labeled_idx, labels, self.tiles[self.pool_tiles],
+                                       self.pool_slices, lambda s: (size, size),
+                                       len(self.base.classes), self.pool_ids)
+        stacked = (torch.stack([torch.from_numpy(m) for m in maps]) if maps
                    else torch.zeros(0, size, size, dtype=torch.long))
-        return np.array(order, dtype=np.int64), stacked
+        return order, stacked
 
     def label_metrics(self, labeled_idx: np.ndarray) -> dict[str, float]:
         """``labelled_pixel_fraction`` (labelled / all pool pixels at the network size) and
