@@ -17,6 +17,7 @@ from medactive.errors import MedactiveError
 
 _COMMAND_MODULES = (
     "medactive.commands.run",
+    "medactive.commands.pretrain",
     "medactive.project.cli",
     "medactive.bench.cli",
 )
