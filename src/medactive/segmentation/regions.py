@@ -63,7 +63,7 @@ from medactive.segmentation.predictions import (
     dice_ce_per_sample,
     reduce_pixels,
 )
-from medactive.segmentation.train import FitLog, resize_masks, train_unet
+from medactive.segmentation.train import FitLog, resize_masks
 from medactive.segmentation.unet import UNet2D
 
 logger = logging.getLogger(__name__)
@@ -328,9 +328,7 @@ class RegionSegmentationTask:
             raise ValueError("no labeled patches to train on")
         images = self.base._pool_images[torch.as_tensor(slice_idx)]
         net = copy.deepcopy(init_model) if init_model is not None else self.new_model(seed)
-        net, log = train_unet(net, images, maps, self.base.preset, seed=seed,
-                              device=self.base.device, validate=self.base._val_dice,
-                              progress=self.base.progress)
+        net, log = self.base.train_round(net, images, maps, seed=seed, labeled_slices=None)
         self.last_fit, self.last_model = log, net
         self.base.last_fit, self.base.last_model = log, net
         logger.info("trained on %d patches of %d slices: %d steps in %.1fs, best val dice %.4f "

@@ -32,6 +32,7 @@ from medactive.segmentation.dataset import (
     load_segmentation_data,
     looks_like_segmentation_data,
 )
+from medactive.segmentation.mean_teacher import MeanTeacherConfig, semi_supervised_config
 from medactive.segmentation.metrics import multiclass_metrics
 from medactive.segmentation.predictions import SegmentationPredictions, check_reduction
 from medactive.segmentation.presets import SegmentationPreset, get_preset
@@ -80,6 +81,10 @@ class SegmentationTask:
         reduction: pixel → slice score reduction (``"mean"``, ``"max"``, ``"foreground"``).
         seed: recorded in :meth:`describe` (the data split never depends on it).
         progress: tqdm bars while loading and training.
+        semi_supervised: ``"mean-teacher"`` trains each round as a mean teacher
+            (:mod:`.mean_teacher`) with every pool slice that is not labelled as unlabelled
+            data; ``None``: supervised only.
+        semi_options: overrides of :class:`~.mean_teacher.MeanTeacherConfig` fields.
 
     Attributes:
         kind: ``"segmentation"``.
@@ -89,9 +94,11 @@ class SegmentationTask:
         last_fit: the :class:`~medactive.segmentation.train.FitLog` of the latest :meth:`fit`.
         last_model: the model the latest :meth:`fit` returned (the round's model, for
             :func:`~medactive.segmentation.plots.save_round_figure` from an ``on_round`` hook).
+        mean_teacher: the :class:`~.mean_teacher.MeanTeacherConfig`, or ``None``.
 
     Raises:
         DataError: a file cannot be read or fails its checks (named in the message).
+        ConfigError: an unknown semi-supervised method or option.
     """
 
     kind = "segmentation"
@@ -101,8 +108,12 @@ class SegmentationTask:
 
     def __init__(self, data: SegmentationData, preset: str | SegmentationPreset = "cpu", *,
                  device: str = "cpu", reduction: str = "mean", seed: int = 0,
-                 progress: bool = False) -> None:
+                 progress: bool = False, semi_supervised: str | None = None,
+                 semi_options: dict[str, Any] | None = None) -> None:
         reduction = check_reduction(reduction)
+        self.mean_teacher: MeanTeacherConfig | None = semi_supervised_config(semi_supervised,
+                                                                             semi_options)
+        self.semi_supervised = semi_supervised
         start = time.perf_counter()
         self.data = data
         self.preset = get_preset(preset)
@@ -173,13 +184,41 @@ class SegmentationTask:
                            for i, m in zip(labeled_idx, labels, strict=True)])
         images = self._pool_images[torch.as_tensor(labeled_idx)]
         net = copy.deepcopy(init_model) if init_model is not None else self.new_model(seed)
-        net, log = train_unet(net, images, masks, self.preset, seed=seed, device=self.device,
-                              validate=lambda m: self._val_dice(m), progress=self.progress)
+        net, log = self.train_round(net, images, masks, seed=seed, labeled_slices=labeled_idx)
         self.last_fit, self.last_model = log, net
         logger.info("trained on %d slices: %d steps in %.1fs, best val dice %.4f at step %d",
                     labeled_idx.size, log.iterations, log.seconds, log.best_val,
                     log.best_iteration)
         return net
+
+    def train_round(self, net: UNet2D, images: torch.Tensor, masks: torch.Tensor, *,
+                    seed: int, labeled_slices: np.ndarray | None) -> tuple[UNet2D, FitLog]:
+        """:func:`~.train.train_unet` with this task's preset, device, validation and
+        semi-supervision.
+
+        Args:
+            net: the model to train (in place).
+            images: ``[n, 1, s, s]`` labelled slices at the network size.
+            masks: ``[n, s, s]`` their label maps (``IGNORE_INDEX`` where unlabelled).
+            seed: seeds batches, augmentation, dropout and the unlabelled stream.
+            labeled_slices: pool indices of the fully labelled slices, left out of the
+                mean teacher's unlabelled set; ``None``: every pool slice is unlabelled data
+                (region AL, where a slice's unlabelled pixels still carry information).
+        """
+        unlabeled, mean_teacher = None, self.mean_teacher
+        if mean_teacher is not None:
+            keep = np.ones(len(self.pool_ids), dtype=bool)
+            if labeled_slices is not None:
+                keep[np.asarray(labeled_slices, dtype=np.int64)] = False
+            if keep.any():
+                unlabeled = self._pool_images[torch.as_tensor(np.flatnonzero(keep))]
+            else:
+                logger.warning("every pool slice is labelled: this round trains without the "
+                               "mean teacher")
+                mean_teacher = None
+        return train_unet(net, images, masks, self.preset, seed=seed, device=self.device,
+                          validate=self._val_dice, progress=self.progress,
+                          unlabeled=unlabeled, mean_teacher=mean_teacher)
 
     def evaluate(self, model: UNet2D, split: str) -> dict[str, float]:
         """3D metrics on ``"val"`` or ``"test"``.
@@ -224,6 +263,18 @@ class SegmentationTask:
                          "dice 0, distances = the volume's diagonal",
             },
             "figure": "medactive.segmentation.plots.save_round_figure(task, model, path)",
+            "semi_supervised": self._describe_semi(),
+        }
+
+    def _describe_semi(self) -> dict[str, Any] | None:
+        if self.mean_teacher is None:
+            return None
+        return {
+            "method": "mean-teacher", **self.mean_teacher.to_dict(),
+            "unlabeled": "every pool slice not labelled (region AL: every pool slice)",
+            "evaluated": "student (kept at its best validation Dice), as SSL4MIS",
+            "pseudo_targets": "teacher softmax inside each step only; never stored as labels",
+            "references": "Tarvainen & Valpola 2017; SSL4MIS train_mean_teacher_2D.py",
         }
 
     # ---------------------------------------------------------------- extras
@@ -280,7 +331,9 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
                             spacing_csv: str | None = None, progress: bool = False,
                             image_size: int | None = None,
                             train_options: dict[str, Any] | None = None,
-                            region_size: int | None = None):
+                            region_size: int | None = None,
+                            semi_supervised: str | None = None,
+                            semi_options: dict[str, Any] | None = None):
     """Read a segmentation dataset and build its :class:`SegmentationTask`.
 
     Args:
@@ -301,14 +354,17 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
             of whole slices: returns a
             :class:`~medactive.segmentation.regions.RegionSegmentationTask` whose pool, initial
             set and budget count patches (survey §4.3.1). ``None``: whole slices.
+        semi_supervised: ``"mean-teacher"`` (see :class:`SegmentationTask`) or ``None``.
+        semi_options: overrides of :class:`~.mean_teacher.MeanTeacherConfig` fields.
 
     Returns:
         A :class:`SegmentationTask`, or a ``RegionSegmentationTask`` over it.
 
     Raises:
         DataError: unreadable or inconsistent data (the message names the file).
-        ConfigError: unknown preset, option, reduction or device.
+        ConfigError: unknown preset, option, reduction, device or semi-supervised method.
     """
+    semi_supervised_config(semi_supervised, semi_options)  # fail before loading the data
     options = dict(train_options or {})
     if image_size is not None:
         options["image_size"] = int(image_size)
@@ -319,7 +375,8 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
         check_region_size(region_size, preset_obj.image_size)
     loaded = load_segmentation_data(data, frames=frames, spacing_csv=spacing_csv)
     task = SegmentationTask(loaded, preset_obj, device=device, reduction=reduction, seed=seed,
-                            progress=progress)
+                            progress=progress, semi_supervised=semi_supervised,
+                            semi_options=semi_options)
     if region_size is None:
         return task
     from medactive.segmentation.regions import RegionSegmentationTask

@@ -22,7 +22,16 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from torch import nn
 
+from medactive._random import derive_seed
 from medactive.segmentation.losses import IGNORE_INDEX, partial_dice_ce
+from medactive.segmentation.mean_teacher import (
+    MeanTeacherConfig,
+    consistency_loss,
+    consistency_weight,
+    ema_alpha,
+    ema_update,
+    teacher_noise,
+)
 from medactive.segmentation.presets import SegmentationPreset
 
 logger = logging.getLogger(__name__)
@@ -92,7 +101,8 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator,
 def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                preset: SegmentationPreset, *, seed: int, device: torch.device | str = "cpu",
                validate: Callable[[nn.Module], float] | None = None,
-               progress: bool = False) -> tuple[nn.Module, FitLog]:
+               progress: bool = False, unlabeled: torch.Tensor | None = None,
+               mean_teacher: MeanTeacherConfig | None = None) -> tuple[nn.Module, FitLog]:
     """Train ``net`` for ``preset.iterations`` steps and return it with the best weights.
 
     Args:
@@ -105,9 +115,17 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         device: where to train.
         validate: ``net -> validation Dice`` (higher is better); ``None`` keeps the last weights.
         progress: show a tqdm bar.
+        unlabeled: ``[m, 1, h, w]`` float unlabelled slices for ``mean_teacher`` (ignored
+            without it).
+        mean_teacher: train a mean teacher with ``unlabeled`` (see :mod:`.mean_teacher`);
+            ``None``: supervised only.
 
     Returns:
-        ``(net, log)`` with ``net`` in eval mode holding the weights of the best validation.
+        ``(net, log)`` with ``net`` in eval mode holding the weights of the best validation
+        (the student's, with a mean teacher).
+
+    Raises:
+        ValueError: no labelled slices, or a mean teacher without unlabelled slices.
     """
     start = time.perf_counter()
     device = torch.device(device)
@@ -127,6 +145,20 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
             return partial_dice_ce(logits, y, batch=preset.batch_dice)
         return dice_ce(logits, y[:, None])
 
+    teacher = None
+    if mean_teacher is not None:
+        if unlabeled is None or unlabeled.shape[0] == 0:
+            raise ValueError("a mean teacher needs unlabeled slices")
+        unlabeled = unlabeled.to(device)
+        teacher = copy.deepcopy(net)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        teacher.train()  # dropout and batch statistics are part of the teacher's noise
+        u_gen = torch.Generator().manual_seed(derive_seed(seed, "mean-teacher"))
+        u_batch = mean_teacher.unlabeled_batch_size or preset.batch_size
+        u_order = torch.zeros(0, dtype=torch.long)
+        u_blank = torch.zeros(u_batch, *unlabeled.shape[-2:], dtype=torch.long, device=device)
+        rampup_steps = round(mean_teacher.rampup * preset.iterations)
     optimiser = torch.optim.Adam(net.parameters(), lr=preset.lr)
     log = FitLog(iterations=preset.iterations)
     best_state = None
@@ -149,9 +181,27 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         for group in optimiser.param_groups:
             group["lr"] = preset.lr * (1 - (step - 1) / preset.iterations) ** preset.poly_power
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        if teacher is None:
+            loss = loss_fn(net(x), y)
+        else:
+            m = unlabeled.shape[0]
+            if u_order.numel() < u_batch:
+                u_order = torch.cat([u_order, *(torch.randperm(m, generator=u_gen)
+                                                for _ in range(math.ceil(u_batch / m)))])
+            u_idx, u_order = u_order[:u_batch], u_order[u_batch:]
+            xu, _ = augment(unlabeled[u_idx.to(device)], u_blank, u_gen,
+                            preset.rotation_degrees)
+            logits = net(torch.cat([x, xu]))
+            with torch.no_grad():
+                teacher_logits = teacher(teacher_noise(xu, mean_teacher.noise_std,
+                                                       mean_teacher.noise_clip, u_gen))
+            w = consistency_weight(step, rampup_steps, mean_teacher.consistency)
+            loss = (loss_fn(logits[:x.shape[0]], y)
+                    + w * consistency_loss(logits[x.shape[0]:], teacher_logits))
         loss.backward()
         optimiser.step()
+        if teacher is not None:
+            ema_update(teacher, net, ema_alpha(step, mean_teacher.ema_decay))
         running += float(loss.detach())
         n_running += 1
         if step % preset.val_every == 0 or step == preset.iterations:

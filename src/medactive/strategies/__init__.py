@@ -14,6 +14,8 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     least_confidence,
     margin,
     mean_variance,
+    random_balanced,
+    random_foreground,
     random_sampling,
     typiclust,
 )
