@@ -76,6 +76,18 @@ class ExperimentConfig:
             ``None``: off.
         initial_strategy: ``"random"`` (default), or a strategy choosing the initial set on the
             self-supervised embeddings (``"typiclust"``, ``"coreset_l2"``; needs ``ssl``).
+        encoder: where round models start from, or the fixed features of frozen rounds: a
+            file written by ``medactive pretrain`` or ``"timm:NAME"`` (see
+            :func:`~medactive.encoders.load_encoder`; classification only). ``None``: none.
+        encoder_weights: local weights file of a ``timm:NAME`` encoder.
+        train_mode: ``"finetune"`` (every round trains the whole network, from ``encoder``
+            when given) or ``"frozen"`` (needs ``encoder``: its pool embeddings are computed
+            once and each round trains only a head on them; ``train_options["head"]`` holds
+            :class:`~medactive.training.head.HeadConfig` fields).
+        semi_supervised: ``"fixmatch"`` (classification) or ``"mean-teacher"``
+            (segmentation) semi-supervised training on the unlabeled pool each round;
+            ``None``: labels only. Pseudo-targets never become labels.
+        semi_options: overrides of the method's config fields (e.g. ``{"threshold": 0.9}``).
     """
 
     data: str
@@ -95,6 +107,11 @@ class ExperimentConfig:
     pseudo_label: dict[str, Any] | None = None
     ssl: dict[str, Any] | None = None
     initial_strategy: str = "random"
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    train_mode: str = "finetune"
+    semi_supervised: str | None = None
+    semi_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -435,6 +452,8 @@ def resume_run(out_dir: str | Path, config: ExperimentConfig,
     for f in fields(ExperimentConfig):
         if f.default is not MISSING:
             stored.setdefault(f.name, f.default)
+        elif f.default_factory is not MISSING:
+            stored.setdefault(f.name, f.default_factory())
     for settings in (stored, current):
         for key in _NOT_RESULT_OPTIONS:
             settings.get("data_options", {}).pop(key, None)
