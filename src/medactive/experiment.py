@@ -126,15 +126,82 @@ def loop_config(config: ExperimentConfig) -> LoopConfig:
                       initial_strategy=config.initial_strategy)
 
 
+TRAIN_MODES = ("finetune", "frozen")
+SEMI_METHODS = {"fixmatch": "classification", "mean-teacher": "segmentation"}
+
+
+def check_training_options(config: ExperimentConfig, kind: str | None = None) -> None:
+    """Refuse ``encoder`` / ``train_mode`` / ``semi_supervised`` / a head recipe where they do
+    not apply or conflict (cheap, before any data is read).
+
+    Raises:
+        ConfigError: frozen mode without an encoder, encoder weights without a ``timm:``
+            encoder, an encoder together with ``ssl``, an encoder, frozen mode or fixmatch for
+            segmentation, mean-teacher for classification, unknown values or options.
+    """
+    head = config.train_options.get("head")
+    if config.train_mode not in TRAIN_MODES:
+        raise ConfigError(f"--train-mode must be one of {', '.join(TRAIN_MODES)}, got "
+                          f"{config.train_mode!r}")
+    if config.train_mode == "frozen" and config.encoder is None:
+        raise ConfigError("--train-mode frozen trains a head on a fixed encoder's embeddings: "
+                          "give --encoder FILE (from `medactive pretrain`) or timm:NAME")
+    if config.encoder_weights is not None:
+        if config.encoder is None or not str(config.encoder).startswith("timm:"):
+            raise ConfigError("--encoder-weights loads a local checkpoint into --encoder "
+                              "timm:NAME; a medactive encoder file holds its own weights")
+        if not Path(config.encoder_weights).is_file():
+            raise ConfigError(f"--encoder-weights {config.encoder_weights}: file not found")
+    if config.encoder is not None and not str(config.encoder).startswith("timm:") and \
+            not Path(config.encoder).is_file():
+        raise ConfigError(f"--encoder {config.encoder}: no such encoder file (write one with "
+                          "`medactive pretrain`, or use timm:NAME --encoder-weights FILE)")
+    if config.encoder is not None and config.ssl is not None:
+        raise ConfigError("--ssl pretrains a backbone and --encoder supplies one: use one "
+                          "(`medactive pretrain` writes an encoder file)")
+    if head is not None and config.train_mode != "frozen":
+        raise ConfigError("--head (train option head) applies to --train-mode frozen only")
+    if config.semi_supervised is not None and config.semi_supervised not in SEMI_METHODS:
+        raise ConfigError(f"--semi-supervised must be one of {', '.join(SEMI_METHODS)}, got "
+                          f"{config.semi_supervised!r}")
+    if config.semi_options and config.semi_supervised is None:
+        raise ConfigError(f"semi_options {config.semi_options} given without --semi-supervised")
+    wants = [config.encoder is not None, config.train_mode != "finetune",
+             config.semi_supervised is not None]
+    if not any(wants):
+        return
+    kind = kind or resolve_task_kind(config)
+    if config.semi_supervised is not None and SEMI_METHODS[config.semi_supervised] != kind:
+        other = next(m for m, k in SEMI_METHODS.items() if k == kind) \
+            if kind in SEMI_METHODS.values() else None
+        raise ConfigError(f"--semi-supervised {config.semi_supervised} is for "
+                          f"{SEMI_METHODS[config.semi_supervised]}, not {kind}"
+                          + (f"; use {other}" if other else ""))
+    if kind != "classification" and (config.encoder is not None
+                                     or config.train_mode != "finetune"):
+        raise ConfigError(f"--encoder and --train-mode frozen are for classification only "
+                          f"for now, not {kind}")
+    if kind == "classification":
+        from medactive.training.semi_supervised import semi_supervised_config
+
+        semi_supervised_config(config.semi_supervised, dict(config.semi_options))
+        if head is not None:
+            from medactive.training.head import HeadConfig
+
+            HeadConfig.from_dict(head, source="--head (train option head)")
+
+
 def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None:
-    """Refuse ``ssl`` / ``initial_strategy`` where they do not apply (cheap, before any work).
+    """Refuse ``ssl`` / ``initial_strategy`` / the training options of
+    :func:`check_training_options` where they do not apply (cheap, before any work).
 
     Raises:
         ConfigError: pretraining asked for segmentation, a cold-start strategy without
-            pretraining, or invalid settings.
+            pretraining or an encoder, or invalid settings.
     """
     from medactive.training.self_supervised import SSLConfig
 
+    check_training_options(config, kind)
     cold = config.initial_strategy != "random"
     if config.ssl is None and not cold:
         return
@@ -146,9 +213,10 @@ def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None
     if config.ssl is not None:
         SSLConfig.from_dict(dict(config.ssl))
     if cold:
-        if config.ssl is None:
+        if config.ssl is None and config.encoder is None:
             raise ConfigError(f"--initial-strategy {config.initial_strategy} chooses on "
-                              "self-supervised embeddings: add --ssl simclr (grid: ssl = {...})")
+                              "self-supervised embeddings: add --ssl simclr (grid: ssl = {...}) "
+                              "or --encoder")
         from medactive.strategies.base import create_strategy
 
         chooser = create_strategy(config.initial_strategy)
@@ -205,6 +273,14 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
         if {"cache_dir", "cache_dtype"} & set(config.data_options):
             raise ConfigError("--cache-dir / --cache-float16 apply to classification pools only")
         options = {k: v for k, v in config.data_options.items() if k != "labels"}
+        if config.semi_supervised is not None or config.semi_options:
+            import inspect
+
+            if "semi_supervised" not in inspect.signature(build_segmentation_task).parameters:
+                raise ConfigError("--semi-supervised for segmentation is not available in "
+                                  "this installation")
+            options.update(semi_supervised=config.semi_supervised,
+                           semi_options=dict(config.semi_options) or None)
         return build_segmentation_task(config.data, preset=config.preset, seed=config.seed,
                                        device=config.device, iterations=config.epochs,
                                        progress=progress,
@@ -217,8 +293,10 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     options = dict(config.data_options)
     if "region_size" in options:
         raise ConfigError("--region-size (data option region_size) applies to segmentation only")
+    train_options = dict(config.train_options)
+    head = train_options.pop("head", None)
     try:
-        train_config = get_preset(config.preset, epochs=config.epochs, **config.train_options)
+        train_config = get_preset(config.preset, epochs=config.epochs, **train_options)
     except TypeError as exc:
         raise ConfigError(f"invalid training option: {exc}") from exc
     if options.get("image_size"):
@@ -230,8 +308,21 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     cache = {k: options.pop(k) for k in ("cache_dir", "cache_dtype") if k in options}
     dataset = load_classification_data(config.data, seed=split_seed,
                                        image_size=train_config.image_size, **options)
+    encoder = None
+    if config.encoder is not None:
+        from medactive.encoders import load_encoder
+
+        encoder = load_encoder(config.encoder, weights=config.encoder_weights,
+                               in_channels=dataset.in_channels)
+    head_config = None
+    if config.train_mode == "frozen":
+        from medactive.training.head import HeadConfig
+
+        head_config = HeadConfig.from_dict(head, source="--head (train option head)")
     return ClassificationTask(dataset, train_config, device=config.device, progress=progress,
-                              **cache)
+                              encoder=encoder, train_mode=config.train_mode, head=head_config,
+                              semi_supervised=config.semi_supervised,
+                              semi_options=dict(config.semi_options) or None, **cache)
 
 
 def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None,

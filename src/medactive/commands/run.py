@@ -22,7 +22,9 @@ def add_parsers(subparsers) -> None:
         description="Run one pool-based active-learning experiment (survey §2): a random initial "
         "set (or a cold-start one, --initial-strategy), then ROUNDS rounds of train -> score the pool -> query BUDGET samples -> reveal "
         "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log "
-        "(and pseudo_labels.csv with --pseudo-label-entropy, pretrained.pt with --ssl).")
+        "(and pseudo_labels.csv with --pseudo-label-entropy, pretrained.pt with --ssl). "
+        "With --encoder, rounds start from a pretrained encoder or (--train-mode frozen) "
+        "train only a head on its cached embeddings.")
     p.add_argument("--data", required=True,
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
                    "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
@@ -76,7 +78,8 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--initial-strategy", default="random", metavar="NAME",
                    help="how the initial set is chosen: random (default) or a strategy on the "
                    "self-supervised embeddings, e.g. typiclust (Hacohen et al. 2022, the "
-                   "survey's cold-start method) or coreset_l2; needs --ssl")
+                   "survey's cold-start method) or coreset_l2; needs --ssl or --encoder")
+    _add_label_efficiency_args(p)
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser(
@@ -92,6 +95,35 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--preset", default="cpu")
     p.add_argument("--epochs", type=int, default=None)
     p.set_defaults(func=cmd_demo)
+
+
+def _add_label_efficiency_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "encoders, frozen-feature rounds and semi-supervised training (survey §4.1-4.2, §7.5)",
+        "--encoder starts every round's model from a pretrained backbone (--train-mode "
+        "finetune), or keeps it fixed (--train-mode frozen): the pool's embeddings are then "
+        "computed once (cached under $MEDACTIVE_CACHE/embeddings, default "
+        "~/.cache/medactive/embeddings) and each round trains only a head on them, in seconds; "
+        "strategies still get probabilities, MC-dropout samples and embeddings, from the head. "
+        "--semi-supervised also trains on the unlabeled pool each round; its pseudo-targets "
+        "are never labels. run.json records the encoder (key, quality), mode, head and "
+        "semi-supervised settings. Classification only, except mean-teacher.")
+    g.add_argument("--encoder", default=None, metavar="SPEC",
+                   help="a file written by `medactive pretrain`, or timm:NAME (a timm model "
+                   "built without downloading; weights from --encoder-weights)")
+    g.add_argument("--encoder-weights", default=None, metavar="FILE",
+                   help="local checkpoint for --encoder timm:NAME (never downloaded)")
+    g.add_argument("--train-mode", default="finetune", choices=["finetune", "frozen"],
+                   help="finetune (default): train the whole network each round, from "
+                   "--encoder when given; frozen: train only a head on the fixed encoder's "
+                   "cached embeddings (needs --encoder)")
+    g.add_argument("--head", default=None, choices=["linear", "mlp"],
+                   help="frozen mode's head: linear (default; dropout + linear layer on the "
+                   "standardised embeddings) or mlp (one hidden layer of 256, ReLU, dropout)")
+    g.add_argument("--semi-supervised", default=None, choices=["fixmatch", "mean-teacher"],
+                   help="fixmatch (classification; Sohn et al. 2020: tau 0.95, mu 7, lambda_u "
+                   "1; frozen mode uses feature-space views) or mean-teacher (segmentation; "
+                   "EMA teacher, consistency on unlabeled slices); off by default")
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
@@ -164,13 +196,19 @@ def experiment_config(args, strategy: str):
         if args.mc_samples < 2:
             raise ConfigError(f"--mc-samples must be at least 2, got {args.mc_samples}")
         train_options["n_mc_samples"] = args.mc_samples
+    if getattr(args, "head", None) is not None:
+        train_options["head"] = {"kind": args.head}
     return ExperimentConfig(
         data=args.data, strategy=strategy, initial=args.initial, budget=args.budget,
         rounds=args.rounds, seed=args.seed, task=args.task, preset=args.preset,
         epochs=args.epochs, finetune=args.finetune, device=args.device,
         data_options=data_options, train_options=train_options,
         pseudo_label=_pseudo_label_options(args), ssl=_ssl_options(args),
-        initial_strategy=getattr(args, "initial_strategy", None) or "random")
+        initial_strategy=getattr(args, "initial_strategy", None) or "random",
+        encoder=getattr(args, "encoder", None), encoder_weights=getattr(args, "encoder_weights",
+                                                                        None),
+        train_mode=getattr(args, "train_mode", None) or "finetune",
+        semi_supervised=getattr(args, "semi_supervised", None))
 
 
 def _ssl_options(args) -> dict | None:

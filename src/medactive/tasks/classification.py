@@ -7,11 +7,27 @@ cached model outputs over the pool (one inference pass shared by probabilities a
 ``pretrain`` (optional) SimCLR-pretrains the backbone on the pool without labels; every model
 ``fit`` builds from scratch then starts from it, and ``ssl_predictions`` holds its embeddings for
 a cold-start choice of the initial set (survey §4.2).
+
+With an :class:`~medactive.encoders.Encoder` (``medactive pretrain`` or ``timm:NAME``) the task
+runs in one of two training modes:
+
+- ``"finetune"``: every fresh model is ``Classifier(encoder.fresh_backbone(), c, dropout)``,
+  trained whole by the preset's recipe (the preset's ``model`` / ``width`` are then unused);
+- ``"frozen"``: the encoder's pool, val and test embeddings are computed once
+  (:func:`~medactive.encoders.cached_embeddings`), standardised with the pool's statistics, and
+  each round trains only a head on them (:mod:`medactive.training.head`); strategies get the
+  head's probabilities, MC-dropout samples and penultimate inputs as usual.
+
+``semi_supervised="fixmatch"`` adds FixMatch on the unlabelled pool (pool minus the labelled and
+pseudo-labelled samples) to every round's training: on images in finetune mode
+(:func:`~medactive.training.classification.fit_classifier`), on feature-space views of the
+embeddings in frozen mode. Its pseudo-targets live only inside a training step: they never
+reach the oracle, ``selections.csv`` or a project's label store.
 """
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import logging
 import os
 import time
@@ -22,14 +38,28 @@ import numpy as np
 import torch
 
 from medactive.data.pool import Dataset
+from medactive.encoders import Encoder, cached_embeddings, fingerprint_ids
 from medactive.errors import ConfigError
 from medactive.metrics.classification import classification_metrics
+from medactive.models.classification import Classifier
 from medactive.predictions import ArrayPredictions, CachedPredictions
 from medactive.training.classification import fit_classifier, predict, predict_mc
+from medactive.training.head import (
+    HeadConfig,
+    Standardiser,
+    fit_head,
+    head_mc_probas,
+    head_outputs,
+    head_probas,
+)
 from medactive.training.presets import TrainConfig
 from medactive.training.self_supervised import SSLConfig, backbone_embeddings, pretrain_simclr
+from medactive.training.semi_supervised import FixMatchConfig, semi_supervised_config
 
 logger = logging.getLogger(__name__)
+
+#: the values of ``train_mode``
+TRAIN_MODES = ("finetune", "frozen")
 
 
 def resolve_device(device: str) -> str:
@@ -53,6 +83,19 @@ class ClassificationTask:
         cache_dir: keep each round's pool outputs in memory-mapped files here (large pools);
             ``None`` keeps them in memory.
         cache_dtype: storage dtype of that cache, e.g. ``"float16"`` to halve it.
+        encoder: where models start from (finetune) or the fixed features (frozen); ``None``:
+            models are built from the preset (and :meth:`pretrain`, if called).
+        train_mode: ``"finetune"`` or ``"frozen"`` (needs ``encoder``).
+        head: frozen mode's head recipe (default :class:`HeadConfig`); finetune: must be
+            ``None``.
+        semi_supervised: ``"fixmatch"`` or ``None``.
+        semi_options: overrides of :class:`FixMatchConfig` fields.
+        embedding_cache_dir: where frozen mode keeps the encoder's embeddings (default
+            :func:`~medactive.encoders.default_cache_dir`).
+
+    Raises:
+        ConfigError: an unknown mode, frozen mode without an encoder, a head outside frozen
+            mode, an unknown semi-supervised method or option.
     """
 
     kind = "classification"
@@ -61,7 +104,24 @@ class ClassificationTask:
 
     def __init__(self, dataset: Dataset, config: TrainConfig, *, device: str = "cpu",
                  progress: bool = False, chunk_size: int | None = 65536,
-                 cache_dir: str | None = None, cache_dtype: str | None = None) -> None:
+                 cache_dir: str | None = None, cache_dtype: str | None = None,
+                 encoder: Encoder | None = None, train_mode: str = "finetune",
+                 head: HeadConfig | None = None, semi_supervised: str | None = None,
+                 semi_options: dict[str, Any] | None = None,
+                 embedding_cache_dir: str | Path | None = None) -> None:
+        if train_mode not in TRAIN_MODES:
+            raise ConfigError(f"train mode must be one of {', '.join(TRAIN_MODES)}, got "
+                              f"{train_mode!r}")
+        if train_mode == "frozen" and encoder is None:
+            raise ConfigError("--train-mode frozen trains a head on a fixed encoder's "
+                              "embeddings: give --encoder FILE|timm:NAME")
+        if head is not None and train_mode != "frozen":
+            raise ConfigError("a head recipe (--head) applies to --train-mode frozen only")
+        self.semi: FixMatchConfig | None = semi_supervised_config(semi_supervised, semi_options)
+        if self.semi is not None and train_mode == "finetune" and \
+                "semi" not in inspect.signature(fit_classifier).parameters:
+            raise ConfigError("--semi-supervised fixmatch in finetune mode needs FixMatch in "
+                              "fit_classifier, which this installation lacks")
         if dataset.train.labels is None:
             raise ConfigError(f"{dataset.source or dataset.name}: the pool has no labels; a "
                               "simulated run needs ground truth (use a project for real labelling)")
@@ -81,6 +141,67 @@ class ClassificationTask:
         self.ssl_key: dict[str, Any] | None = None
         self.ssl_seconds = 0.0
         self._ssl_embeddings: np.ndarray | None = None
+        self.encoder = encoder
+        self.train_mode = train_mode
+        self.head = head if head is not None else (HeadConfig() if train_mode == "frozen"
+                                                   else None)
+        self.semi_supervised = semi_supervised
+        self.embedding_cache_dir = embedding_cache_dir
+        if encoder is not None:
+            self._check_encoder(encoder)
+        #: frozen mode: standardised embeddings per split, computed on first use
+        self._features: dict[str, np.ndarray] | None = None
+        self._standardiser: Standardiser | None = None
+
+    def _check_encoder(self, encoder: Encoder) -> None:
+        """A cheap forward pass on one pool image: a mismatched encoder fails here, clearly."""
+        from medactive.training.classification import _normalise, load_images
+
+        try:
+            with torch.no_grad():
+                x = _normalise(load_images(self.dataset.train, np.arange(1), None))
+                out = encoder.backbone.eval()(x)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure here is a mismatch to report
+            raise ConfigError(f"encoder {encoder.name} cannot embed this data's "
+                              f"{tuple(x.shape[1:])} images: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        if out.ndim != 2 or out.shape[1] != encoder.out_features:
+            raise ConfigError(f"encoder {encoder.name} gives features of shape "
+                              f"{tuple(out.shape)}, expected [n, {encoder.out_features}]")
+
+    def embeddings(self, split: str) -> np.ndarray:
+        """Frozen mode: the standardised encoder embeddings ``[n, d]`` of ``split``
+        (``"train"`` = the pool, ``"val"``, ``"test"``), computed once (and cached on disk)."""
+        if self.encoder is None:
+            raise ConfigError("this task has no encoder")
+        if self._features is None:
+            raw = {name: cached_embeddings(self.encoder, getattr(self.dataset, name),
+                                           cache_dir=self.embedding_cache_dir,
+                                           batch_size=self.config.inference_batch_size,
+                                           device=self.device, progress=self.progress)
+                   for name in ("train", "val", "test")}
+            head = self.head or HeadConfig()
+            d = self.encoder.out_features
+            self._standardiser = (Standardiser.fit(raw["train"]) if head.standardise
+                                  else Standardiser.identity(d))
+            self._features = {name: self._standardiser(values) for name, values in raw.items()}
+        return self._features[split]
+
+    def _unlabeled_idx(self, used_idx: np.ndarray) -> np.ndarray:
+        """Pool indices outside ``used_idx`` (labelled and pseudo-labelled samples)."""
+        mask = np.ones(len(self.pool_ids), dtype=bool)
+        mask[used_idx] = False
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def _fresh_model(self, seed: int) -> Classifier:
+        """Finetune mode with an encoder: a new classifier on a copy of the encoder's backbone;
+        the random head depends on ``seed`` only."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return Classifier(self.encoder.fresh_backbone(), self.dataset.n_classes,
+                              self.config.dropout)
 
     def pretrain(self, ssl: SSLConfig, *, seed: int, cache_path: str | Path | None = None,
                  ) -> dict[str, torch.Tensor]:
@@ -98,10 +219,13 @@ class ClassificationTask:
         Returns:
             The backbone's state dict (also kept as :attr:`pretrained_state`).
         """
+        if self.encoder is not None:
+            raise ConfigError("--ssl pretrains a backbone and --encoder supplies one: use one "
+                              "(`medactive pretrain` writes an encoder file)")
         cfg = self.config
         key = {"ssl": ssl.to_dict(), "seed": int(seed), "model": cfg.model, "width": cfg.width,
                "image_size": cfg.image_size, "in_channels": self.dataset.in_channels,
-               "pool": _pool_fingerprint(self.pool_ids)}
+               "pool": fingerprint_ids(self.pool_ids)}
         state = None
         if cache_path is not None and Path(cache_path).is_file():
             try:
@@ -134,12 +258,19 @@ class ClassificationTask:
         return state
 
     def ssl_predictions(self) -> ArrayPredictions | None:
-        """The pretrained backbone's L2-normalised pool embeddings ``[n_pool, d]`` as
-        predictions (field ``"embeddings"``), for a cold-start initial set; ``None`` when the
-        task is not pretrained."""
-        if self.pretrained_state is None:
+        """The pretrained backbone's (else the encoder's) L2-normalised pool embeddings
+        ``[n_pool, d]`` as predictions (field ``"embeddings"``), for a cold-start initial set;
+        ``None`` when the task has neither."""
+        if self.pretrained_state is None and self.encoder is None:
             return None
-        if self._ssl_embeddings is None:
+        if self._ssl_embeddings is None and self.pretrained_state is None:
+            raw = cached_embeddings(self.encoder, self.dataset.train,
+                                    cache_dir=self.embedding_cache_dir,
+                                    batch_size=self.config.inference_batch_size,
+                                    device=self.device, progress=self.progress)
+            norms = np.linalg.norm(raw, axis=1, keepdims=True)
+            self._ssl_embeddings = (raw / np.maximum(norms, 1e-12)).astype(np.float32)
+        elif self._ssl_embeddings is None:
             cfg = self.config
             self._ssl_embeddings = backbone_embeddings(
                 self.pretrained_state, self.dataset.train, model=cfg.model,
@@ -176,11 +307,24 @@ class ClassificationTask:
             def validate(model):
                 score = self._metrics(model, "val")[self.primary_metric]
                 return -np.inf if np.isnan(score) else score
+        # FixMatch's unlabelled set: never a labelled or pseudo-labelled sample
+        unlabeled_idx = self._unlabeled_idx(labeled_idx) if self.semi is not None else None
+        if self.train_mode == "frozen":
+            pool = self.embeddings("train")
+            return fit_head(pool[labeled_idx], labels_arr, n_classes=self.dataset.n_classes,
+                            config=self.head, seed=seed, validate=validate,
+                            init_model=init_model,
+                            unlabeled=None if unlabeled_idx is None else pool[unlabeled_idx],
+                            semi=self.semi)
+        if init_model is None and self.encoder is not None:
+            init_model = self._fresh_model(seed)
+        semi = ({} if self.semi is None
+                else {"unlabeled_idx": unlabeled_idx, "semi": self.semi})
         return fit_classifier(self.dataset.train, labeled_idx, labels_arr, config=self.config,
                               n_classes=self.dataset.n_classes,
                               in_channels=self.dataset.in_channels, seed=seed, validate=validate,
                               init_model=init_model, init_backbone=self.pretrained_state,
-                              device=self.device, progress=self.progress)
+                              device=self.device, progress=self.progress, **semi)
 
     def evaluate(self, model, split: str) -> dict[str, float]:
         if split not in ("val", "test"):
@@ -191,6 +335,8 @@ class ClassificationTask:
         data = getattr(self.dataset, split)
         if len(data) == 0 or data.labels is None:
             return {}
+        if self.train_mode == "frozen":
+            return classification_metrics(data.labels, head_probas(model, self.embeddings(split)))
         probas, _ = predict(model, data, np.arange(len(data)), image_size=self.config.image_size,
                             batch_size=self.config.inference_batch_size, device=self.device)
         return classification_metrics(data.labels, probas)
@@ -198,28 +344,37 @@ class ClassificationTask:
     def predictions(self, model, *, seed: int) -> CachedPredictions:
         train, cfg = self.dataset.train, self.config
         memo: dict[bytes, dict[str, np.ndarray]] = {}
+        frozen = self.train_mode == "frozen"
+        pool = self.embeddings("train") if frozen else None
 
         def forward(idx: np.ndarray, field: str) -> np.ndarray:
             # probabilities and embeddings come from one pass over each chunk; an entry is
             # dropped once both fields have taken it (BADGE asks for both in turn)
             key = idx.tobytes()
             if key not in memo:
-                probas, feats = predict(model, train, idx, image_size=cfg.image_size,
-                                        batch_size=cfg.inference_batch_size,
-                                        device=self.device, with_features=True)
+                if frozen:
+                    probas, feats = head_outputs(model, pool[idx])
+                else:
+                    probas, feats = predict(model, train, idx, image_size=cfg.image_size,
+                                            batch_size=cfg.inference_batch_size,
+                                            device=self.device, with_features=True)
                 memo[key] = {"probas": probas, "embeddings": feats}
             out = memo[key].pop(field)
             if not memo[key]:
                 del memo[key]
             return out
 
+        def mc(idx: np.ndarray) -> np.ndarray:
+            if frozen:
+                return head_mc_probas(model, pool[idx], n_samples=cfg.n_mc_samples, seed=seed)
+            return predict_mc(model, train, idx, n_samples=cfg.n_mc_samples, seed=seed,
+                              image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
+                              device=self.device)
+
         providers = {
             "probas": lambda idx: forward(idx, "probas"),
             "embeddings": lambda idx: forward(idx, "embeddings"),
-            "mc_probas": lambda idx: predict_mc(model, train, idx, n_samples=cfg.n_mc_samples,
-                                                seed=seed, image_size=cfg.image_size,
-                                                batch_size=cfg.inference_batch_size,
-                                                device=self.device),
+            "mc_probas": mc,
         }
         cache_dir = None
         if self.cache_dir is not None:
@@ -235,12 +390,16 @@ class ClassificationTask:
                 "classes": ds.classes, "n_pool": len(ds.train), "n_val": len(ds.val),
                 "n_test": len(ds.test), "primary_metric": self.primary_metric,
                 "device": self.device, "training": self.config.to_dict(),
-                **({"ssl": self.ssl_key["ssl"]} if self.ssl_key is not None else {})}
-
-
-def _pool_fingerprint(pool_ids: np.ndarray) -> str:
-    """A short hash of the pool's sample ids (order included): the data part of a cache key."""
-    digest = hashlib.sha1()
-    for sid in pool_ids:
-        digest.update(str(sid).encode("utf-8") + b"\0")
-    return f"{len(pool_ids)}:{digest.hexdigest()[:16]}"
+                **({"ssl": self.ssl_key["ssl"]} if self.ssl_key is not None else {}),
+                "train_mode": self.train_mode,
+                "encoder": None if self.encoder is None else self.encoder.describe(),
+                **({"backbone": "the encoder's (training.model / width unused)"}
+                   if self.encoder is not None and self.train_mode == "finetune" else {}),
+                "head": None if self.head is None else {
+                    **self.head.to_dict(), "device": "cpu",
+                    "standardisation": "per-dimension mean and std of the pool's embeddings"
+                    if self.head.standardise else None},
+                "semi_supervised": None if self.semi is None else {
+                    "method": self.semi_supervised, **self.semi.to_dict(),
+                    "views": "images (weak/strong augmentation)" if self.train_mode == "finetune"
+                    else "embeddings (feature_weak / feature_strong)"}}
