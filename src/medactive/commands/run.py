@@ -116,7 +116,8 @@ def _add_label_efficiency_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-mode", default="finetune", choices=["finetune", "frozen"],
                    help="finetune (default): train the whole network each round, from "
                    "--encoder when given; frozen: train only a head on the fixed encoder's "
-                   "cached embeddings (needs --encoder)")
+                   "cached embeddings (needs --encoder; Adam, 500 steps whatever the number of "
+                   "labels, best validation checkpoint; --epochs does not apply)")
     g.add_argument("--head", default=None, choices=["linear", "mlp"],
                    help="frozen mode's head: linear (default; dropout + linear layer on the "
                    "standardised embeddings) or mlp (one hidden layer of 256, ReLU, dropout)")
