@@ -26,7 +26,7 @@ def test_list_and_describe_presets(capsys):
     assert main(["bench", "--config", "cpu-pneumonia", "--describe", "--data-root", "/d"]) == 0
     out = capsys.readouterr().out
     assert "Deviations from §6.1" in out and "/d/medmnist/pneumoniamnist.npz" in out
-    assert "27 AL units + 1 supervised" in out
+    assert "30 AL units + 1 supervised" in out  # 9 methods + random_balanced
 
 
 def test_bench_then_report(tmp_path, fake_config, capsys):

@@ -19,8 +19,9 @@ from medactive.bench.config import (
 )
 from medactive.errors import ConfigError
 
-PRESETS = ["cpu-acdc", "cpu-blood", "cpu-pneumonia", "cpu-retina", "smoke-bench", "survey-acdc",
-           "survey-isic", "survey-nct"]
+PRESETS = ["cpu-acdc", "cpu-blood", "cpu-pneumonia", "cpu-retina", "frozen-blood",
+           "frozen-pneumonia", "frozen-retina", "smoke-bench", "survey-acdc", "survey-isic",
+           "survey-nct"]
 
 
 def test_every_preset_is_listed():
@@ -45,6 +46,10 @@ def test_presets_follow_the_survey_protocol_shape(name, tmp_path):
         return
     assert grid.rounds == 5
     assert grid.supervised_units()
+    if name.startswith("frozen-"):
+        assert grid.seeds == tuple(range(10)) and grid.train_mode == "frozen"
+        assert "random_balanced" in grid.strategies and "Deviations" in describe_preset(name)
+        return
     if name.startswith("survey-"):
         assert grid.preset == "survey" and grid.seeds == (0, 1, 2, 3, 4)
     else:
@@ -52,14 +57,16 @@ def test_presets_follow_the_survey_protocol_shape(name, tmp_path):
         assert "Deviations" in describe_preset(name)
     expected = {"survey-isic": TABLE7_STRATEGIES, "survey-acdc": TABLE8_STRATEGIES,
                 "cpu-acdc": TABLE8_STRATEGIES}.get(name, CORE_STRATEGIES)
-    assert grid.strategies == expected
+    # the survey's methods in its order, with the baseline that AL must beat beside random
+    baseline = "random_foreground" if "acdc" in name else "random_balanced"
+    assert grid.strategies == ("random", baseline) + expected[1:]
 
 
 def test_survey_budgets_and_metrics(tmp_path):
     nct = load_grid("survey-nct", data_root=tmp_path)
     assert nct.datasets[0].budgets == (50, 1000)
     assert nct.datasets[0].metrics == ("test_accuracy",)
-    assert len(nct.units()) == 9 * 2 * 5
+    assert len(nct.units()) == (9 + 1) * 2 * 5  # the nine methods and random_balanced
     acdc = load_grid("survey-acdc", data_root=tmp_path)
     assert acdc.datasets[0].budgets == (10,) and acdc.datasets[0].task == "segmentation"
     assert acdc.datasets[0].metrics == ("test_dice_mean", "test_asd_mean")

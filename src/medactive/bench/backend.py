@@ -9,7 +9,9 @@ A backend is a module with three functions of a unit's options (the fields of
 - ``supervised_reference(options, task) -> dict[str, float]``
 
 and optionally ``validate(options)``, a cheap check run in the parent before any work starts
-(e.g. that the data exists). Tests plug in a module with a fake task instead.
+(e.g. that the data exists), and ``pretrain_encoder(options, table, path)``, which writes the
+encoder a grid's ``encoder = {method = "simclr", ...}`` table asks for (run by the parent
+before the dataset's units). Tests plug in a module with a fake task instead.
 """
 
 from __future__ import annotations
@@ -65,12 +67,49 @@ def supervised_reference(options: dict[str, Any], task) -> dict[str, float]:
     return _supervised(_config(options), task=task)
 
 
+def pretrain_encoder(options: dict[str, Any], table: dict[str, Any], path: str) -> dict:
+    """Pretrain the encoder ``table`` asks for on the pool of ``options`` into ``path`` with
+    :func:`medactive.encoders.pretrain_encoder` (resumable from ``path + ".partial"``; a no-op
+    when ``path`` already holds this encoder's key).
+
+    Args:
+        options: a unit's options without encoder / training-mode keys (data, preset, ...).
+        table: complete settings: SSLConfig fields plus ``model``, ``width``, ``seed``.
+        path: the encoder file.
+
+    Returns:
+        The stored record (``key``, ``quality``, ``seconds``, ...).
+    """
+    from medactive.encoders import pretrain_encoder as _pretrain
+    from medactive.experiment import build_task as _build
+    from medactive.tasks.classification import resolve_device
+    from medactive.training.self_supervised import SSLConfig
+
+    settings = dict(table)
+    model, width, seed = settings.pop("model"), settings.pop("width"), settings.pop("seed")
+    task = _build(_config(options))
+    dataset = getattr(task, "dataset", None)
+    if dataset is None:
+        raise ConfigError(f"{options['data']}: encoder tables (pretraining) need a "
+                          "classification pool")
+    return _pretrain(dataset, path, ssl=SSLConfig.from_dict(settings, source="encoder"),
+                     model=model, width=width, seed=seed,
+                     device=resolve_device(options.get("device", "auto")), progress=True)
+
+
 def validate(options: dict[str, Any]) -> None:
-    """Refuse a missing dataset (and SSL on segmentation data) before the grid starts."""
+    """Refuse a missing dataset or encoder file (and SSL on segmentation data) before the grid
+    starts."""
     data = options["data"]
     if data != "default" and not Path(data).exists():
         raise ConfigError(f"dataset {data} not found; pass --data-root (the folder holding "
                           "medmnist/, acdc/, ...) or fix the path in the config")
+    for key in ("encoder", "encoder_weights"):
+        value = options.get(key)
+        # a table is pretrained by the runner; timm: specs are checked when loaded
+        if isinstance(value, str) and not value.startswith("timm:") and not Path(value).exists():
+            raise ConfigError(f"{key} {value} not found; write it with `medactive pretrain`, "
+                              "or give the grid an encoder table to pretrain")
     if options.get("ssl") is not None or options.get("initial_strategy", "random") != "random":
         from medactive.experiment import check_ssl_options
 

@@ -10,7 +10,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from medactive.bench.config import describe_preset, iter_presets, list_presets, load_grid
+from medactive.bench.config import (
+    describe_preset,
+    iter_presets,
+    list_presets,
+    load_grid,
+    resolve_encoders,
+)
 from medactive.bench.runner import Progress, check_grid, plan_jobs, run_grid
 from medactive.bench.store import ResultStore, store_path
 from medactive.errors import ConfigError
@@ -99,6 +105,9 @@ class TqdmProgress(Progress):
     def unit_failed(self, unit, message: str) -> None:
         self._write(f"FAILED {unit}: {message}")
 
+    def message(self, line: str) -> None:
+        self._write(line)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -144,6 +153,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for spec in grid.datasets:
             print(f"dataset {spec.name}: {spec.data}, budgets {list(spec.budgets)}, "
                   f"strategies {list(grid.strategies_for(spec.name))}")
+            engine = grid.engine_options(spec.name)
+            if engine:
+                print("  " + ", ".join(f"{k} {v}" for k, v in engine.items()))
         print(f"seeds {list(grid.seeds)}, T = {grid.rounds}, training preset {grid.preset!r}, "
               f"{len(grid.units())} AL units + {len(grid.supervised_units())} supervised")
         return 0
@@ -161,7 +173,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 print(f"  {unit}")
             return 0
         with ResultStore(out) as store:
-            jobs, skipped = plan_jobs(grid, store, register=False)
+            jobs, skipped = plan_jobs(resolve_encoders(grid, out), store, register=False)
         print(f"{len(jobs)} units to run, {skipped} complete:")
         for job in jobs:
             print(f"  {job.unit} (from round {len(job.completed)})")

@@ -32,11 +32,19 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medactive.bench.config import GridConfig, SupervisedUnit, Unit, split_strategy
+from medactive.bench.config import (
+    ENCODER_DIR,
+    GridConfig,
+    SupervisedUnit,
+    Unit,
+    resolve_encoders,
+    split_strategy,
+)
 from medactive.bench.store import ResultStore, record_to_row, row_to_record
 from medactive.errors import ConfigError, DataError, MedactiveError
 
@@ -101,6 +109,10 @@ class Progress:
     def unit_failed(self, unit: Unit | SupervisedUnit, message: str) -> None:
         logger.error("%s failed: %s", unit, message)
 
+    def message(self, line: str) -> None:
+        """A line about a step outside the units (e.g. pretraining an encoder)."""
+        logger.info("%s", line)
+
     def close(self) -> None:
         """The grid is over (or interrupted)."""
 
@@ -164,6 +176,65 @@ def check_grid(grid: GridConfig) -> None:
             validate(grid.unit_options(unit))
 
 
+# -- encoders ----------------------------------------------------------------------------------
+def pretrain_encoders(grid: GridConfig, out_dir: str | Path, datasets: set[str] | None = None,
+                      progress: Progress | None = None) -> dict[str, Path]:
+    """Pretrain each dataset's encoder table into ``out_dir/encoders/<data>-<hash>.pt``
+    (the file :func:`~medactive.bench.config.resolve_encoders` gives its units), before any of
+    its units runs.
+
+    One encoder per dataset serves every seed, strategy and budget (a fixed starting point,
+    like a downloaded checkpoint). The backend's ``pretrain_encoder(options, table, path)``
+    does the work; it resumes a killed pretraining and does nothing when ``path`` already holds
+    the same encoder. Runs in this (the parent) process, so workers only read the file.
+
+    Args:
+        grid: the grid with its encoder tables (not yet resolved).
+        out_dir: the results folder.
+        datasets: only these datasets (those with units left to run); ``None``: all.
+        progress: told one line before and after each encoder.
+
+    Returns:
+        ``dataset -> encoder file`` of the datasets pretrained (or found ready).
+
+    Raises:
+        ConfigError: the backend cannot pretrain.
+    """
+    progress = progress or Progress()
+    folder = Path(out_dir).expanduser().absolute() / ENCODER_DIR
+    files: dict[str, Path] = {}
+    for spec in grid.datasets:
+        table = grid.encoder_table(spec.name)
+        if table is None or (datasets is not None and spec.name not in datasets):
+            continue
+        backend = importlib.import_module(grid.backend)
+        pretrain = getattr(backend, "pretrain_encoder", None)
+        if pretrain is None:
+            raise ConfigError(f"grid {grid.name!r}: backend {grid.backend!r} cannot pretrain "
+                              "encoder tables; give encoder as a file")
+        path = folder / grid.encoder_file(spec.name)
+        if path in files.values():  # another entry over the same data and table
+            files[spec.name] = path
+            continue
+        unit = Unit(spec.name, grid.strategies_for(spec.name)[0], spec.budgets[0],
+                    grid.seeds[0])
+        options = {k: v for k, v in grid.unit_options(unit).items() if k not in _ENGINE_ONLY}
+        progress.message(f"encoder of {spec.name}: {table['method']} ({table['model']}, width "
+                         f"{table['width']}, {table['epochs']} epochs, seed {table['seed']}) "
+                         f"-> {path}")
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        pretrain(options, table, str(path))
+        progress.message(f"encoder of {spec.name} ready ({time.perf_counter() - start:.0f} s)")
+        files[spec.name] = path
+    return files
+
+
+#: unit options about how rounds train, not the data: left out of the pretraining's options
+_ENGINE_ONLY = ("encoder", "encoder_weights", "train_mode", "semi_supervised", "semi_options",
+                "ssl", "initial_strategy", "pseudo_label")
+
+
 # -- running -----------------------------------------------------------------------------------
 def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
              ray_address: str | None = None, threads: int | None = None,
@@ -197,7 +268,10 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
     elif workers > 1 and threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
     with store.writer_lock():
+        tables, grid = grid, resolve_encoders(grid, store.path.parent)
         jobs, skipped = plan_jobs(grid, store, threads=threads)
+        pretrain_encoders(tables, store.path.parent, {job.unit.dataset for job in jobs},
+                          progress)
         store.add_grid(grid, command)
         result = GridResult(n_units=len(jobs) + skipped, n_skipped=skipped)
         n_rounds = sum(1 if isinstance(j.unit, SupervisedUnit)
@@ -326,7 +400,8 @@ def execute_job(job: Job, emit: Callable[[Event], None]) -> None:
 
 #: options that define a task; units differing only in strategy, budget or rounds share it
 _TASK_OPTIONS = ("data", "task", "preset", "epochs", "device", "seed", "data_options",
-                 "train_options", "ssl")
+                 "train_options", "ssl", "encoder", "encoder_weights", "train_mode",
+                 "semi_supervised", "semi_options")
 _TASK_CACHE: dict[str, Any] = {}
 
 

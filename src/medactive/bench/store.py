@@ -142,6 +142,15 @@ def store_path(directory: str | Path) -> Path:
     return Path(directory) / DB_NAME
 
 
+def _same_grid_encoder(a: Any, b: Any) -> bool:
+    """Two paths of one pretrained encoder table: ``.../encoders/<dataset>-<hash>.pt`` with the
+    same name (the hash covers its settings), so a moved results folder still resumes."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    pa, pb = Path(a), Path(b)
+    return pa.name == pb.name and pa.parent.name == pb.parent.name == "encoders"
+
+
 class ResultStore:
     """The SQLite results store of one benchmark folder.
 
@@ -278,7 +287,8 @@ class ResultStore:
         diffs = [f"{k}: {stored.get(k)!r} -> {options.get(k)!r}"
                  for k in sorted(set(stored) | set(options))
                  if k not in VOLATILE_OPTIONS and stored.get(k) != options.get(k)
-                 and not (k not in stored and not options.get(k))]
+                 and not (k not in stored and not options.get(k))
+                 and not (k == "encoder" and _same_grid_encoder(stored[k], options.get(k)))]
         if diffs:
             raise ConfigError(f"{self.path}: unit {unit.key} was run with other options "
                               f"({'; '.join(diffs)}); use another --out folder")
