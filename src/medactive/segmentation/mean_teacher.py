@@ -27,7 +27,9 @@ The recipe follows SSL4MIS ``train_mean_teacher_2D.py`` (the code of Yu et al.'s
 Deviations from SSL4MIS: the labelled batch keeps the preset's size (the supervised baseline's),
 so "with" and "without" mean teacher see the same labelled slices per step; the unlabelled
 stream (order, augmentation, noise) has its own generator, so the labelled stream is drawn as
-in the supervised run of the same seed; the ramp length is a fraction of the round's iterations.
+in the supervised run of the same seed; the ramp length is a fraction of the round's iterations;
+the supervised loss is the task's Dice + CE sum (SSL4MIS halves it, ``0.5 * (CE + Dice)``), so
+the same ``w_max`` weighs the consistency half as much relative to it.
 Pseudo-targets (teacher outputs) exist only inside a training step: they never become labels.
 
 References:
