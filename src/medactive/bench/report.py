@@ -22,6 +22,9 @@
   dataset, the survey's table in the same layout with ours, and the rank agreement (Spearman
   rho) of the strategies' AUBC.
 - ``tables/timing.{md,csv}``: mean seconds per round and per query, by strategy.
+- ``labels_to_target.{md,csv}``: per dataset, the fewest labels at which each configuration
+  (dataset entry x strategy) reaches 95 % and 100 % of the fully supervised metric of the same
+  recipe (:mod:`medactive.bench.label_efficiency`).
 - ``report.md``: all of the above in one page.
 
 References:
@@ -745,6 +748,7 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
             page += ["Produced by:", ""] + [f"    {c}" for c in commands] + [""]
         if grid is not None and grid.description:
             page += ["```text", grid.description, "```", ""]
+        page += _section_labels_to_target(report, tables, specs)
         page += _section_tables(report, tables, specs, plots)
         page += _section_aubc(report, tables)
         page += _section_penalty(report, tables, plots)
@@ -764,6 +768,20 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
 def _write(report: Report, path: Path, text: str) -> None:
     path.write_text(text)
     report.files.append(path)
+
+
+def _section_labels_to_target(report: Report, tables: list[ResultTable], specs: dict):
+    from medactive.bench import label_efficiency as eff
+
+    rows = eff.labels_to_target(tables, groups=eff.groups_of(specs))
+    if not rows:
+        return []
+    text = eff.targets_markdown(rows)
+    _write(report, report.out_dir / "labels_to_target.md",
+           "# Labels to reach full supervision\n\n" + eff.INTRO + "\n\n" + text)
+    _write(report, report.out_dir / "labels_to_target.csv", eff.targets_csv(rows))
+    return ["## Labels to reach full supervision", "", eff.INTRO,
+            "(Also in `labels_to_target.md` and `labels_to_target.csv`.)", "", text]
 
 
 def _section_tables(report: Report, tables: list[ResultTable], specs: dict, plots: bool):
