@@ -4,6 +4,9 @@
 cosine decay, cross-entropy) and keeps the checkpoint with the best validation metric, as the
 survey does. Everything random (initialisation, batch order, augmentation, MC masks) draws from
 generators seeded by the caller, so a seed gives the same model on the same machine.
+
+Given unlabelled pool indices and a :class:`~medactive.training.semi_supervised.FixMatchConfig`,
+``fit_classifier`` trains FixMatch (Sohn et al. 2020) instead: see :func:`_fixmatch_epoch`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from medactive.data.pool import Split
 from medactive.models.classification import Classifier, build_classifier
 from medactive.training.augment import augment_batch
 from medactive.training.presets import TrainConfig
+from medactive.training.semi_supervised import (
+    FixMatchConfig,
+    fixmatch_unlabeled_loss,
+    strong_augment,
+    weak_augment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +76,8 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                    validate: Callable[[Classifier], float] | None = None,
                    init_model: Classifier | None = None,
                    init_backbone: dict[str, torch.Tensor] | None = None, device: str = "cpu",
-                   progress: bool = False) -> Classifier:
+                   progress: bool = False, unlabeled_idx: np.ndarray | None = None,
+                   semi: FixMatchConfig | None = None) -> Classifier:
     """Train a classifier on ``labeled_idx`` of ``train`` with ``labels``.
 
     Args:
@@ -81,9 +91,28 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
         init_backbone: a fresh model's backbone starts from this state dict (self-supervised
             pretraining, :mod:`medactive.training.self_supervised`); its head stays random.
             Ignored when ``init_model`` is given.
+        unlabeled_idx: ``[m]`` pool indices of unlabelled images (disjoint from
+            ``labeled_idx``) for semi-supervised training; ignored without ``semi``.
+        semi: train FixMatch with these settings on ``labeled_idx`` and ``unlabeled_idx``
+            (with no unlabelled images the run is the supervised one). Each step takes a
+            labelled batch of ``B`` (``config.batch_size``) and ``mu * B`` unlabelled images
+            and minimises ``CE(f(weak(x_l)), y) + lambda_u * fixmatch_unlabeled_loss(
+            f(weak(u)), f(strong(u)))`` in one forward pass (batch norm sees all three, as in
+            the paper's code). An epoch is one pass over the labelled set unless
+            ``semi.steps_per_epoch`` fixes the steps (the paper's definition); optimiser,
+            schedule, validation and checkpoint choice are ``config``'s. The unlabelled stream
+            (order, weak and strong views) has its own generator derived from ``seed``, so
+            changing ``mu`` or the pool does not change the labelled batch order. Deviations
+            from the paper: labelled
+            images get :func:`weak_augment` (not ``config.augmentation``) as in FixMatch, no
+            EMA of the weights for evaluation, ``config``'s lr (paper: 0.03) and epochs.
+            Pseudo-targets live only inside a step: only the model is returned.
 
     Returns:
         The model in eval mode.
+
+    Raises:
+        ValueError: ``unlabeled_idx`` shares indices with ``labeled_idx``.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -98,6 +127,17 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
     labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     n = len(labeled_idx)
     steps_per_epoch = max(1, -(-n // config.batch_size))
+    use_semi = semi is not None and unlabeled_idx is not None and len(unlabeled_idx) > 0
+    if use_semi:
+        unlabeled_idx = np.asarray(unlabeled_idx, dtype=np.int64)
+        if np.intersect1d(unlabeled_idx, np.asarray(labeled_idx)).size:
+            raise ValueError("unlabeled_idx shares indices with labeled_idx")
+        if semi.steps_per_epoch is not None:
+            steps_per_epoch = semi.steps_per_epoch
+        unlabeled_gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+        labeled_stream = _IndexStream(n, gen)
+        unlabeled_stream = _IndexStream(len(unlabeled_idx), unlabeled_gen)
     optimiser = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.nesterov, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser,
@@ -109,19 +149,20 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                   disable=not progress, unit="epoch")
     for epoch in epochs:
         model.train()
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            if len(batch) < 2 and n >= 2:  # batch norm needs two samples
-                continue
-            x = (cached[batch] if cached is not None
-                 else load_images(train, labeled_idx[batch.numpy()], config.image_size))
-            x = _normalise(augment_batch(x, config.augmentation, gen)).to(device)
-            loss = F.cross_entropy(model(x), labels_t[batch].to(device))
-            total += optimisation_step(loss, optimiser, scheduler, what="training",
-                                       epoch=epoch) * len(batch)
-        epochs.set_postfix(loss=f"{total / n:.3f}")
+        if use_semi:
+            total, passed = _fixmatch_epoch(
+                model, train, labeled_idx, labels_t, unlabeled_idx, config=config, semi=semi,
+                cached=cached, steps=semi.steps_per_epoch, labeled_stream=labeled_stream,
+                unlabeled_stream=unlabeled_stream, gen=gen, unlabeled_gen=unlabeled_gen,
+                optimiser=optimiser, scheduler=scheduler, epoch=epoch, device=device)
+            epochs.set_postfix(loss=f"{total:.3f}", mask=f"{passed:.2f}")
+            logger.debug("fixmatch epoch %d: loss %.4f, %.1f%% unlabelled above threshold",
+                         epoch, total, 100 * passed)
+        else:
+            total = _supervised_epoch(model, train, labeled_idx, labels_t, config=config,
+                                      cached=cached, gen=gen, optimiser=optimiser,
+                                      scheduler=scheduler, epoch=epoch, device=device)
+            epochs.set_postfix(loss=f"{total / n:.3f}")
         last = epoch == config.epochs - 1
         if validate is not None and ((epoch + 1) % config.eval_every == 0 or last):
             model.eval()
@@ -133,6 +174,89 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
         model.load_state_dict(best_state)
     model.eval()
     return model
+
+
+def _supervised_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
+                      labels_t: torch.Tensor, *, config: TrainConfig,
+                      cached: torch.Tensor | None, gen: torch.Generator, optimiser, scheduler,
+                      epoch: int, device: str) -> float:
+    """One pass over the labelled set; returns the summed (not averaged) batch losses."""
+    n = len(labeled_idx)
+    order = torch.randperm(n, generator=gen)
+    total = 0.0
+    for start in range(0, n, config.batch_size):
+        batch = order[start:start + config.batch_size]
+        if len(batch) < 2 and n >= 2:  # batch norm needs two samples
+            continue
+        x = (cached[batch] if cached is not None
+             else load_images(train, labeled_idx[batch.numpy()], config.image_size))
+        x = _normalise(augment_batch(x, config.augmentation, gen)).to(device)
+        loss = F.cross_entropy(model(x), labels_t[batch].to(device))
+        total += optimisation_step(loss, optimiser, scheduler, what="training",
+                                   epoch=epoch) * len(batch)
+    return total
+
+
+class _IndexStream:
+    """Batches of ``range(n)`` from successive random permutations (a batch may span two)."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+        self.order = torch.zeros(0, dtype=torch.int64)
+
+    def take(self, size: int) -> torch.Tensor:
+        size = min(size, self.n)
+        parts, need = [], size
+        while need > 0:
+            if len(self.order) == 0:
+                self.order = torch.randperm(self.n, generator=self.generator)
+            parts.append(self.order[:need])
+            self.order = self.order[need:]
+            need -= len(parts[-1])
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+
+def _fixmatch_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
+                    labels_t: torch.Tensor, unlabeled_idx: np.ndarray, *, config: TrainConfig,
+                    semi: FixMatchConfig, cached: torch.Tensor | None, steps: int | None,
+                    labeled_stream: _IndexStream, unlabeled_stream: _IndexStream,
+                    gen: torch.Generator, unlabeled_gen: torch.Generator, optimiser, scheduler,
+                    epoch: int, device: str) -> tuple[float, float]:
+    """One FixMatch epoch; returns the mean step loss and the fraction of unlabelled images
+    that passed the threshold.
+
+    ``steps=None``: the labelled batches of one permutation (the supervised epoch); otherwise
+    ``steps`` labelled batches drawn from ``labeled_stream``. Each step's unlabelled batch is
+    ``mu * min(B, n_labeled)`` images of ``unlabeled_stream``, at most the pool and, with
+    ``semi.max_unlabeled_per_epoch``, at most ``max(2, cap // steps)``.
+    """
+    n = len(labeled_idx)
+    b = config.batch_size
+    if steps is None:
+        order = torch.randperm(n, generator=gen)
+        batches = [order[s:s + b] for s in range(0, n, b)]
+    else:
+        batches = [labeled_stream.take(b) for _ in range(steps)]
+    n_u = semi.mu * min(b, n)
+    if semi.max_unlabeled_per_epoch is not None:
+        n_u = min(n_u, max(2, semi.max_unlabeled_per_epoch // max(1, len(batches))))
+    total, passed, seen = 0.0, 0, 0
+    for batch in batches:
+        x_l = (cached[batch] if cached is not None
+               else load_images(train, labeled_idx[batch.numpy()], config.image_size))
+        u_rows = unlabeled_idx[unlabeled_stream.take(n_u).numpy()]
+        u = load_images(train, u_rows, config.image_size)
+        x = torch.cat([weak_augment(x_l, gen), weak_augment(u, unlabeled_gen),
+                       strong_augment(u, unlabeled_gen, n_ops=semi.n_ops, cutout=semi.cutout)])
+        logits = model(_normalise(x).to(device))
+        logits_l, logits_w, logits_s = logits.split([len(x_l), len(u), len(u)])
+        loss_u, mask = fixmatch_unlabeled_loss(logits_w, logits_s, semi.threshold)
+        loss = F.cross_entropy(logits_l, labels_t[batch].to(device)) + semi.lambda_u * loss_u
+        total += optimisation_step(loss, optimiser, scheduler, what="fixmatch training",
+                                   epoch=epoch)
+        passed += int(mask.sum())
+        seen += len(mask)
+    return total / max(1, len(batches)), passed / max(1, seen)
 
 
 @torch.no_grad()

@@ -412,8 +412,14 @@ def strong_augment(x: torch.Tensor, generator: torch.Generator, *, n_ops: int = 
 
     Returns:
         ``[n, C, H, W]`` of ``x``'s dtype and device, values in [0, 1].
+
+    Raises:
+        ValueError: ``x`` is not a float ``[n, C, H, W]`` tensor, ``n_ops < 0`` or ``cutout``
+            outside [0, 1].
     """
     _check_images(x)
+    if n_ops < 0 or not 0.0 <= cutout <= 1.0:
+        raise ValueError(f"need n_ops >= 0 and cutout in [0, 1], got {n_ops} and {cutout}")
     dtype = x.dtype
     names = [k for k in STRONG_OPS if k != "color" or x.shape[1] == 3]
     out = x
