@@ -6,7 +6,8 @@ model's prediction on a *weak* view becomes a hard pseudo-target when its top pr
 reaches ``tau``, and the model is trained (cross-entropy) to predict that target on a *strong*
 view of the same image::
 
-    loss = CE(f(weak(x_l)), y) + lambda_u * mean_u[ 1(max q_u >= tau) * CE(f(strong(u)), argmax q_u) ]
+    loss = CE(f(weak(x_l)), y)
+           + lambda_u * mean_u[1(max q_u >= tau) * CE(f(strong(u)), argmax q_u)]
     q_u = softmax(f(weak(u)))   (no gradient through q_u)
 
 :func:`fit_classifier <medactive.training.classification.fit_classifier>` runs the recipe when
