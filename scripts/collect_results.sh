@@ -9,5 +9,6 @@ for run in "$@"; do
   rm -rf "results/$name"
   mkdir -p "results/$name"
   cp -r "$run/report/tables" "$run/report/curves" "$run/report/report.md" "results/$name/"
+  cp "$run"/report/labels_to_target.* "results/$name/" 2>/dev/null || true
   echo "results/$name"
 done
