@@ -54,3 +54,43 @@ def check_indices(idx: np.ndarray, n_pool: int | None = None, *, name: str = "in
     if n_pool is not None and idx.size and (idx.min() < 0 or idx.max() >= n_pool):
         raise ValueError(f"{name} out of range for a pool of {n_pool} samples")
     return idx
+
+
+def config_from_options(cls, options, *, source: str, what: str):
+    """The frozen dataclass ``cls`` with its defaults overridden by ``options``.
+
+    Raises:
+        ConfigError: an unknown field or a bad value, naming ``source`` and ``what``
+            (e.g. ``"semi_options: unknown fixmatch option(s) tau; known: ..."``).
+    """
+    from dataclasses import fields
+
+    options = dict(options or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown {what} option(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    try:
+        return cls(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except TypeError as exc:  # e.g. a string where a number belongs
+        raise ConfigError(f"{source}: bad {what} options {options}: {exc}") from None
+
+
+def semi_method_config(method, options, *, methods, task: str, build):
+    """``build(options)`` for a known semi-supervised ``method``; ``None`` without a method.
+
+    Raises:
+        ConfigError: an unknown method (naming ``task``'s choices), or options without one.
+    """
+    if method is None:
+        if options:
+            raise ConfigError(f"semi_options {options} given without a semi-supervised method "
+                              f"(choose: {', '.join(methods)})")
+        return None
+    if method not in methods:
+        raise ConfigError(f"unknown semi-supervised method {method!r} for {task}; "
+                          f"choose: {', '.join(methods)}")
+    return build(options)

@@ -47,12 +47,13 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from medactive._validation import config_from_options, semi_method_config
 from medactive.errors import ConfigError
 
 #: the names ``semi_supervised`` accepts for segmentation
@@ -104,16 +105,7 @@ class MeanTeacherConfig:
         Raises:
             ConfigError: an unknown field or a bad value (the message names ``source``).
         """
-        options = dict(options or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown mean-teacher option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
-        try:
-            return cls(**options)
-        except TypeError as exc:  # e.g. a string where a number belongs
-            raise ConfigError(f"{source}: bad mean-teacher options {options}: {exc}") from None
+        return config_from_options(cls, options, source=source, what="mean-teacher")
 
 
 def semi_supervised_config(method: str | None, options: dict[str, Any] | None = None
@@ -123,15 +115,8 @@ def semi_supervised_config(method: str | None, options: dict[str, Any] | None = 
     Raises:
         ConfigError: an unknown method, options without a method, or bad options.
     """
-    if method is None:
-        if options:
-            raise ConfigError(f"semi_options {options} given without a semi-supervised method "
-                              f"(choose: {', '.join(METHODS)})")
-        return None
-    if method not in METHODS:
-        raise ConfigError(f"unknown semi-supervised method {method!r} for segmentation; "
-                          f"choose: {', '.join(METHODS)}")
-    return MeanTeacherConfig.from_dict(options)
+    return semi_method_config(method, options, methods=METHODS, task="segmentation",
+                              build=MeanTeacherConfig.from_dict)
 
 
 def consistency_weight(step: int, rampup_steps: int, w_max: float) -> float:

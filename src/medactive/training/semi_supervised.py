@@ -45,12 +45,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
+from medactive._validation import config_from_options, semi_method_config
 from medactive.errors import ConfigError
 
 #: the names ``semi_supervised`` accepts for classification
@@ -125,16 +126,7 @@ class FixMatchConfig:
             ConfigError: an unknown field or a bad value (the message names ``source`` and the
                 key).
         """
-        options = dict(options or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown fixmatch option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
-        try:
-            return cls(**options)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        return config_from_options(cls, options, source=source, what="fixmatch")
 
 
 def semi_supervised_config(method: str | None, options: dict[str, Any] | None = None
@@ -144,15 +136,8 @@ def semi_supervised_config(method: str | None, options: dict[str, Any] | None = 
     Raises:
         ConfigError: an unknown method, options without a method, or bad options.
     """
-    if method is None:
-        if options:
-            raise ConfigError(f"semi_options {options} given without a semi-supervised method "
-                              f"(choose: {', '.join(METHODS)})")
-        return None
-    if method not in METHODS:
-        raise ConfigError(f"unknown semi-supervised method {method!r} for classification; "
-                          f"choose: {', '.join(METHODS)}")
-    return FixMatchConfig.from_dict(options)
+    return semi_method_config(method, options, methods=METHODS, task="classification",
+                              build=FixMatchConfig.from_dict)
 
 
 def fixmatch_unlabeled_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor,
