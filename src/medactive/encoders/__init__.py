@@ -13,11 +13,11 @@ from medactive.encoders.base import (
     Encoder,
     InputAdapter,
     fingerprint_ids,
-    load_encoder,
     read_encoder_file,
     save_encoder_file,
 )
 from medactive.encoders.cache import cached_embeddings, default_cache_dir
+from medactive.encoders.loading import load_encoder
 from medactive.encoders.pretrain import MEDICAL_SSL, measure_quality, pretrain_encoder
 
 __all__ = ["MEDICAL_SSL", "Encoder", "InputAdapter", "cached_embeddings", "default_cache_dir",

@@ -220,29 +220,3 @@ def backbone_from_record(record: dict[str, Any], *, in_channels: int) -> nn.Modu
         raise DataError(f"encoder weights do not fit {arch['model']} (width "
                         f"{arch.get('width')}): {str(exc).splitlines()[0]}") from None
     return backbone
-
-
-def load_encoder(spec: str, *, weights: str | None = None, in_channels: int) -> Encoder:
-    """The encoder named by ``spec``.
-
-    Args:
-        spec: a file written by ``medactive pretrain``, or ``"timm:NAME"``.
-        weights: for ``timm:NAME``, a local weights file (required; nothing is downloaded).
-        in_channels: the data's image channels.
-
-    Raises:
-        ConfigError, DataError: unknown spec, missing or mismatched weights (one line).
-    """
-    if spec.startswith("timm:"):
-        from medactive.encoders.timm_encoder import load_timm_encoder
-
-        return load_timm_encoder(spec[len("timm:"):], weights=weights, in_channels=in_channels)
-    if weights is not None:
-        raise ConfigError("--encoder-weights is for --encoder timm:NAME; a medactive encoder "
-                          "file holds its own weights")
-    record = read_encoder_file(spec)
-    backbone = backbone_from_record(record, in_channels=in_channels)
-    info = {"source": str(Path(spec).resolve()), "pretrain_seconds": record.get("seconds"),
-            "architecture": record["architecture"]}
-    return Encoder(str(spec), backbone, key=record["key"], quality=record.get("quality"),
-                   info=info)
