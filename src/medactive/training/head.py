@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from medactive._validation import config_from_options
 from medactive.errors import ConfigError
 from medactive.models.classification import Classifier
 
@@ -119,15 +120,7 @@ class HeadConfig:
         elif not isinstance(options, dict):
             raise ConfigError(f"{source}: expected a head kind or a table of HeadConfig "
                               f"fields, got {options!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown head option(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(known))}")
-        try:
-            return cls(**options)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        return config_from_options(cls, options, source=source, what="head")
 
 
 class Standardiser:
