@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medactive.bench.names import display_name
+
 if TYPE_CHECKING:  # report.py imports this module
     from medactive.bench.report import MetricFormat, ResultTable
 
@@ -156,8 +158,6 @@ def _percent(fraction: float) -> str:
 def targets_markdown(rows: Sequence[TargetRow], fractions: Sequence[float] = FRACTIONS,
                      *, heading: str = "###") -> str:
     """One Markdown table per (data group, metric): rows = entry and strategy."""
-    from medactive.bench.report import display_name
-
     out: list[str] = []
     sections: dict[tuple[str, str], list[TargetRow]] = {}
     for row in rows:

@@ -48,33 +48,14 @@ from typing import Any
 import numpy as np
 
 from medactive.bench.config import DatasetSpec, GridConfig
+from medactive.bench.names import DISPLAY_NAMES, display_name
 from medactive.bench.store import ResultStore
 from medactive.bench.survey_tables import SurveyTable, survey_table, survey_tables_for
 from medactive.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-#: display names of the survey's methods
-DISPLAY_NAMES = {"random": "Random", "least_confidence": "Confidence", "entropy": "Entropy",
-                 "margin": "Margin", "mean_variance": "Mean-Variance",
-                 "bald": "BALD", "dbal": "DBAL", "badge": "BADGE",
-                 "coreset_l2": "Core-Set-L2", "coreset_cosine": "Core-Set-Cosine"}
 SUPERVISED_NAME = "Fully supervised"
-#: methods beyond the survey's benchmark, and strategy-name suffixes of loop variants
-OTHER_NAMES = {"typiclust": "TypiClust"}
-SUFFIX_NAMES = {"ceal": "CEAL"}
-
-
-def display_name(strategy: str) -> str:
-    """The name a table shows: ``"entropy+ceal"`` -> ``"Entropy + CEAL"``.
-
-    Example:
-        >>> display_name("coreset_l2"), display_name("entropy+ceal")
-        ('Core-Set-L2', 'Entropy + CEAL')
-    """
-    base, *suffixes = strategy.split("+")
-    names = [DISPLAY_NAMES.get(base) or OTHER_NAMES.get(base, base)]
-    return " + ".join(names + [SUFFIX_NAMES.get(x, x) for x in suffixes])
 
 
 # -- metrics -----------------------------------------------------------------------------------
