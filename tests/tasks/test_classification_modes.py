@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
@@ -176,7 +174,3 @@ def test_task_refuses_bad_modes(encoder, monkeypatch):
                                           width=4).backbone, key={})
     with pytest.raises(ConfigError, match="cannot embed"):
         ClassificationTask(data, preset, encoder=rgb)
-    # FixMatch in finetune mode needs fit_classifier's semi keyword
-    if "semi" not in inspect.signature(task_module.fit_classifier).parameters:
-        with pytest.raises(ConfigError, match="fit_classifier"):
-            ClassificationTask(data, preset, semi_supervised="fixmatch")

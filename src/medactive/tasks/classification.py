@@ -27,7 +27,6 @@ reach the oracle, ``selections.csv`` or a project's label store.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -118,10 +117,6 @@ class ClassificationTask:
         if head is not None and train_mode != "frozen":
             raise ConfigError("a head recipe (--head) applies to --train-mode frozen only")
         self.semi: FixMatchConfig | None = semi_supervised_config(semi_supervised, semi_options)
-        if self.semi is not None and train_mode == "finetune" and \
-                "semi" not in inspect.signature(fit_classifier).parameters:
-            raise ConfigError("--semi-supervised fixmatch in finetune mode needs FixMatch in "
-                              "fit_classifier, which this installation lacks")
         if dataset.train.labels is None:
             raise ConfigError(f"{dataset.source or dataset.name}: the pool has no labels; a "
                               "simulated run needs ground truth (use a project for real labelling)")
@@ -318,13 +313,12 @@ class ClassificationTask:
                             semi=self.semi)
         if init_model is None and self.encoder is not None:
             init_model = self._fresh_model(seed)
-        semi = ({} if self.semi is None
-                else {"unlabeled_idx": unlabeled_idx, "semi": self.semi})
         return fit_classifier(self.dataset.train, labeled_idx, labels_arr, config=self.config,
                               n_classes=self.dataset.n_classes,
                               in_channels=self.dataset.in_channels, seed=seed, validate=validate,
                               init_model=init_model, init_backbone=self.pretrained_state,
-                              device=self.device, progress=self.progress, **semi)
+                              device=self.device, progress=self.progress,
+                              unlabeled_idx=unlabeled_idx, semi=self.semi)
 
     def evaluate(self, model, split: str) -> dict[str, float]:
         if split not in ("val", "test"):
