@@ -14,6 +14,8 @@ from medactive.bench.report import (
     ResultTable,
     aubc,
     aubc_cells,
+    aubc_csv,
+    aubc_table,
     build_report,
     match_survey,
     metric_format,
@@ -83,6 +85,28 @@ def test_penalty_matrix_counts_significant_wins_per_round():
     assert flipped[1, 0] == 1 and flipped[0, 1] == 0
 
 
+def test_marks_compare_means_as_printed():
+    # 96.333 % and 96.334 % both print as 96.33: they share the second mark (BloodMNIST
+    # b = 500, Confidence and Margin at 3,000 labels), where exact float equality split them
+    table = _table({"bald": {0: [0.5, 0.9651]}, "least_confidence": {0: [0.5, 0.96333]},
+                    "margin": {0: [0.5, 0.96334]}, "random": {0: [0.5, 0.9446]}},
+                   labels=(500, 1000))
+    assert table.marks(1) == {"bald": "best", "least_confidence": "second",
+                              "margin": "second"}
+
+
+def test_aubc_csv_names_each_column_once():
+    table = aubc_table([_table({"a": {0: [0.5, 0.7, 0.7], 1: [0.5, 0.7, 0.9]},
+                                "b": {0: [0.5, 0.6, 0.6], 1: [0.5, 0.6, 0.6]}})])
+    text = aubc_csv(table)
+    header = text.splitlines()[0].split(",")
+    assert len(header) == len(set(header))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["strategy"], r["budget"], r["mark"]) for r in rows] == [
+        ("a", "10", "best"), ("b", "10", "second")]
+    assert float(rows[0]["mean"]) == pytest.approx((0.65 + 0.70) / 2)
+
+
 def test_penalty_matrix_needs_two_paired_seeds():
     table = _table({"a": {0: [0.5, 0.9, 0.9]}, "b": {0: [0.5, 0.1, 0.1]}})
     assert penalty_matrix([table])[2] == 0
@@ -118,6 +142,11 @@ def test_match_survey_by_budget_level():
     blood = DatasetSpec(name="bloodmnist", data="x", budgets=(50, 500), survey="nct")
     assert match_survey(blood, 50, "test_accuracy").key == "table6a"
     assert match_survey(blood, 500, "test_accuracy").key == "table6b"
+    # a grid run with --budgets 500 only still meets Table 6b (it met nothing before)
+    only_high = DatasetSpec(name="bloodmnist", data="x", budgets=(500,), survey="nct")
+    assert match_survey(only_high, 500, "test_accuracy").key == "table6b"
+    assert match_survey(DatasetSpec(name="b", data="x", budgets=(200,), survey="nct"), 200,
+                        "test_accuracy").key == "table6a"
     assert match_survey(blood, 500, "test_auc") is None
     assert match_survey(DatasetSpec(name="x", data="x", budgets=(7,)), 7, "test_auc") is None
 

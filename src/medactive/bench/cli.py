@@ -7,12 +7,13 @@ import argparse
 import shlex
 import signal
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 from medactive.bench.config import (
+    describe_grid,
     describe_preset,
-    iter_presets,
     list_presets,
     load_grid,
     resolve_encoders,
@@ -137,10 +138,23 @@ def grid_from_args(args: argparse.Namespace):
     return grid.with_overrides(**changes)
 
 
+def format_preset_list(width: int = 100) -> str:
+    """One entry per preset: its name, then its summary (the first paragraph of its description,
+    whole, never cut mid-sentence) wrapped to ``width`` in a column after the longest name."""
+    names = list_presets()
+    column = max(map(len, names)) + 2
+    entries = []
+    for name in names:
+        summary = " ".join(describe_preset(name).split("\n\n")[0].split())
+        entries.append(textwrap.fill(summary, width=width, initial_indent=name.ljust(column),
+                                     subsequent_indent=" " * column, break_long_words=False,
+                                     break_on_hyphens=False))
+    return "\n".join(entries)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.list_presets:
-        for name, line in iter_presets():
-            print(f"{name:15s} {line}")
+        print(format_preset_list())
         return 0
     if args.describe:
         if not args.config:
@@ -149,6 +163,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         text = describe_preset(args.config) if args.config in list_presets() else \
             grid.description
         print(text)
+        print()
+        # written from the grid as overridden on this command line, and from its presets
+        print(describe_grid(grid))
         print()
         for spec in grid.datasets:
             print(f"dataset {spec.name}: {spec.data}, budgets {list(spec.budgets)}, "

@@ -106,6 +106,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from medactive.bench.recipe_text import recipe_text
 from medactive.errors import ConfigError
 
 #: the survey's nine classification methods (§6.1.4, Table 6), by registered strategy name
@@ -764,8 +765,7 @@ def describe_grid(grid: GridConfig) -> str:
     Example:
         >>> g = GridConfig(name="g", strategies=("random",), seeds=(0, 1), rounds=2,
         ...                datasets=(DatasetSpec(name="d", data="d.npz", budgets=(10,)),))
-        >>> print(describe_grid(g))
-        Seeds 0, 1 (2); T = 2 rounds; initial set = b; training preset 'cpu'; 1 fully supervised reference seed per dataset.
+        >>> print(describe_grid(g).splitlines()[1])
         - d (d.npz): b = 10 (up to 30 labels); random.
     """
     seeds = list(grid.seeds)
@@ -795,6 +795,10 @@ def describe_grid(grid: GridConfig) -> str:
                 parts.append(f"{key} {engine[key]}")
         data = Path(spec.data).name if spec.data != "default" else "default"
         lines.append(f"- {spec.name} ({data}): " + "; ".join(parts) + ".")
+        lines.append("  Training: " + recipe_text(
+            spec.task, spec.preset or grid.preset,
+            epochs=spec.epochs if spec.epochs is not None else grid.epochs,
+            train_options=spec.train_options, train_mode=engine.get("train_mode")) + ".")
     return "\n".join(lines)
 
 
@@ -894,8 +898,8 @@ _CPU_CLASSIFICATION = """
     - data: a MedMNIST set at 28 px with its official train/val/test split, instead of
       NCT-CRC-HE-100K / ISIC 2020 at 224 px;
     - 3 seeds instead of 5;
-    - ``cpu`` training preset: a small 4-block CNN of width 16 instead of ResNet-18, 40 epochs
-      instead of 100, batch 32 instead of 128, validation every 4 epochs;
+    - the ``cpu`` training preset instead of ResNet-18 for 100 epochs of batch 128 (its
+      numbers are in the "Training:" line below, written from the preset itself);
     - dropout 0.3 before the last layer, for the MC samples of BALD and DBAL (the survey does
       not say where its dropout is);
     - each round reports the checkpoint with the best validation metric (the survey does not
@@ -963,16 +967,16 @@ def cpu_acdc() -> GridConfig:
     Kept from §6.1: the survey's ACDC split (656 end-diastolic training slices, 10 validation
     and 20 test volumes, 3D evaluation), T = 5 rounds, initial set = b = 10 slices drawn from
     the seed, the seven methods of Table 8, the 5-level U-Net with dropout 0.1, CE + Dice loss,
-    Adam lr 1e-3 with polynomial decay, flip and rotation augmentation, test Dice and ASD of
-    every round, a fully supervised reference. Data: ``<data root>/acdc``.
+    Adam with polynomial decay, flip and rotation augmentation, test Dice and ASD of every
+    round, a fully supervised reference. Data: ``<data root>/acdc``.
 
     Deviations from §6.1:
 
     - 3 seeds instead of 5;
-    - ``cpu`` segmentation preset (:mod:`medactive.segmentation.presets`): 64 x 64 input
-      instead of 256 x 256 (predictions resized back for the 3D metrics), U-Net channels
-      (8, 16, 32, 64, 128) instead of (16, ..., 256), 200 iterations of batch 8 per round
-      instead of 4,000 of batch 32, validation every 50 steps;
+    - the ``cpu`` segmentation preset (:mod:`medactive.segmentation.presets`) instead of the
+      survey's 256 x 256 input and 4,000 iterations of batch 32 (predictions are resized back
+      for the 3D metrics; its numbers are in the "Training:" line below, written from the
+      preset, and its reasons in the preset's ``deviations``);
     - one fully supervised reference seed;
     - an added baseline beside Random that AL must beat (nnActive 2025): ``random_foreground``,
       random among the slices the model predicts to contain foreground.
@@ -1026,7 +1030,7 @@ def _frozen_grid(name: str, dataset: str, budgets: tuple[int, ...], metrics: tup
                   DatasetSpec(name=f"{dataset}-fixmatch", data=data, budgets=budgets,
                               metrics=metrics, task="classification",
                               strategies=FIXMATCH_STRATEGIES, semi_supervised="fixmatch")))
-    return replace(grid, description=inspect.cleandoc(doc) + "\n\n" + describe_grid(grid))
+    return replace(grid, description=inspect.cleandoc(doc))
 
 
 @_preset("frozen-pneumonia", doc=_FROZEN_COMMON)

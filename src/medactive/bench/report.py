@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from medactive.bench.config import DatasetSpec, GridConfig
+from medactive.bench.config import DatasetSpec, GridConfig, describe_grid
 from medactive.bench.names import DISPLAY_NAMES, display_name
 from medactive.bench.store import ResultStore
 from medactive.bench.survey_tables import SurveyTable, survey_table, survey_tables_for
@@ -148,8 +148,12 @@ class ResultTable:
         return f"{self.dataset}_b{self.budget}_{_short(self.fmt.name)}"
 
     def marks(self, rnd: int) -> dict[str, str]:
-        """``strategy -> "best" | "second"`` for column ``rnd`` (none if all are equal)."""
-        means = {s: self.cells[(s, rnd)].mean for s in self.strategies if (s, rnd) in self.cells}
+        """``strategy -> "best" | "second"`` for column ``rnd`` (none if all are equal).
+
+        Means are compared as shown (rounded to the metric's printed decimals), so two cells
+        that print the same value share a mark."""
+        means = {s: round(self.cells[(s, rnd)].mean * self.fmt.scale, self.fmt.decimals)
+                 for s in self.strategies if (s, rnd) in self.cells}
         return rank_marks(means, lower_is_better=self.fmt.lower_is_better)
 
 
@@ -415,6 +419,24 @@ def aubc_table(tables: Sequence[ResultTable]) -> ResultTable:
                        strategies=strategies, labels=[t.budget for t in tables], cells=cells)
 
 
+def aubc_csv(table: ResultTable) -> str:
+    """The AUBC table (from :func:`aubc_table`) in long format: one line per (strategy,
+    budget) with mean, std, n and mark, in the metric's own units."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["dataset", "metric", "strategy", "budget", "mean", "std", "n_seeds",
+                     "mark"])
+    for col, budget in enumerate(table.labels):
+        marks = table.marks(col)
+        for strategy in table.strategies:
+            cell = table.cells.get((strategy, col))
+            if cell is not None:
+                writer.writerow([table.dataset, table.fmt.name, strategy, budget,
+                                 _num(cell.mean), _num(cell.std), cell.n,
+                                 marks.get(strategy, "")])
+    return out.getvalue()
+
+
 def _aubc_markdown(table: ResultTable) -> str:
     text = table_markdown(table)
     return text.replace(f"| {table.fmt.label} |", f"| {table.fmt.label} \\ b |", 1)
@@ -607,18 +629,19 @@ def plot_penalty(strategies: list[str], matrix: np.ndarray, title: str,
 
 # -- survey comparison -------------------------------------------------------------------------
 def match_survey(spec: DatasetSpec | None, budget: int, metric: str) -> SurveyTable | None:
-    """The survey table to show beside ours: same budget, else the same budget level (low or
-    high) when both have as many budget levels."""
+    """The survey table to show beside ours: the same budget, else the survey budget nearest
+    to ``budget`` on a log scale (our b = 500 beside the survey's b = 1000, b = 200 beside its
+    b = 50), whatever other budgets the grid ran (a grid narrowed with ``--budgets`` matches as
+    the whole grid would)."""
     if spec is None or spec.survey is None:
         return None
     exact = survey_table(spec.survey, budget, metric)
     if exact is not None:
         return exact
-    candidates = sorted(survey_tables_for(spec.survey, metric), key=lambda t: t.budget)
-    budgets = sorted(spec.budgets)
-    if candidates and len(candidates) == len(budgets) and budget in budgets:
-        return candidates[budgets.index(budget)]
-    return None
+    candidates = list(survey_tables_for(spec.survey, metric))
+    if not candidates or budget < 1:
+        return None
+    return min(candidates, key=lambda t: (abs(math.log(t.budget / budget)), t.budget))
 
 
 def rank_agreement(ours: ResultTable, survey: ResultTable) -> tuple[float, int] | None:
@@ -727,8 +750,9 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
         commands = store.commands()
         if commands:
             page += ["Produced by:", ""] + [f"    {c}" for c in commands] + [""]
-        if grid is not None and grid.description:
-            page += ["```text", grid.description, "```", ""]
+        if grid is not None:
+            page += ["```text", (grid.description + "\n\n" if grid.description else "")
+                     + describe_grid(grid), "```", ""]
         page += _section_labels_to_target(report, tables, specs)
         page += _section_tables(report, tables, specs, plots)
         page += _section_aubc(report, tables)
@@ -802,8 +826,7 @@ def _section_aubc(report: Report, tables: list[ResultTable]):
         stem = report.out_dir / "tables" / f"aubc_{dataset}_{_short(metric)}"
         text = _aubc_markdown(table)
         _write(report, stem.with_suffix(".md"), text)
-        _write(report, stem.with_suffix(".csv"), table_csv(table).replace(
-            "round,n_labeled", "column,budget", 1))
+        _write(report, stem.with_suffix(".csv"), aubc_csv(table))
         _write(report, stem.with_suffix(".tex"), table_latex(table))
         page += [text]
     return page
