@@ -29,6 +29,28 @@ def test_list_and_describe_presets(capsys):
     assert "30 AL units + 1 supervised" in out  # 9 methods + random_balanced
 
 
+def test_list_presets_gives_whole_summaries(capsys):
+    # cpu-blood's summary spans two docstring lines ("... the CPU analogue of" / "Table 6 (...)"):
+    # the listing must carry on to the end of the paragraph, never stop mid-sentence
+    from medactive.bench.config import describe_preset, list_presets
+
+    assert main(["bench", "--list-presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = list_presets()
+    starts = [i for i, line in enumerate(lines) if line.split(" ", 1)[0] in names]
+    assert [lines[i].split(" ", 1)[0] for i in starts] == names
+    indent = lines[starts[0]].index(lines[starts[0]].split()[1])
+    for k, i in enumerate(starts):
+        entry = lines[i:starts[k + 1] if k + 1 < len(starts) else len(lines)]
+        assert entry[0][indent - 1] == " " and all(line[:indent].strip() == ""
+                                                   for line in entry[1:])  # aligned column
+        summary = " ".join(describe_preset(names[k]).split("\n\n")[0].split())
+        assert " ".join(" ".join(line[indent:] for line in entry).split()) == summary
+    blood = " ".join(lines[starts[names.index("cpu-blood")]:starts[names.index("cpu-blood") + 1]])
+    assert blood.rstrip().endswith("a low and a high budget).")
+    assert all(len(line) <= 100 for line in lines)
+
+
 def test_bench_then_report(tmp_path, fake_config, capsys):
     out = tmp_path / "out"
     assert main(["bench", "--config", str(fake_config), "--out", str(out), "--no-progress"]) == 0
