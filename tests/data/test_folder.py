@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,9 @@ def test_id_column_finds_any_extension_in_subfolders(tmp_path, make_image):
     files = ["a.png", "b.jpg", "site2/case0001.tif", "c.tiff", "d.jpeg", "e.png"]
     csv_text = ("id,label,split\na,1,train\nb,0,train\nsite2/case0001,1,train\nc,0,val\n"
                 "d,1,test\ne,2,train\n")
-    ds = load_image_folder(_folder(tmp_path, make_image, csv_text, files), name="mine")
+    # classes given: three classes of one or two samples each are refused otherwise
+    ds = load_image_folder(_folder(tmp_path, make_image, csv_text, files), name="mine",
+                           classes=["0", "1", "2"])
     assert ds.name == "mine" and ds.classes == ["0", "1", "2"]
     assert list(ds.train.ids) == ["a", "b", "e", "site2/case0001"]
     assert list(ds.train.labels) == [1, 0, 2, 1]
@@ -58,7 +62,8 @@ def test_given_classes_accept_names_and_indices(tmp_path, make_image):
     root = _folder(tmp_path, make_image, text, [f"case{i:04d}.png" for i in range(4)])
     ds = load_image_folder(root, classes=["healthy", "tumour"])
     assert list(ds.train.labels) == [1, 1] and list(ds.val.labels) == [0]
-    with pytest.raises(DataError, match=r"line 2: label 'tumour' is not one of"):
+    with pytest.raises(DataError,
+                       match=r"not in the given classes \['healthy', 'other'\]: 'tumour' on line 2"):
         load_image_folder(root, classes=["healthy", "other"])
 
 
@@ -93,7 +98,8 @@ def test_sizes_differ_needs_image_size(tmp_path, make_image):
     ("path,label,split\ncase0000.png,a,train\ncase0001.png,b,holdout\n", r"line 3: split"),
     ("path,label\ncase0000.png,-1\n", r"line 2: negative label"),
     ("path,cls\ncase0000.png,a\n", r"needs columns"),
-    ("path,label,split\ncase0000.png,a,train\ncase0001.png,b,test\n", r"no samples in the val"),
+    ("path,label,split\n" + "".join(f"case{i:04d}.png,{'ab'[i % 2]},{('train', 'test')[i // 5]}\n"
+                                    for i in range(10)), r"no samples in the val"),
     ("path,label\n", r"no samples"),
 ])
 def test_errors_name_the_line(tmp_path, make_image, csv_text, match):
@@ -120,3 +126,63 @@ def test_labels_csv_elsewhere(tmp_path, make_image):
     csv_path.write_text(_rows())
     ds = load_image_folder(root, labels=csv_path)
     assert ds.info["labels_csv"] == str(csv_path)
+
+
+def _labelled(tmp_path, make_image, labels):
+    """A folder of ``len(labels)`` images; CSV line ``i + 2`` holds ``labels[i]``."""
+    text = "path,label\n" + "".join(f"case{i:04d}.png,{lab}\n" for i, lab in enumerate(labels))
+    return _folder(tmp_path, make_image, text, [f"case{i:04d}.png" for i in range(len(labels))])
+
+
+def test_typo_class_refused_naming_its_line(tmp_path, make_image):
+    # 6 normal, 6 malignant and one typo on CSV line 5 (row index 3)
+    labels = ["normal", "malignant"] * 6
+    labels.insert(3, "malignnat")
+    root = _labelled(tmp_path, make_image, labels)
+    with pytest.raises(DataError, match=r"class 'malignnat' has 1 sample \(line 5\).*fewer "
+                       r"than 5.*classes"):
+        load_image_folder(root)
+
+
+def test_class_with_min_samples_is_kept(tmp_path, make_image):
+    root = _labelled(tmp_path, make_image, ["a"] * 10 + ["b"] * 5)  # exactly the threshold
+    assert load_image_folder(root).classes == ["a", "b"]
+
+
+def test_integer_typo_class_refused(tmp_path, make_image):
+    root = _labelled(tmp_path, make_image, [0, 1] * 6 + [11])  # '11' for '1' on line 14
+    with pytest.raises(DataError, match=r"class '11' has 1 sample \(line 14\)"):
+        load_image_folder(root)
+
+
+@pytest.mark.parametrize("missing", ["nan", "NaN", "NA", "n/a", "None", "null", "-", "?"])
+def test_missing_data_values_refused_naming_lines(tmp_path, make_image, missing):
+    labels = ["a", "b"] * 6 + [missing] * 6  # common enough to pass the rare-class rule
+    root = _labelled(tmp_path, make_image, labels)
+    with pytest.raises(DataError, match=rf"look like missing data: {re.escape(repr(missing))} "
+                       r"on lines 14, 15, 16, 17, 18, 19"):
+        load_image_folder(root)
+
+
+def test_explicit_classes_accept_rare_class(tmp_path, make_image):
+    root = _labelled(tmp_path, make_image, ["a", "b"] * 6 + ["c"] * 3)
+    ds = load_image_folder(root, classes=["a", "b", "c"])
+    assert ds.classes == ["a", "b", "c"] and ds.class_counts() == {"a": 6, "b": 6, "c": 3}
+
+
+def test_explicit_classes_name_every_row_outside_them(tmp_path, make_image):
+    labels = ["a", "b"] * 6
+    labels[2], labels[5], labels[7] = "benigm", "nan", "benigm"  # CSV lines 4, 7, 9
+    root = _labelled(tmp_path, make_image, labels)
+    with pytest.raises(DataError, match=r"labels not in the given classes \['a', 'b'\]: "
+                       r"'benigm' on lines 4, 9; 'nan' on line 7"):
+        load_image_folder(root, classes=["a", "b"])
+
+
+def test_class_counts_line(tmp_path, make_image):
+    root = _labelled(tmp_path, make_image, ["normal"] * 10 + ["pneumonia"] * 5)
+    ds = load_image_folder(root)
+    assert ds.class_counts() == {"normal": 10, "pneumonia": 5}
+    assert ds.class_counts("train") == {"normal": len(ds.train) - int(ds.train.labels.sum()),
+                                        "pneumonia": int(ds.train.labels.sum())}
+    assert ds.describe_classes() == "2 classes: normal 10, pneumonia 5"

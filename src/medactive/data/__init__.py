@@ -45,13 +45,16 @@ def load_classification_data(path: str | Path, *, image_size: int | tuple[int, i
         seed: seed of the train/val/test split for layouts that have none.
         labels: labels CSV of an image folder (default ``<folder>/labels.csv``).
         channels: image folder only: 1 or 3 (default: from the images).
-        classes: class names in label order (MedMNIST and image folder).
+        classes: class names in label order (MedMNIST and image folder; refused for the
+            other layouts, which name their own).
         name: dataset name (MedMNIST and image folder).
 
     Raises:
-        DataError: the path does not exist or matches no layout (the message names it).
+        DataError: the path does not exist or matches no layout (the message names it);
+            ``classes`` for a layout that names its own.
     """
     if str(path) == DEFAULT_DATA:
+        _no_classes(classes, "the embedded default dataset")
         dataset = load_default_dataset()
         return _resize_in_memory(dataset, image_size)
     path = Path(path)
@@ -64,8 +67,10 @@ def load_classification_data(path: str | Path, *, image_size: int | tuple[int, i
         dataset = load_medmnist(path, name=name, classes=list(classes) if classes else None)
         return _resize_in_memory(dataset, image_size)
     if find_isic_csv(path) is not None:
+        _no_classes(classes, "ISIC 2020")
         return load_isic2020(path, image_size=image_size, seed=seed)
     if find_nct_root(path) is not None:
+        _no_classes(classes, "NCT-CRC-HE")
         return load_nct_crc_he(path, image_size=image_size, seed=seed)
     if path.is_dir() and (path / "labels.csv").is_file():
         return load_image_folder(path, image_size=image_size, channels=channels,
@@ -74,6 +79,12 @@ def load_classification_data(path: str | Path, *, image_size: int | tuple[int, i
         f"{path}: unrecognised dataset layout; expected 'default', a MedMNIST .npz, a folder "
         "with NCT-CRC-HE-100K/, a folder with ISIC_2020_Training_GroundTruth.csv, or an image "
         "folder with labels.csv (or pass the labels CSV)")
+
+
+def _no_classes(classes: Sequence[str] | None, layout: str) -> None:
+    if classes is not None:
+        raise DataError(f"--classes (classes=) applies to an image folder with a labels CSV or a "
+                        f"MedMNIST .npz; {layout} names its own classes")
 
 
 def _resize_in_memory(dataset: Dataset, image_size: int | tuple[int, int] | None) -> Dataset:

@@ -9,8 +9,15 @@ The CSV has a header and the columns ``id`` *or* ``path``, ``label``, and option
 
 ``path`` is relative to the image folder; ``id`` names a file by its relative path without
 extension (``site2/case0001`` finds ``site2/case0001.png``, ``.jpg``, ``.jpeg``, ``.tif`` or
-``.tiff``). A sample's id is the ``id`` value, else the relative path without extension. Labels are class names
-(classes sorted alphabetically unless given) or integer class indices.
+``.tiff``). A sample's id is the ``id`` value, else the relative path without extension.
+Labels are class names (classes sorted alphabetically unless given) or integer class indices.
+
+Unless the classes are given (``classes=``, ``--classes a,b``), two kinds of label value are
+refused, with the CSV lines that hold them, because they would silently become extra classes: a
+value that means a missing label (``nan``, ``NA``, ``N/A``, ``None``, ``null``, ``missing``,
+``-``, ``?``, any case), and a class with fewer than :data:`MIN_CLASS_SAMPLES` (5) samples (a
+typo such as ``benigm``; with integer labels also a class index between 0 and the largest label
+that no row uses). With the classes given, every value outside them is refused, all rows named.
 
 Without a ``split`` column the samples are split train/val/test by seed, stratified by label, and
 by patient when a ``patient`` column exists (no patient in two splits). Within each split the
@@ -31,6 +38,10 @@ from medactive.data.pool import Dataset, Split
 from medactive.data.splits import split_indices
 from medactive.errors import DataError
 
+#: a class seen fewer times than this is refused unless the classes are given explicitly
+MIN_CLASS_SAMPLES = 5
+#: label values (compared lower-case) that mean a missing label, not a class
+MISSING_VALUES = frozenset({"nan", "na", "n/a", "none", "null", "missing", "-", "?", "#n/a"})
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 
@@ -49,14 +60,16 @@ def load_image_folder(root: str | Path, *, labels: str | Path | None = None,
             the images' common size, or an error when they differ.
         channels: 1 or 3; default 1 when every image is grayscale, else 3.
         classes: class names in label-index order; default: sorted label names, or
-            ``"0".."k"`` for integer labels.
+            ``"0".."k"`` for integer labels, each with at least :data:`MIN_CLASS_SAMPLES`
+            samples (see the module doc). Given, a label must be one of them (or an index).
         seed: seed of the train/val/test split when the CSV has no ``split`` column.
         fractions: train/val/test fractions of that split.
         name: dataset name (default: the folder name).
 
     Raises:
-        DataError: missing CSV, columns or image file, duplicate id, empty or unknown label, bad
-            split value, an empty split. Messages name the CSV line. A corrupt image raises when
+        DataError: missing CSV, columns or image file, duplicate id, empty or unknown label, a
+            missing-data label value or a class with too few samples (without ``classes``), bad
+            split value, an empty split. Messages name the CSV lines. A corrupt image raises when
             it is read, naming the file.
 
     Example:
@@ -170,28 +183,80 @@ def _resolve(root: Path, value: str, key: str, where: str) -> Path:
 
 def _encode_labels(csv_path: Path, rows: list[dict],
                    classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    """Map label strings to class indices; errors name the CSV line."""
+    """Map label strings to class indices; errors name the CSV lines (see the module doc)."""
     values = [r["label"] for r in rows]
     as_int = [_parse_int(v) for v in values]
     if classes is None:
+        _check_missing_values(csv_path, rows)
         if all(v is not None for v in as_int):
             for r, v in zip(rows, as_int):
                 if v < 0:
                     raise DataError(f"{csv_path} line {r['line']}: negative label {v}")
-            return np.array(as_int, dtype=np.int64), [str(c) for c in range(max(as_int) + 1)]
+            classes = [str(c) for c in range(max(as_int) + 1)]
+            _check_rare_classes(csv_path, rows, classes, [str(v) for v in as_int])
+            return np.array(as_int, dtype=np.int64), classes
         classes = sorted(set(values))
+        _check_rare_classes(csv_path, rows, classes, values)
     classes = [str(c) for c in classes]
     lookup = {c: i for i, c in enumerate(classes)}
     out = np.empty(len(rows), dtype=np.int64)
+    outside: dict[str, list[int]] = {}
     for i, (r, value, number) in enumerate(zip(rows, values, as_int)):
         if value in lookup:
             out[i] = lookup[value]
         elif number is not None and 0 <= number < len(classes):
             out[i] = number
         else:
-            raise DataError(f"{csv_path} line {r['line']}: label {value!r} is not one of the "
-                            f"classes {classes}")
+            outside.setdefault(value, []).append(r["line"])
+    if outside:
+        raise DataError(f"{csv_path}: labels not in the given classes {classes}: "
+                        + "; ".join(f"{v!r} on {_lines(lines)}" for v, lines in outside.items()))
     return out, classes
+
+
+def _check_missing_values(csv_path: Path, rows: list[dict]) -> None:
+    """Refuse label values such as ``nan`` / ``NA`` / ``None`` (a spreadsheet's empty cell)."""
+    found: dict[str, list[int]] = {}
+    for r in rows:
+        if r["label"].lower() in MISSING_VALUES:
+            found.setdefault(r["label"], []).append(r["line"])
+    if found:
+        raise DataError(
+            f"{csv_path}: label values that look like missing data: "
+            + "; ".join(f"{v!r} on {_lines(lines)}" for v, lines in found.items())
+            + "; fill in or remove these rows (if they are real class names, list every class "
+            "explicitly with --classes)")
+
+
+def _check_rare_classes(csv_path: Path, rows: list[dict], classes: Sequence[str],
+                        values: Sequence[str]) -> None:
+    """Refuse classes with fewer than :data:`MIN_CLASS_SAMPLES` samples (typos, stray values)."""
+    lines: dict[str, list[int]] = {c: [] for c in classes}
+    for r, value in zip(rows, values):
+        lines[value].append(r["line"])
+    rare = [c for c in classes if len(lines[c]) < MIN_CLASS_SAMPLES]
+    if not rare:
+        return
+    parts = []
+    for c in rare:
+        n = len(lines[c])
+        if n == 0:  # integer labels 0..max with a gap
+            parts.append(f"class {c!r} has no samples (integer labels run 0..{len(classes) - 1})")
+        else:
+            parts.append(f"class {c!r} has {n} sample{'s' if n > 1 else ''} ({_lines(lines[c])})")
+    raise DataError(f"{csv_path}: " + "; ".join(parts) + f": classes with fewer than "
+                    f"{MIN_CLASS_SAMPLES} samples look like typos; fix those labels, or list the "
+                    "classes explicitly with --classes to keep them")
+
+
+def _lines(lines: Sequence[int], limit: int = 10) -> str:
+    """``"line 4"``, ``"lines 4, 9"``, or the first ``limit`` lines and how many in all."""
+    lines = sorted(lines)
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = f", ... ({len(lines)} rows in all)" if len(lines) > limit else ""
+    return f"lines {shown}{more}"
 
 
 def _parse_int(value: str) -> int | None:

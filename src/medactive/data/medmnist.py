@@ -38,17 +38,23 @@ def load_medmnist(path: str | Path, *, name: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    # numpy would load a text or .npy file too (or suggest allow_pickle): check the archive first
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a valid .npz file (not a zip archive of arrays; a MedMNIST "
+                        "file holds train/val/test _images and _labels)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
+        reason = ("it holds pickled objects, not plain arrays" if "pickle" in str(exc)
+                  else str(exc))
+        raise DataError(f"{path}: not a valid .npz file ({reason})") from exc
     splits = {}
     max_label = -1
     for split in SPLITS:
         for kind in ("images", "labels"):
             if f"{split}_{kind}" not in arrays:
-                raise DataError(f"{path}: missing key {split}_{kind!r}; a MedMNIST file has "
+                raise DataError(f"{path}: missing key {split}_{kind}; a MedMNIST file has "
                                 "train/val/test _images and _labels")
         images = arrays[f"{split}_images"]
         labels = arrays[f"{split}_labels"]

@@ -113,6 +113,26 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    def class_counts(self, split: str | None = None) -> dict[str, int]:
+        """Samples per class name (in class order) in ``split``, or in all three splits.
+
+        Unlabelled splits count nothing.
+        """
+        names = ("train", "val", "test") if split is None else (split,)
+        counts = np.zeros(self.n_classes, dtype=np.int64)
+        for name in names:
+            labels = getattr(self, name).labels
+            if labels is not None and labels.size:
+                counts += np.bincount(labels[(labels >= 0) & (labels < self.n_classes)],
+                                      minlength=self.n_classes)
+        return {c: int(k) for c, k in zip(self.classes, counts)}
+
+    def describe_classes(self, split: str | None = None) -> str:
+        """``"2 classes: normal 10, pneumonia 5"``: :meth:`class_counts` on one line."""
+        counts = self.class_counts(split)
+        return (f"{len(counts)} classes: "
+                + ", ".join(f"{name} {n}" for name, n in counts.items()))
+
     def check_labels(self) -> None:
         """Raise :class:`DataError` if any known label lies outside ``range(n_classes)``."""
         for split_name in ("train", "val", "test"):
