@@ -26,7 +26,7 @@ def test_list_and_describe_presets(capsys):
     assert main(["bench", "--config", "cpu-pneumonia", "--describe", "--data-root", "/d"]) == 0
     out = capsys.readouterr().out
     assert "Deviations from §6.1" in out and "/d/medmnist/pneumoniamnist.npz" in out
-    assert "30 AL units + 1 supervised" in out  # 9 methods + random_balanced
+    assert "30 AL units + 2 supervised" in out  # 9 methods + random_balanced; 2 references
 
 
 def test_list_presets_gives_whole_summaries(capsys):

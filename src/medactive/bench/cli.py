@@ -52,6 +52,9 @@ def add_parsers(subparsers) -> None:
     grid.add_argument("--epochs", type=int,
                       help="override the training preset's epochs (segmentation: iterations)")
     grid.add_argument("--device", help="auto, cpu or cuda")
+    grid.add_argument("--references-only", action="store_true",
+                      help="run only the fully supervised references (rounds' recipe and, "
+                      "where the grid has converged_reference, converged), no AL units")
     grid.add_argument("--no-supervised", action="store_true",
                       help="skip the fully supervised reference runs")
     bench.add_argument("--dry-run", action="store_true",
@@ -178,19 +181,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out DIR is required")
+    if args.references_only and args.no_supervised:
+        raise ConfigError("--references-only and --no-supervised exclude each other")
     grid = grid_from_args(args)
     out = Path(args.out)
     command = bench_command(args)
     if args.dry_run:
         check_grid(grid)
         if not store_path(out).exists():
-            jobs = [u for u in grid.units()] + grid.supervised_units()
+            jobs = ([] if args.references_only else grid.units()) + grid.supervised_units()
             print(f"{len(jobs)} units to run into {out} (nothing stored yet):")
             for unit in jobs:
                 print(f"  {unit}")
             return 0
         with ResultStore(out) as store:
-            jobs, skipped = plan_jobs(resolve_encoders(grid, out), store, register=False)
+            jobs, skipped = plan_jobs(resolve_encoders(grid, out), store, register=False,
+                                      references_only=args.references_only)
         print(f"{len(jobs)} units to run, {skipped} complete:")
         for job in jobs:
             print(f"  {job.unit} (from round {len(job.completed)})")
@@ -203,7 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result = run_grid(grid, store, workers=args.workers, ray_address=args.ray_address,
                               threads=args.threads, ray_num_cpus=args.ray_num_cpus,
                               ray_num_gpus=args.ray_num_gpus, progress=progress,
-                              command=command)
+                              command=command, references_only=args.references_only)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"{result.n_units} units: {result.n_finished} finished now, {result.n_skipped} "
@@ -237,6 +243,8 @@ def bench_command(args: argparse.Namespace) -> str:
         parts += ["--workers", str(args.workers)]
     if args.no_supervised:
         parts.append("--no-supervised")
+    if args.references_only:
+        parts.append("--references-only")
     return shlex.join(parts)
 
 

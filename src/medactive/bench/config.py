@@ -26,6 +26,7 @@ A TOML file describes any other grid::
     # initial = 50            # default: the budget (survey §6.1.3)
     # epochs = 20             # override the training preset's epochs
     # supervised_seeds = 1    # fully supervised reference runs per dataset (0: none)
+    # converged_reference = {epochs = 200, patience = 5}  # also one trained to a val plateau
     # data_root = "../shared/data"   # relative to this file; --data-root overrides
 
     # pseudo_label = {entropy = 0.005, decay = 0.00033, max = 500}  # settings of "+ceal"
@@ -221,17 +222,25 @@ class Unit:
 
 @dataclass(frozen=True, order=True)
 class SupervisedUnit:
-    """A fully supervised reference run: every pool label of ``dataset``, one ``seed``."""
+    """A fully supervised reference run: every pool label of ``dataset``, one ``seed``.
+
+    ``converged=False``: the rounds' own recipe (the same epochs or iterations as one AL
+    round: budget-matched, so it shows what that compute reaches with every label);
+    ``converged=True``: the grid's ``converged_reference`` recipe, trained up to its maximum
+    epochs and stopped at a validation plateau (what the model can reach at all)."""
 
     dataset: str
     seed: int
+    converged: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/fully_supervised/s{self.seed}"
+        kind = "fully_supervised_converged" if self.converged else "fully_supervised"
+        return f"{self.dataset}/{kind}/s{self.seed}"
 
     def __str__(self) -> str:
-        return f"{self.dataset} seed={self.seed} fully supervised"
+        kind = "converged fully supervised" if self.converged else "fully supervised"
+        return f"{self.dataset} seed={self.seed} {kind}"
 
 
 @dataclass(frozen=True)
@@ -269,6 +278,10 @@ class GridConfig:
             (segmentation); ``None``: off.
         semi_options: overrides of the semi-supervised method's settings.
         supervised_seeds: fully supervised reference runs per dataset (first seeds; 0: none).
+        converged_reference: ``{epochs = E, patience = P}``: also train each reference to a
+            validation plateau (at most ``E`` epochs, segmentation: iterations; stop after
+            ``P`` validations without improvement), beside the budget-matched one that uses
+            the rounds' recipe; ``None``: only the budget-matched reference.
         backend: module providing ``build_task(options)``, ``loop_config(options)`` and
             ``supervised_reference(options, task)`` (tests plug in a fake task here).
         description: what the grid is for and how it deviates from the survey.
@@ -294,6 +307,7 @@ class GridConfig:
     semi_supervised: str | None = None
     semi_options: dict[str, Any] | None = None
     supervised_seeds: int = 1
+    converged_reference: dict[str, Any] | None = None
     backend: str = DEFAULT_BACKEND
     description: str = ""
 
@@ -319,7 +333,10 @@ class GridConfig:
                 for strategy in self.strategies_for(spec.name)]
 
     def supervised_units(self) -> list[SupervisedUnit]:
-        return [SupervisedUnit(spec.name, seed)
+        """Budget-matched references, then (with ``converged_reference``) converged ones."""
+        kinds = (False, True) if self.converged_reference else (False,)
+        return [SupervisedUnit(spec.name, seed, converged)
+                for converged in kinds
                 for seed in self.seeds[:self.supervised_seeds] for spec in self.datasets]
 
     def unit_options(self, unit: Unit | SupervisedUnit) -> dict[str, Any]:
@@ -346,6 +363,10 @@ class GridConfig:
             "data_options": dict(spec.data_options),
             "train_options": dict(spec.train_options),
         }
+        if isinstance(unit, SupervisedUnit) and unit.converged:
+            table = self.converged_reference or {}
+            options["epochs"] = int(table["epochs"])
+            options["train_options"]["patience"] = int(table["patience"])
         if ceal:
             options["pseudo_label"] = _pseudo_label(self.pseudo_label or {},
                                                     f"grid {self.name!r}").to_dict()
@@ -510,6 +531,12 @@ def _check_grid(grid: GridConfig) -> None:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {grid.epochs!r}")
     if not _is_int(grid.supervised_seeds) or grid.supervised_seeds < 0:
         raise ConfigError(f"{where}: supervised_seeds must be an integer >= 0")
+    if grid.converged_reference is not None:
+        table = grid.converged_reference
+        if not isinstance(table, dict) or set(table) != {"epochs", "patience"} or not all(
+                _is_int(v) and v >= 1 for v in table.values()):
+            raise ConfigError(f"{where}: converged_reference must be a table of two positive "
+                              f"integers {{epochs = E, patience = P}}, got {table!r}")
     if not isinstance(grid.strategy_options, dict) or not all(
             isinstance(v, dict) for v in grid.strategy_options.values()):
         raise ConfigError(f"{where}: strategy_options must map strategy names to tables")
@@ -775,7 +802,11 @@ def describe_grid(grid: GridConfig) -> str:
     lines = [f"Seeds {seed_text} ({len(seeds)}); T = {grid.rounds} rounds; initial set = "
              f"{initial}; training preset {grid.preset!r}; {grid.supervised_seeds} fully "
              "supervised reference seed" + ("s" if grid.supervised_seeds != 1 else "")
-             + " per dataset."]
+             + " per dataset (budget-matched: the rounds' recipe)"
+             + (f", and as many converged (at most {grid.converged_reference['epochs']} "
+                f"epochs or iterations, stopped after {grid.converged_reference['patience']} "
+                "validations without improvement)" if grid.converged_reference else "")
+             + "."]
     for spec in grid.datasets:
         most = [(grid.initial if grid.initial is not None else b) + grid.rounds * b
                 for b in spec.budgets]
@@ -885,6 +916,10 @@ def survey_acdc() -> GridConfig:
 
 
 # -- CPU presets -------------------------------------------------------------------------------
+#: the converged references of the CPU presets: the ``cpu`` recipe trained up to 5x its epochs
+#: (iterations), stopped after 5 validations without improvement (20 epochs; 1,000 steps)
+CONVERGED_CLASSIFICATION = {"epochs": 200, "patience": 5}
+CONVERGED_SEGMENTATION = {"epochs": 4000, "patience": 5}
 _CPU_CLASSIFICATION = """
 
     Kept from §6.1: T = 5 rounds; initial set = b, drawn from the seed alone (the same for every
@@ -904,7 +939,8 @@ _CPU_CLASSIFICATION = """
       not say where its dropout is);
     - each round reports the checkpoint with the best validation metric (the survey does not
       say which epoch it reports);
-    - one fully supervised reference seed;
+    - one fully supervised reference seed, twice: budget-matched (the rounds' recipe: the
+      compute of one AL round with every label) and converged (see the first line below);
     - an added baseline beside Random that AL must beat (Lüth et al. 2023): ``random_balanced``,
       class-stratified random over the model's predicted classes.
 """
@@ -921,7 +957,7 @@ def cpu_pneumonia() -> GridConfig:
     """
     return GridConfig(
         name="cpu-pneumonia", strategies=_CORE_AND_BASELINE, seeds=(0, 1, 2), rounds=5,
-        preset="cpu", datasets=(DatasetSpec(
+        preset="cpu", converged_reference=CONVERGED_CLASSIFICATION, datasets=(DatasetSpec(
             name="pneumoniamnist", data="medmnist/pneumoniamnist.npz", budgets=(50,),
             metrics=("test_auc",), task="classification", survey="isic"),),
         description=_doc(cpu_pneumonia))
@@ -937,7 +973,7 @@ def cpu_retina() -> GridConfig:
     """
     return GridConfig(
         name="cpu-retina", strategies=_CORE_AND_BASELINE, seeds=(0, 1, 2), rounds=5,
-        preset="cpu", datasets=(DatasetSpec(
+        preset="cpu", converged_reference=CONVERGED_CLASSIFICATION, datasets=(DatasetSpec(
             name="retinamnist", data="medmnist/retinamnist.npz", budgets=(50,),
             metrics=("test_accuracy",), task="classification"),),
         description=_doc(cpu_retina))
@@ -954,7 +990,7 @@ def cpu_blood() -> GridConfig:
     """
     return GridConfig(
         name="cpu-blood", strategies=_CORE_AND_BASELINE, seeds=(0, 1, 2), rounds=5,
-        preset="cpu", datasets=(DatasetSpec(
+        preset="cpu", converged_reference=CONVERGED_CLASSIFICATION, datasets=(DatasetSpec(
             name="bloodmnist", data="medmnist/bloodmnist.npz", budgets=(50, 500),
             metrics=("test_accuracy",), task="classification", survey="nct"),),
         description=_doc(cpu_blood))
@@ -977,13 +1013,14 @@ def cpu_acdc() -> GridConfig:
       survey's 256 x 256 input and 4,000 iterations of batch 32 (predictions are resized back
       for the 3D metrics; its numbers are in the "Training:" line below, written from the
       preset, and its reasons in the preset's ``deviations``);
-    - one fully supervised reference seed;
+    - one fully supervised reference seed, twice: budget-matched (the rounds' recipe: the
+      compute of one AL round with every label) and converged (see the first line below);
     - an added baseline beside Random that AL must beat (nnActive 2025): ``random_foreground``,
       random among the slices the model predicts to contain foreground.
     """
     return GridConfig(
         name="cpu-acdc", strategies=_TABLE8_AND_BASELINE, seeds=(0, 1, 2), rounds=5,
-        preset="cpu", datasets=(DatasetSpec(
+        preset="cpu", converged_reference=CONVERGED_SEGMENTATION, datasets=(DatasetSpec(
             name="acdc", data="acdc", budgets=(10,),
             metrics=("test_dice_mean", "test_asd_mean"), task="segmentation", survey="acdc"),),
         description=_doc(cpu_acdc))

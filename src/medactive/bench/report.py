@@ -56,6 +56,9 @@ from medactive.errors import DataError
 logger = logging.getLogger(__name__)
 
 SUPERVISED_NAME = "Fully supervised"
+#: row names of our two references (survey tables keep SUPERVISED_NAME)
+BUDGET_MATCHED_NAME = "Fully supervised, rounds' recipe"
+CONVERGED_NAME = "Fully supervised, converged"
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -129,7 +132,10 @@ class ResultTable:
         labels: number of labels of each round's model ``[T + 1]``.
         cells: ``(strategy, round) -> Cell``.
         per_seed: ``strategy -> seed -> [value or None] * (T + 1)`` (our runs only).
-        supervised: the fully supervised reference.
+        supervised: the fully supervised reference (ours: trained with the rounds' recipe,
+            budget-matched).
+        converged: our reference trained to a validation plateau (``None``: not run).
+        supervised_name: the row name of ``supervised``.
     """
 
     title: str
@@ -142,6 +148,17 @@ class ResultTable:
     per_seed: dict[str, dict[int, list[float | None]]] = field(default_factory=dict)
     supervised: Cell | None = None
     notes: str = ""
+    converged: Cell | None = None
+    supervised_name: str = SUPERVISED_NAME
+
+    def reference_rows(self) -> list[tuple[str, str, Cell]]:
+        """``(row name, CSV name, cell)`` of each reference the table has."""
+        rows = []
+        if self.supervised is not None:
+            rows.append((self.supervised_name, "fully_supervised", self.supervised))
+        if self.converged is not None:
+            rows.append((CONVERGED_NAME, "fully_supervised_converged", self.converged))
+        return rows
 
     @property
     def stem(self) -> str:
@@ -184,9 +201,11 @@ def collect_tables(store: ResultStore, grid: GridConfig | None = None) -> list[R
         lambda: defaultdict(lambda: defaultdict(dict)))
     for row in rows:
         data[(row["dataset"], row["budget"])][row["strategy"]][row["seed"]][row["round"]] = row
-    supervised = defaultdict(list)
+    supervised, converged = defaultdict(list), defaultdict(list)
     for row in store.supervised():
         supervised[row["dataset"]].append(row["metrics"])
+    for row in store.supervised(converged=True):
+        converged[row["dataset"]].append(row["metrics"])
     tables = []
     for (dataset, budget), by_strategy in sorted(data.items()):
         spec = specs.get(dataset)
@@ -213,11 +232,13 @@ def collect_tables(store: ResultStore, grid: GridConfig | None = None) -> list[R
                 logger.warning("%s b=%d: no %s in the stored metrics", dataset, budget, metric)
                 continue
             sup = Cell.of([m.get(metric) for m in supervised.get(dataset, [])])
+            conv = Cell.of([m.get(metric) for m in converged.get(dataset, [])])
             tables.append(ResultTable(
                 title=f"{dataset}, b = {budget}: {_split_word(metric)}{fmt.label}",
                 dataset=dataset,
                 budget=budget, fmt=fmt, strategies=strategies, labels=labels, cells=cells,
-                per_seed=per_seed, supervised=sup))
+                per_seed=per_seed, supervised=sup, converged=conv,
+                supervised_name=BUDGET_MATCHED_NAME))
     return tables
 
 
@@ -299,10 +320,9 @@ def table_markdown(table: ResultTable) -> str:
             cells.append(f"**{text}**" if mark == "best" else f"_{text}_" if mark == "second"
                          else text)
         lines.append("| " + " | ".join([display_name(strategy)] + cells) + " |")
-    if table.supervised is not None:
-        text = _cell_text(table.supervised, table.fmt, 0)
-        lines.append("| " + " | ".join([SUPERVISED_NAME, text] + [""] * (len(table.labels) - 1))
-                     + " |")
+    for name, _, cell in table.reference_rows():
+        text = _cell_text(cell, table.fmt, 0)
+        lines.append("| " + " | ".join([name, text] + [""] * (len(table.labels) - 1)) + " |")
     lines += ["", "Mean ± std over seeds; **bold**: best, _italic_: second best per column"
               + (" (lower is better)" if table.fmt.lower_is_better else "") + "."]
     if table.notes:
@@ -332,10 +352,11 @@ def table_latex(table: ResultTable) -> str:
                 text = f"\\underline{{{text}}}"
             cells.append(text)
         lines.append(" & ".join([_latex_escape(display_name(strategy))] + cells) + " \\\\")
-    if table.supervised is not None:
-        text = _cell_text(table.supervised, table.fmt, 0, latex=True)
-        lines += ["\\midrule",
-                  f"{SUPERVISED_NAME} & \\multicolumn{{{n_cols}}}{{c}}{{{text}}} \\\\"]
+    if table.reference_rows():
+        lines.append("\\midrule")
+    for name, _, cell in table.reference_rows():
+        text = _cell_text(cell, table.fmt, 0, latex=True)
+        lines.append(f"{_latex_escape(name)} & \\multicolumn{{{n_cols}}}{{c}}{{{text}}} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -363,9 +384,8 @@ def table_csv(table: ResultTable) -> str:
             writer.writerow([table.dataset, table.budget, table.fmt.name, strategy, rnd,
                              n_labeled, _num(cell.mean), _num(cell.std), cell.n,
                              marks.get(strategy, "")])
-    if table.supervised is not None:
-        cell = table.supervised
-        writer.writerow([table.dataset, table.budget, table.fmt.name, "fully_supervised", "",
+    for _, csv_name, cell in table.reference_rows():
+        writer.writerow([table.dataset, table.budget, table.fmt.name, csv_name, "",
                          "", _num(cell.mean), _num(cell.std), cell.n, ""])
     return out.getvalue()
 
@@ -558,9 +578,8 @@ def _draw_curves(ax, table: ResultTable, strategies: Sequence[str], colors: dict
                 label=display_name(strategy))
         ax.fill_between(xs, mean - std, mean + std, color=colors[strategy], alpha=0.15,
                         linewidth=0)
-    if table.supervised is not None:
-        ax.axhline(table.supervised.mean * scale, color="0.4", linestyle="--", linewidth=1,
-                   label=SUPERVISED_NAME)
+    for (name, _, cell), style in zip(table.reference_rows(), ("--", ":")):
+        ax.axhline(cell.mean * scale, color="0.4", linestyle=style, linewidth=1, label=name)
     ax.set_xlabel("number of labels")
     ax.set_ylabel(f"{_split_word(table.fmt.name)}{table.fmt.label}")
     ax.set_xticks(x)
@@ -738,7 +757,8 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
     try:
         grid = latest_grid(store)
         tables = collect_tables(store, grid)
-        if not tables:
+        references = reference_rows(store)
+        if not tables and not references:
             raise DataError(f"{store.path}: no finished rounds yet; nothing to report")
         out = Path(out_dir) if out_dir is not None else directory / "report"
         report = Report(out_dir=out, tables=tables)
@@ -753,12 +773,14 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
         if grid is not None:
             page += ["```text", (grid.description + "\n\n" if grid.description else "")
                      + describe_grid(grid), "```", ""]
-        page += _section_labels_to_target(report, tables, specs)
-        page += _section_tables(report, tables, specs, plots)
-        page += _section_aubc(report, tables)
-        page += _section_penalty(report, tables, plots)
-        page += _section_survey(report, tables, specs)
-        page += _section_timing(report, store)
+        page += _section_references(report, references)
+        if tables:
+            page += _section_labels_to_target(report, tables, specs)
+            page += _section_tables(report, tables, specs, plots)
+            page += _section_aubc(report, tables)
+            page += _section_penalty(report, tables, plots)
+            page += _section_survey(report, tables, specs)
+            page += _section_timing(report, store)
         failures = store.failures()
         if failures:
             page += ["## Failures", ""] + [f"- `{f['unit']}`: "
@@ -768,6 +790,54 @@ def build_report(directory: str | Path, *, out_dir: str | Path | None = None,
         return report
     finally:
         store.close()
+
+
+def reference_rows(store: ResultStore) -> list[dict[str, Any]]:
+    """One row per (dataset, reference kind): seeds, labels, mean of every test metric and of
+    the seconds; budget-matched (the rounds' recipe) before converged."""
+    out = []
+    for converged, name in ((False, BUDGET_MATCHED_NAME), (True, CONVERGED_NAME)):
+        by_dataset = defaultdict(list)
+        for row in store.supervised(converged=converged):
+            by_dataset[row["dataset"]].append(row)
+        for dataset, rows in sorted(by_dataset.items()):
+            metrics = sorted({k for r in rows for k in r["metrics"] if k.startswith("test_")})
+            out.append({"dataset": dataset, "reference": name, "seeds": len(rows),
+                        "n_labeled": rows[0]["n_labeled"],
+                        "seconds": float(np.mean([r["seconds"] for r in rows])),
+                        "metrics": {m: Cell.of([r["metrics"].get(m) for r in rows])
+                                    for m in metrics}})
+    return out
+
+
+def _section_references(report: Report, references: list[dict[str, Any]]):
+    if not references:
+        return []
+    lines = ["## Fully supervised references", "",
+             ("Every pool label. *Rounds' recipe*: the training of one AL round (same epochs or "
+              "iterations), so budget-matched to a round; *converged*: the grid's "
+              "`converged_reference`, trained until the validation metric stops improving."),
+             "", "| dataset | reference | seeds | labels | test metrics | seconds |",
+             "|---|---|---:|---:|---|---:|"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["dataset", "reference", "seeds", "n_labeled", "metric", "mean", "std",
+                     "seconds"])
+    for row in references:
+        shown = []
+        for metric, cell in row["metrics"].items():
+            if cell is None:
+                continue
+            fmt = metric_format(metric)
+            shown.append(f"{_short(metric)} {_cell_text(cell, fmt, 0)}")
+            writer.writerow([row["dataset"], row["reference"], row["seeds"], row["n_labeled"],
+                             metric, _num(cell.mean), _num(cell.std), f"{row['seconds']:.1f}"])
+        lines.append(f"| {row['dataset']} | {row['reference']} | {row['seeds']} | "
+                     f"{row['n_labeled']} | {', '.join(shown)} | {row['seconds']:.0f} |")
+    text = "\n".join(lines) + "\n"
+    _write(report, report.out_dir / "tables" / "references.md", text)
+    _write(report, report.out_dir / "tables" / "references.csv", out.getvalue())
+    return [text]
 
 
 def _write(report: Report, path: Path, text: str) -> None:

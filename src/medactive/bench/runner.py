@@ -119,15 +119,16 @@ class Progress:
 
 # -- planning ----------------------------------------------------------------------------------
 def plan_jobs(grid: GridConfig, store: ResultStore, *, threads: int | None = None,
-              register: bool = True) -> tuple[list[Job], int]:
+              register: bool = True, references_only: bool = False) -> tuple[list[Job], int]:
     """The jobs still to run and the number of units already complete.
 
     Checks (and with ``register``, records) every unit's options first, so a grid whose
-    options conflict with stored results is refused before anything runs.
+    options conflict with stored results is refused before anything runs. With
+    ``references_only``, only the fully supervised reference units.
     """
     jobs, skipped = [], 0
     work_dir = str(store.path.parent)
-    units = grid.units()
+    units = [] if references_only else grid.units()
     for unit in units:
         if register:
             store.register_unit(unit, grid.unit_options(unit))
@@ -239,7 +240,8 @@ _ENGINE_ONLY = ("encoder", "encoder_weights", "train_mode", "semi_supervised", "
 def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
              ray_address: str | None = None, threads: int | None = None,
              ray_num_cpus: float = 1, ray_num_gpus: float = 0,
-             progress: Progress | None = None, command: str = "") -> GridResult:
+             progress: Progress | None = None, command: str = "",
+             references_only: bool = False) -> GridResult:
     """Run every unfinished unit of ``grid``, writing each finished round into ``store``.
 
     Args:
@@ -252,6 +254,8 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
         ray_num_cpus, ray_num_gpus: resources each Ray task asks for.
         progress: receives progress events.
         command: the command line, recorded in the store for the report.
+        references_only: run only the fully supervised references (e.g. a converged
+            reference for a grid whose rounds are stored elsewhere).
 
     Returns:
         A :class:`GridResult`; failed units are listed there (and in the store), not raised.
@@ -269,7 +273,7 @@ def run_grid(grid: GridConfig, store: ResultStore, *, workers: int = 1,
         threads = max(1, (os.cpu_count() or 1) // workers)
     with store.writer_lock():
         tables, grid = grid, resolve_encoders(grid, store.path.parent)
-        jobs, skipped = plan_jobs(grid, store, threads=threads)
+        jobs, skipped = plan_jobs(grid, store, threads=threads, references_only=references_only)
         pretrain_encoders(tables, store.path.parent, {job.unit.dataset for job in jobs},
                           progress)
         store.add_grid(grid, command)
@@ -338,7 +342,8 @@ class _EventHandler:
     def _summary(self, unit: Unit | SupervisedUnit) -> str:
         metric_names = self.grid.dataset(unit.dataset).metrics
         if isinstance(unit, SupervisedUnit):
-            rows = [r for r in self.store.supervised(unit.dataset) if r["seed"] == unit.seed]
+            rows = [r for r in self.store.supervised(unit.dataset, converged=unit.converged)
+                    if r["seed"] == unit.seed]
             metrics = rows[0]["metrics"] if rows else {}
             names = metric_names or [k for k in metrics if k.startswith("test_")][:2]
             text = ", ".join(f"{m} {_fmt(metrics.get(m))}" for m in names)

@@ -10,7 +10,9 @@ Tables:
   and ``next_pseudo_*`` the set it chose for the next round (indices, ids, labels; JSON). They
   are added by ``ALTER TABLE`` the first time such a round is stored, so a database of an
   earlier version is never altered by plain runs, and reads it as before (``NULL``: none).
-- ``supervised``: one row per fully supervised reference run ``(dataset, seed)``.
+- ``supervised``: one row per fully supervised reference run ``(dataset, seed)`` with the
+  rounds' recipe (budget-matched); ``converged``: the same for references trained to a
+  validation plateau (``converged_reference`` grids).
 - ``units``: the experiment options of every unit ever registered (a rerun with other options
   for the same unit is refused, so a table never mixes protocols).
 - ``attempts``: one row each time a unit is started (task description, host, resumed round).
@@ -112,6 +114,16 @@ CREATE TABLE IF NOT EXISTS supervised (
     finished_at REAL NOT NULL,
     PRIMARY KEY (dataset, seed)
 );
+CREATE TABLE IF NOT EXISTS converged (
+    dataset TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    n_labeled INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    options TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (dataset, seed)
+);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     unit TEXT NOT NULL,
@@ -133,6 +145,10 @@ BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
 CREATE TRIGGER IF NOT EXISTS supervised_no_update BEFORE UPDATE ON supervised
 BEGIN SELECT RAISE(ABORT, 'finished results are never rewritten'); END;
 CREATE TRIGGER IF NOT EXISTS supervised_no_delete BEFORE DELETE ON supervised
+BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS converged_no_update BEFORE UPDATE ON converged
+BEGIN SELECT RAISE(ABORT, 'finished results are never rewritten'); END;
+CREATE TRIGGER IF NOT EXISTS converged_no_delete BEFORE DELETE ON converged
 BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
 """
 
@@ -415,17 +431,23 @@ class ResultStore:
     # -- fully supervised reference --------------------------------------------------------
     def add_supervised(self, unit: SupervisedUnit, *, metrics: dict[str, float], n_labeled: int,
                        options: dict[str, Any], seconds: float) -> bool:
+        """Store a reference run (table ``converged`` for a converged unit); ``False`` if it
+        was stored already."""
         try:
             with self._transaction() as conn:
-                conn.execute("INSERT INTO supervised VALUES (?, ?, ?, ?, ?, ?, ?)",
+                conn.execute(f"INSERT INTO {_reference_table(unit.converged)} "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (unit.dataset, unit.seed, int(n_labeled), _dumps(metrics),
                               json.dumps(options, sort_keys=True), float(seconds), time.time()))
         except sqlite3.IntegrityError:
             return False
         return True
 
-    def supervised(self, dataset: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT dataset, seed, n_labeled, metrics, seconds FROM supervised"
+    def supervised(self, dataset: str | None = None, *, converged: bool = False
+                   ) -> list[dict[str, Any]]:
+        """Reference rows: budget-matched, or with ``converged`` the converged ones."""
+        sql = ("SELECT dataset, seed, n_labeled, metrics, seconds FROM "
+               + _reference_table(converged))
         args: list[Any] = []
         if dataset is not None:
             sql += " WHERE dataset=?"
@@ -435,8 +457,13 @@ class ResultStore:
                 for d, s, n, m, t in rows]
 
     def has_supervised(self, unit: SupervisedUnit) -> bool:
-        return self._conn.execute("SELECT 1 FROM supervised WHERE dataset=? AND seed=?",
-                                  (unit.dataset, unit.seed)).fetchone() is not None
+        return self._conn.execute(
+            f"SELECT 1 FROM {_reference_table(unit.converged)} WHERE dataset=? AND seed=?",
+            (unit.dataset, unit.seed)).fetchone() is not None
+
+
+def _reference_table(converged: bool) -> str:
+    return "converged" if converged else "supervised"
 
 
 # -- conversions between loop records and rows -------------------------------------------------

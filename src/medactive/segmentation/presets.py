@@ -34,6 +34,8 @@ class SegmentationPreset:
             from a slice pushes its prediction to zero everywhere, and small structures (RV,
             MYO) can stay unlearnt for hundreds of steps.
         n_mc_samples: MC-dropout passes behind ``"mc_probas"`` (DBAL, BALD).
+        patience: stop when this many validations in a row bring no improvement (``None``:
+            all ``iterations``, which are then a maximum; the converged reference).
         predict_batch_size: slices per forward pass at inference.
         deviations: how the preset departs from the survey's §6.1.5.
     """
@@ -51,6 +53,7 @@ class SegmentationPreset:
     n_mc_samples: int
     predict_batch_size: int
     batch_dice: bool = True
+    patience: int | None = None
     deviations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:

@@ -217,6 +217,12 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
             log.history.append((step, running / max(n_running, 1), val))
             logger.debug("step %d: loss %.4f, val dice %.4f", step, running / n_running, val)
             running, n_running = 0.0, 0
+            if (preset.patience and validate is not None
+                    and step - log.best_iteration >= preset.patience * preset.val_every):
+                logger.info("validation plateau: stopped at step %d of at most %d (best at "
+                            "step %d, Dice %.4f)", step, preset.iterations, log.best_iteration,
+                            best_val)
+                break
     if best_state is not None:
         net.load_state_dict(best_state)
     else:

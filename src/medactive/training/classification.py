@@ -144,7 +144,7 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                                                            T_max=config.epochs * steps_per_epoch)
     in_memory = isinstance(train.images, np.ndarray) and n <= 20000
     cached = load_images(train, labeled_idx, config.image_size) if in_memory else None
-    best_score, best_state = -np.inf, None
+    best_score, best_state, best_epoch = -np.inf, None, 0
     epochs = tqdm(range(config.epochs), desc=f"train ({n} labels)", leave=False,
                   disable=not progress, unit="epoch")
     for epoch in epochs:
@@ -168,8 +168,13 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
             model.eval()
             score = validate(model)
             if score > best_score or best_state is None:
-                best_score = score
+                best_score, best_epoch = score, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            elif config.patience and (epoch - best_epoch) >= config.patience * config.eval_every:
+                logger.info("validation plateau: stopped after epoch %d of at most %d (best at "
+                            "epoch %d, %.4f)", epoch + 1, config.epochs, best_epoch + 1,
+                            best_score)
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -31,6 +31,9 @@ class TrainConfig:
         n_mc_samples: MC-dropout passes ``T``.
         eval_every: validate every this many epochs (and after the last) to keep the best
             checkpoint.
+        patience: stop when this many validations in a row bring no improvement (``None``:
+            train all ``epochs``); with it, ``epochs`` is a maximum (the converged fully
+            supervised reference of a benchmark, trained to a validation plateau).
         notes: deviations from the survey recipe.
     """
 
@@ -48,6 +51,7 @@ class TrainConfig:
     dropout: float = 0.3
     n_mc_samples: int = 25
     eval_every: int = 5
+    patience: int | None = None
     inference_batch_size: int = 512
     notes: str = ""
 
