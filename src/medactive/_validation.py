@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from medactive.errors import ConfigError
@@ -94,3 +98,40 @@ def semi_method_config(method, options, *, methods, task: str, build):
         raise ConfigError(f"unknown semi-supervised method {method!r} for {task}; "
                           f"choose: {', '.join(methods)}")
     return build(options)
+
+
+def check_at_least(value: int | None, minimum: int, *, name: str, note: str = "") -> None:
+    """Refuse an integer option below ``minimum``: ``"--rounds must be at least 0 (NOTE), got -1"``.
+
+    One wording for every count and seed of the command line (``None``: not given, accepted).
+    """
+    if value is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}{f' ({note})' if note else ''}, "
+                          f"got {value}")
+
+
+def check_output_dir(path: str | Path, *, name: str = "--out") -> Path:
+    """Check, before any work, that ``path`` is (or can be created as) a folder we can write.
+
+    Nothing is created: the nearest existing ancestor must be a folder in which a probe file
+    can be written (and removed).
+
+    Raises:
+        ConfigError: ``path`` is a file, lies below a file, or cannot be written (naming it).
+    """
+    path = Path(path)
+    parent = path
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{name} {path}: exists and is not a folder")
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ConfigError(f"{name} {path}: {parent} is a file, not a folder")
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".medactive-write-check-")
+    except OSError as exc:
+        raise ConfigError(f"{name} {path}: cannot write in {parent} "
+                          f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path

@@ -83,6 +83,13 @@ class PlainProgress:
         print(line, file=self.stream, flush=True)
 
 
+def stage(text: str, *, enabled: bool = True, stream: IO[str] | None = None) -> None:
+    """One plain line saying which long step starts (``"loading data/x ..."``), on ``stream``
+    (default ``sys.stderr``), terminal or not; nothing when ``enabled`` is false."""
+    if enabled:
+        print(text, file=stream if stream is not None else sys.stderr, flush=True)
+
+
 def progress_bar(total: int | None, *, desc: str, unit: str = "it", enabled: bool = True,
                  stream: IO[str] | None = None, interval: float = 10.0):
     """A progress object with ``update(n)``, ``set_postfix(...)`` and ``close()``.

@@ -112,3 +112,171 @@ def test_strategies_lists_descriptions(capsys):
     out = capsys.readouterr().out
     for name in CORE:
         assert name in out
+
+
+# -- bad input: one line, exit 2, nothing trained (issue 15, items 2 and 6) --------------------
+def _tiny_npz(tmp_path) -> Path:
+    path = tmp_path / "tiny.npz"
+    np.savez(path, **_tiny_arrays())
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if `run` gets as far as loading data and building the task."""
+    import medactive.experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the task was built: the check came too late")
+
+    monkeypatch.setattr(medactive.experiment, "build_task", refuse)
+
+
+def _one_line_error(capsys) -> str:
+    """The one error line, last on stderr (a progress line such as 'loading ...' may precede)."""
+    lines = capsys.readouterr().err.splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    errors = [line for line in lines if line.startswith("medactive: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines
+    return errors[0]
+
+
+def test_out_is_an_existing_file(tmp_path, capsys, no_training):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    assert _run(_tiny_npz(tmp_path), "random", tmp_path / "notes.txt") == 2
+    assert "notes.txt: exists and is not a folder" in _one_line_error(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_out_below_a_file(tmp_path, capsys, no_training):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    assert _run(_tiny_npz(tmp_path), "random", tmp_path / "notes.txt" / "run") == 2
+    assert "is a file, not a folder" in _one_line_error(capsys)
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs a read-only /sys")
+def test_out_unwritable(tmp_path, capsys, no_training):
+    assert _run(_tiny_npz(tmp_path), "random", "/sys/medactive-test-run") == 2
+    assert "cannot write in /sys" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--rounds", "-1", ("--rounds must be at least 0 (0: train and evaluate on the initial "
+                        "set only), got -1")),
+    ("--initial", "0", "--initial must be at least 1, got 0"),
+    ("--budget", "0", "--budget must be at least 1, got 0"),
+    ("--budget", "-3", "--budget must be at least 1, got -3"),
+    ("--seed", "-1", "--seed must be at least 0, got -1"),
+    ("--epochs", "0", "--epochs must be at least 1, got 0"),
+    ("--image-size", "0", "--image-size must be at least 1, got 0"),
+    ("--region-size", "0", "--region-size must be at least 1, got 0"),
+])
+def test_integer_flags_one_rule(tmp_path, capsys, no_training, flag, value, message):
+    args = {"--initial": "5", "--budget": "5", "--rounds": "1", "--seed": "0"}
+    extra = []
+    if flag in args:
+        args[flag] = value
+    else:
+        extra = [flag, value]
+    code = main(["run", "--data", str(_tiny_npz(tmp_path)), "--strategy", "random",
+                 *[x for kv in args.items() for x in kv], "--preset", "smoke",
+                 "--out", str(tmp_path / "o"), *extra])
+    assert code == 2
+    assert message in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--rounds", "-1", "--rounds must be at least 0"),
+    ("--initial", "0", "--initial must be at least 1, got 0"),
+    ("--budget", "0", "--budget must be at least 1, got 0"),
+    ("--seed", "-2", "--seed must be at least 0, got -2"),
+    ("--epochs", "0", "--epochs must be at least 1, got 0"),
+])
+def test_demo_integer_flags_one_rule(tmp_path, capsys, no_training, monkeypatch, flag, value,
+                                     message):
+    import medactive.data.default
+
+    def refuse():
+        raise AssertionError("demo loaded its data before checking its flags")
+
+    monkeypatch.setattr(medactive.data.default, "load_default_dataset", refuse)
+    assert main(["demo", "--out", str(tmp_path / "d"), flag, value]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_rounds_zero_is_the_initial_round_only(tmp_path, capsys):
+    assert _run(_tiny_npz(tmp_path), "random", tmp_path / "o", "--rounds", "0", "--initial",
+                "10") == 0
+    rows = _rows(tmp_path / "o" / "rounds.csv")
+    assert [r["round"] for r in rows] == ["0"] and rows[0]["n_labeled"] == "10"
+
+
+def _label_folder(root: Path, labels: list[str]) -> Path:
+    """A folder of 8x8 PNGs, CSV line ``i + 2`` labelling ``x{i:02d}.png`` with ``labels[i]``."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    for i in range(len(labels)):
+        Image.fromarray(np.full((8, 8), 10 * i % 256, dtype=np.uint8)).save(root / f"x{i:02d}.png")
+    (root / "labels.csv").write_text(
+        "path,label\n" + "".join(f"x{i:02d}.png,{lab}\n" for i, lab in enumerate(labels)))
+    return root
+
+
+def _folder_run(data, out, *extra):
+    return main(["run", "--data", str(data), "--strategy", "random", "--initial", "4",
+                 "--budget", "2", "--rounds", "1", "--preset", "smoke", "--out", str(out),
+                 *extra])
+
+
+def test_run_folder_refuses_a_typo_class(tmp_path, capsys):
+    labels = ["benign", "malignant"] * 8
+    labels[6] = "benigm"  # CSV line 8
+    data = _label_folder(tmp_path / "imgs", labels)
+    assert _folder_run(data, tmp_path / "o") == 2
+    err = _one_line_error(capsys)
+    assert "class 'benigm' has 1 sample (line 8)" in err and "--classes" in err
+    assert not (tmp_path / "o" / "rounds.csv").exists()
+
+
+def test_run_folder_refuses_nan_labels(tmp_path, capsys):
+    labels = ["benign", "malignant"] * 8
+    labels[3] = labels[9] = "nan"  # CSV lines 5 and 11
+    data = _label_folder(tmp_path / "imgs", labels)
+    assert _folder_run(data, tmp_path / "o") == 2
+    assert "look like missing data: 'nan' on lines 5, 11" in _one_line_error(capsys)
+
+
+def test_run_classes_flag_names_rows_outside_the_list(tmp_path, capsys):
+    labels = ["benign", "malignant"] * 8
+    labels[6] = "benigm"
+    data = _label_folder(tmp_path / "imgs", labels)
+    assert _folder_run(data, tmp_path / "o", "--classes", "benign,malignant") == 2
+    assert ("labels not in the given classes ['benign', 'malignant']: 'benigm' on line 8"
+            in _one_line_error(capsys))
+
+
+@pytest.mark.parametrize("value", [",", "a,a"])
+def test_run_classes_flag_checked(tmp_path, capsys, no_training, value):
+    assert _folder_run(tmp_path, tmp_path / "o", "--classes", value) == 2
+    assert "--classes" in _one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_run_classes_flag_keeps_a_rare_class_and_prints_counts(tmp_path, capsys):
+    labels = ["benign", "malignant"] * 9 + ["rare"] * 3
+    data = _label_folder(tmp_path / "imgs", labels)
+    assert _folder_run(data, tmp_path / "o", "--classes", "benign,malignant,rare") == 0
+    out = capsys.readouterr().out
+    assert "3 classes: benign 9, malignant 9, rare 3" in out
+    assert out.index("3 classes:") < out.index("round 0:")
+
+
+def test_run_prints_class_counts_at_load(tmp_path, capsys):
+    assert _run(_tiny_npz(tmp_path), "random", tmp_path / "o", "--initial", "5", "--budget", "5",
+                "--rounds", "0") == 0
+    counts = {str(c): int(n) for c, n in zip(*np.unique(np.concatenate(
+        [a.reshape(-1) for k, a in _tiny_arrays().items() if k.endswith("_labels")]),
+        return_counts=True))}
+    out = capsys.readouterr().out
+    assert f"2 classes: 0 {counts['0']}, 1 {counts['1']}" in out

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
+from medactive._validation import check_at_least, check_output_dir
 from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import DEFAULT_DECAY, DEFAULT_ENTROPY, PseudoLabelConfig
 
@@ -29,11 +29,16 @@ def add_parsers(subparsers) -> None:
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
                    "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
     p.add_argument("--strategy", required=True, help="strategy name (see `medactive strategies`)")
-    p.add_argument("--initial", type=int, required=True, help="size of the initial set")
-    p.add_argument("--budget", type=int, required=True, help="samples queried per round")
-    p.add_argument("--rounds", type=int, required=True, help="number of query rounds")
-    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--initial", type=int, required=True,
+                   help="size of the initial set (at least 1)")
+    p.add_argument("--budget", type=int, required=True,
+                   help="samples queried per round (at least 1)")
+    p.add_argument("--rounds", type=int, required=True,
+                   help="number of query rounds; 0 trains and evaluates on the initial set only "
+                   "(ROUNDS + 1 models in all)")
+    p.add_argument("--seed", type=int, default=0, help="master seed, 0 or more (default 0)")
+    p.add_argument("--out", required=True,
+                   help="output folder (created; checked to be writable before anything runs)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true",
                           help="continue the run in --out after its last finished round (same "
@@ -88,12 +93,16 @@ def add_parsers(subparsers) -> None:
         "4.0): prints a per-round table and writes a learning-curve PNG.")
     p.add_argument("--out", default="medactive-demo", help="output folder (default ./medactive-demo)")
     p.add_argument("--strategies", default="random,badge", help="comma-separated strategies")
-    p.add_argument("--initial", type=int, default=50)
-    p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--initial", type=int, default=50, help="initial set (default 50)")
+    p.add_argument("--budget", type=int, default=50, help="samples per round (default 50)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="query rounds (default 3; 0: the initial round only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="cpu")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar / progress lines (stderr) for loading, training and "
+                   "pool scoring")
     p.set_defaults(func=cmd_demo)
 
 
@@ -138,6 +147,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
     p.add_argument("--labels", default=None, help="labels CSV for an image folder")
+    p.add_argument("--classes", default=None, metavar="A,B,...",
+                   help="image folder (or MedMNIST .npz): the class names in label-index order. "
+                   "Without it the classes are the label column's values, and a value that "
+                   "looks like missing data (nan, NA, None, null, -, ?, empty) or a class with "
+                   "fewer than 5 samples (a typo such as 'benigm') is refused, naming its CSV "
+                   "lines; with it, every value outside the list is refused")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar / progress lines (stderr) for loading, training and "
+                   "pool scoring")
     p.add_argument("--mc-samples", type=int, default=None,
                    help="MC-dropout passes for dbal/bald/mean_variance (preset default)")
     p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
@@ -187,9 +205,10 @@ def experiment_config(args, strategy: str):
             data_options[key] = value
     if getattr(args, "cache_float16", False):
         data_options["cache_dtype"] = "float16"
-    for key in ("initial", "budget", "rounds"):
-        if getattr(args, key) < (0 if key == "rounds" else 1):
-            raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
+    check_counts(args)
+    classes = parse_classes(getattr(args, "classes", None))
+    if classes is not None:
+        data_options["classes"] = classes
     train_options = {}
     if getattr(args, "augmentation", None):
         train_options["augmentation"] = args.augmentation
@@ -210,6 +229,33 @@ def experiment_config(args, strategy: str):
                                                                         None),
         train_mode=getattr(args, "train_mode", None) or "finetune",
         semi_supervised=getattr(args, "semi_supervised", None))
+
+
+#: (flag, least value, what the least value means) for the integer flags of run and demo
+_COUNTS = (("initial", 1, ""), ("budget", 1, ""),
+           ("rounds", 0, "0: train and evaluate on the initial set only"), ("seed", 0, ""),
+           ("epochs", 1, ""), ("image_size", 1, ""), ("region_size", 1, ""),
+           ("mc_samples", 2, ""), ("threads", 1, ""))
+
+
+def check_counts(args) -> None:
+    """One rule for the integer flags: each has a least value, refused below it in one line."""
+    for key, least, note in _COUNTS:
+        check_at_least(getattr(args, key, None), least, name=f"--{key.replace('_', '-')}",
+                       note=note)
+
+
+def parse_classes(text: str | None) -> list[str] | None:
+    """``--classes a,b`` as ``["a", "b"]`` (``None``: not given)."""
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if len(names) < 2:
+        raise ConfigError(f"--classes needs at least two comma-separated names, got {text!r}")
+    if len(set(names)) != len(names):
+        dup = sorted({c for c in names if names.count(c) > 1})
+        raise ConfigError(f"--classes names {', '.join(map(repr, dup))} twice")
+    return names
 
 
 def _ssl_options(args) -> dict | None:
@@ -245,7 +291,14 @@ def _pseudo_label_options(args) -> dict | None:
 
 
 def cmd_run(args) -> int:
-    from medactive.experiment import build_task, check_ssl_options, resume_run, run_experiment
+    from medactive.experiment import (
+        build_task,
+        check_ssl_options,
+        resolve_task_kind,
+        resume_run,
+        run_experiment,
+    )
+    from medactive.progress import stage
     from medactive.strategies.base import create_strategy
 
     create_strategy(args.strategy)  # fail fast on an unknown name
@@ -257,7 +310,14 @@ def cmd_run(args) -> int:
     if has_run and not (args.resume or args.overwrite):
         raise ConfigError(f"{out} already holds a run: --resume continues it, --overwrite "
                           "replaces it, or choose another --out")
-    task = build_task(config, progress=sys.stderr.isatty())
+    check_output_dir(out)  # before hours of training, not after
+    if "classes" in config.data_options and resolve_task_kind(config) == "segmentation":
+        raise ConfigError("--classes applies to classification data (an image folder with a "
+                          "labels CSV, or a MedMNIST .npz)")
+    show = not args.no_progress
+    stage(f"loading {args.data} ...", enabled=show)
+    task = build_task(config, progress=show)
+    _print_data(task)
     completed = resume_run(out, config, task.pool_ids) if args.resume and has_run else []
     if len(completed) >= config.rounds + 1:
         print(f"{out}: all {len(completed)} rounds already done")
@@ -269,6 +329,15 @@ def cmd_run(args) -> int:
                              on_round=lambda r: _print_round(r, task.primary_metric))
     print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
     return 0
+
+
+def _print_data(task) -> None:
+    """What was loaded, with the samples per class (a typo class or a lost class shows here)."""
+    dataset = getattr(task, "dataset", None)
+    if dataset is None or not hasattr(dataset, "describe_classes"):
+        return
+    print(f"data: {dataset.name}: {len(dataset.train)} pool, {len(dataset.val)} val, "
+          f"{len(dataset.test)} test images; {dataset.describe_classes()}", flush=True)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -301,6 +370,7 @@ def cmd_demo(args) -> int:
     from medactive.data.default import load_default_dataset
     from medactive.experiment import ExperimentConfig, run_experiment
     from medactive.plots import plot_learning_curves
+    from medactive.progress import stage
     from medactive.strategies.base import create_strategy
     from medactive.tasks.classification import ClassificationTask
     from medactive.training.presets import get_preset
@@ -310,20 +380,24 @@ def cmd_demo(args) -> int:
         raise ConfigError("--strategies is empty; give at least one strategy name")
     for name in strategies:
         create_strategy(name)
-    out = Path(args.out)
+    check_counts(args)
+    out = check_output_dir(args.out)
+    show = not args.no_progress
+    stage("loading the embedded PneumoniaMNIST ...", enabled=show)
     dataset = load_default_dataset()
     print(f"medactive demo: {dataset.name} ({len(dataset.train)} pool images, "
-          f"{dataset.n_classes} classes), strategies {', '.join(strategies)}, "
-          f"{args.rounds} rounds of {args.budget}, seed {args.seed}")
+          f"{dataset.describe_classes()}), strategies {', '.join(strategies)}, "
+          f"{args.rounds} rounds of {args.budget}, seed {args.seed}", flush=True)
     curves: dict[str, list[tuple[int, float]]] = {}
     table: dict[str, list] = {}
     for name in strategies:
         config = ExperimentConfig(data="default", strategy=name, initial=args.initial,
                                   budget=args.budget, rounds=args.rounds, seed=args.seed,
                                   preset=args.preset, epochs=args.epochs)
-        task = ClassificationTask(dataset, get_preset(args.preset, epochs=args.epochs))
+        task = ClassificationTask(dataset, get_preset(args.preset, epochs=args.epochs),
+                                  progress=show)
         metric = task.primary_metric
-        print(f"-- {name}")
+        print(f"-- {name}", flush=True)
         records = run_experiment(config, out_dir=out / name, task=task,
                                  on_round=lambda r, m=metric: _print_round(r, m))
         curves[name] = [(r.n_labeled, r.metrics[f"test_{metric}"]) for r in records]
