@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,7 +23,10 @@ from medactive.bench.report import (
     penalty_matrix,
     rank_agreement,
     rank_marks,
+    read_table_csv,
     survey_as_table,
+    survey_rank_rows,
+    survey_ranks_markdown,
     table_csv,
     table_latex,
     table_markdown,
@@ -193,3 +197,29 @@ def test_coreset_l2_and_cosine_get_a_figure_6_plot(tmp_path):
     names = {p.name for p in report.files}
     assert {"coreset_fake_accuracy.png", "coreset_fake_accuracy.svg"} <= names
     assert "| Core-Set-L2 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_table_csv_reads_back():
+    table = _table({"random": {0: [0.5, 0.6, 0.7], 1: [0.5, 0.62, 0.72]},
+                    "entropy": {0: [0.5, 0.7, 0.6]}})
+    back = read_table_csv(table_csv(table))
+    assert back.strategies == ["random", "entropy"] and back.labels == [10, 20, 30]
+    assert back.cells[("random", 1)].mean == pytest.approx(0.61)
+    assert back.cells[("entropy", 2)].std is None and back.supervised.mean == 0.9
+    assert table_markdown(back).splitlines()[4:6] == table_markdown(table).splitlines()[4:6]
+
+
+def test_every_survey_rank_is_listed_with_its_n():
+    survey = survey_as_table(survey_table("nct", 1000, "test_accuracy"))
+    # ours ranks the survey's strategies in reverse order: rho = -1 over 9
+    order = sorted(survey.strategies, key=lambda s: aubc(
+        survey.labels, [survey.cells[(s, r)].mean for r in range(6)]))
+    per_seed = {s: {0: [0.5 + 0.01 * i] * 6} for i, s in enumerate(reversed(order))}
+    ours = replace(_table(per_seed, labels=(500, 1000, 1500, 2000, 2500, 3000)), budget=500,
+                   dataset="bloodmnist")
+    spec = DatasetSpec(name="bloodmnist", data="x", budgets=(500,), survey="nct")
+    rows = survey_rank_rows([ours], {"bloodmnist": spec})
+    assert len(rows) == 1 and rows[0]["survey"] == "table6b" and rows[0]["n_strategies"] == 9
+    assert rows[0]["rho"] == pytest.approx(-1.0)
+    assert "| bloodmnist, b = 500 | accuracy | table6b (b = 1000) | -1.00 | 9 |" in \
+        survey_ranks_markdown(rows)

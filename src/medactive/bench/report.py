@@ -664,18 +664,81 @@ def match_survey(spec: DatasetSpec | None, budget: int, metric: str) -> SurveyTa
 
 
 def rank_agreement(ours: ResultTable, survey: ResultTable) -> tuple[float, int] | None:
-    """Spearman rho between our and the survey's strategy ranking by mean AUBC."""
+    """Spearman rho between our and the survey's strategy ranking by AUBC, and the number of
+    strategies both ran (``None`` below 3).
+
+    Both sides use the AUBC of the mean curve (the survey publishes only means); with every
+    seed complete this equals the mean of the per-seed AUBCs, the trapezoid being linear.
+    """
     from scipy import stats
 
-    ours_aubc = {s: c.mean for s, c in aubc_cells(ours).items()}
-    theirs = {s: aubc(survey.labels, [survey.cells[(s, r)].mean
-                                      for r in range(len(survey.labels))])
-              for s in survey.strategies}
+    ours_aubc, theirs = _mean_curve_aubc(ours), _mean_curve_aubc(survey)
     common = [s for s in ours_aubc if s in theirs]
     if len(common) < 3:
         return None
     rho = stats.spearmanr([ours_aubc[s] for s in common], [theirs[s] for s in common])[0]
     return float(rho), len(common)
+
+
+def _mean_curve_aubc(table: ResultTable) -> dict[str, float]:
+    n = len(table.labels)
+    return {s: aubc(table.labels, [table.cells[(s, r)].mean for r in range(n)])
+            for s in table.strategies if all((s, r) in table.cells for r in range(n))}
+
+
+def survey_rank_rows(tables: Sequence[ResultTable], specs: dict[str, DatasetSpec]
+                     ) -> list[dict[str, Any]]:
+    """Every rank correlation of ours with the survey: one row per table that has a survey
+    table beside it (``rho`` empty where fewer than 3 strategies are shared)."""
+    rows = []
+    for table in tables:
+        match = match_survey(specs.get(table.dataset), table.budget, table.fmt.name)
+        if match is None:
+            continue
+        agreement = rank_agreement(table, survey_as_table(match, table.strategies))
+        rows.append({"dataset": table.dataset, "budget": table.budget,
+                     "metric": table.fmt.name, "survey": match.key,
+                     "survey_budget": match.budget,
+                     "rho": None if agreement is None else agreement[0],
+                     "n_strategies": 0 if agreement is None else agreement[1]})
+    return rows
+
+
+def survey_ranks_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| ours | metric | survey table | Spearman ρ (AUBC) | strategies |",
+             "|---|---|---|---:|---:|"]
+    for r in rows:
+        rho = "–" if r["rho"] is None else f"{r['rho']:+.2f}"
+        lines.append(f"| {r['dataset']}, b = {r['budget']} | {_short(r['metric'])} | "
+                     f"{r['survey']} (b = {r['survey_budget']}) | {rho} | {r['n_strategies']} |")
+    return "\n".join(lines) + "\n"
+
+
+def read_table_csv(text: str, *, title: str = "") -> ResultTable:
+    """A table back from :func:`table_csv` (means, stds, seed counts and references; no
+    per-seed values, so no AUBC spread or penalty matrix)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        raise DataError("empty result table CSV")
+    fmt = metric_format(rows[0]["metric"])
+    strategies, labels, cells, refs = [], {}, {}, {}
+
+    def cell(r):
+        return Cell(float(r["mean"]), float(r["std"]) if r["std"] else None, int(r["n_seeds"]))
+    for r in rows:
+        if r["round"] == "":
+            refs[r["strategy"]] = cell(r)
+            continue
+        if r["strategy"] not in strategies:
+            strategies.append(r["strategy"])
+        labels[int(r["round"])] = int(r["n_labeled"])
+        cells[(r["strategy"], int(r["round"]))] = cell(r)
+    return ResultTable(title=title, dataset=rows[0]["dataset"], budget=int(rows[0]["budget"]),
+                       fmt=fmt, strategies=strategies,
+                       labels=[labels[k] for k in sorted(labels)], cells=cells,
+                       supervised=refs.get("fully_supervised"),
+                       converged=refs.get("fully_supervised_converged"),
+                       supervised_name=BUDGET_MATCHED_NAME)
 
 
 def comparison_csv(ours: ResultTable, survey: ResultTable) -> str:
@@ -949,6 +1012,19 @@ def _section_survey(report: Report, tables: list[ResultTable], specs: dict):
         _write(report, stem.with_suffix(".md"), text)
         _write(report, stem.with_suffix(".csv"), comparison_csv(table, survey))
         page += [text]
+    ranks = survey_rank_rows(tables, specs)
+    if ranks:
+        text = survey_ranks_markdown(ranks)
+        _write(report, report.out_dir / "tables" / "survey_ranks.md", text)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(ranks[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "rho": "" if r["rho"] is None else f"{r['rho']:.4f}"}
+                         for r in ranks)
+        _write(report, report.out_dir / "tables" / "survey_ranks.csv", out.getvalue())
+        intro = ("Every rank correlation of this report with the survey (the strategies' area "
+                 "under the budget curve, ours against the table beside it):")
+        page = [intro, "", text, *page]
     if page:
         page = ["## Beside the survey (Wang et al. 2024, Tables 6-8)", ""] + page
     return page
