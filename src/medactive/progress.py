@@ -1,9 +1,14 @@
 """One progress convention for long steps: a live bar on a terminal, plain lines otherwise.
 
 On a terminal (``stream.isatty()``) a tqdm bar with rate and ETA; when the output is redirected
-(a log file, CI), one plain line every ``interval`` seconds, ``stage: done/total (pct) elapsed
-ETA``, and a last line when the step ends, so a log shows that a long step is alive and how
-long it has left without tqdm's carriage-return noise.
+(a log file, CI), one plain line every ``interval`` seconds (default 5), ``stage: done/total
+(pct) units, elapsed, ETA``, and a last line when the step ends, so a log shows that a long step
+is alive and how long it has left without tqdm's carriage-return noise. :func:`stage` announces
+a step that has no count (``loading data/x ...``).
+
+Library code takes a ``progress: bool`` (default off) and calls :func:`progress_bar` /
+:func:`progress` with ``enabled=progress``; the CLI turns it on (``--no-progress`` turns it off).
+Both kinds of bar have ``update``, ``set_postfix``, ``set_postfix_str``, ``write`` and ``close``.
 
 Example:
     >>> import io
@@ -22,6 +27,9 @@ from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
 T = TypeVar("T")
+
+#: seconds between two plain progress lines
+DEFAULT_INTERVAL = 5.0
 
 
 def _clock(seconds: float) -> str:
@@ -43,7 +51,7 @@ class PlainProgress:
     """
 
     def __init__(self, total: int | None, *, desc: str, unit: str = "it",
-                 stream: IO[str] | None = None, interval: float = 10.0) -> None:
+                 stream: IO[str] | None = None, interval: float = DEFAULT_INTERVAL) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
@@ -51,6 +59,7 @@ class PlainProgress:
         self.postfix = ""
         self._start = time.monotonic()
         self._last = self._start
+        self._closed = False
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -59,13 +68,20 @@ class PlainProgress:
             self._last = now
             self._write(now)
 
-    def set_postfix_str(self, text: str) -> None:
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text
 
-    def set_postfix(self, **values) -> None:
+    def set_postfix(self, refresh: bool = True, **values) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
+    def write(self, line: str, file: IO[str] | None = None) -> None:
+        """A message line to ``file`` (default ``sys.stdout``), as tqdm's ``write``."""
+        print(line, file=file if file is not None else sys.stdout, flush=True)
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._write(time.monotonic())
 
     def _write(self, now: float) -> None:
@@ -91,7 +107,7 @@ def stage(text: str, *, enabled: bool = True, stream: IO[str] | None = None) -> 
 
 
 def progress_bar(total: int | None, *, desc: str, unit: str = "it", enabled: bool = True,
-                 stream: IO[str] | None = None, interval: float = 10.0):
+                 stream: IO[str] | None = None, interval: float = DEFAULT_INTERVAL):
     """A progress object with ``update(n)``, ``set_postfix(...)`` and ``close()``.
 
     A tqdm bar when ``stream`` is a terminal, else a :class:`PlainProgress`; a silent one when
@@ -110,7 +126,7 @@ def progress_bar(total: int | None, *, desc: str, unit: str = "it", enabled: boo
 
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it",
              enabled: bool = True, stream: IO[str] | None = None,
-             interval: float = 10.0) -> Iterator[T]:
+             interval: float = DEFAULT_INTERVAL) -> Iterator[T]:
     """Iterate over ``items`` with :func:`progress_bar` reporting (see the module doc)."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
@@ -128,11 +144,14 @@ class _Silent:
     def update(self, n: int = 1) -> None:
         pass
 
-    def set_postfix(self, **values) -> None:
+    def set_postfix(self, refresh: bool = True, **values) -> None:
         pass
 
-    def set_postfix_str(self, text: str) -> None:
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         pass
+
+    def write(self, line: str, file: IO[str] | None = None) -> None:
+        print(line, file=file if file is not None else sys.stdout, flush=True)  # not progress
 
     def close(self) -> None:
         pass

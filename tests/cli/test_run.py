@@ -280,3 +280,30 @@ def test_run_prints_class_counts_at_load(tmp_path, capsys):
         return_counts=True))}
     out = capsys.readouterr().out
     assert f"2 classes: 0 {counts['0']}, 1 {counts['1']}" in out
+
+
+# -- progress (issue 15, item 7) ---------------------------------------------------------------
+@pytest.mark.slow
+def test_run_reports_stages_as_plain_lines_when_not_a_terminal(tmp_path):
+    """stdout and stderr into one pipe (as `> log 2>&1`): stage and progress lines come before
+    round 0's result, with no carriage return or tqdm bar."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "medactive", "run", "--data", "default", "--strategy", "bald",
+         "--initial", "20", "--budget", "10", "--rounds", "1", "--preset", "smoke",
+         "--threads", "1", "--out", str(tmp_path / "o")],
+        check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    log = proc.stdout
+    assert proc.returncode == 0, log
+    assert not any(mark in log for mark in ("\r", "█", "%|", "it/s]")), log
+    lines = log.splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    assert (first("loading default") < first("data: pneumoniamnist")
+            < first("train (20 labels): 2/2 (100%) epochs")
+            < first("scoring the pool (MC dropout): ") < first("round 0: 20 labels")
+            < first("train (30 labels)") < first("round 1: 30 labels")), log

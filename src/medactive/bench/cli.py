@@ -88,9 +88,9 @@ class TqdmProgress(Progress):
         print(f"{n_units} units ({n_skipped} already complete), {n_rounds} rounds to run",
               flush=True)
         if self.enabled and n_rounds:
-            from tqdm import tqdm
+            from medactive.progress import progress_bar  # plain lines when not a terminal
 
-            self.bar = tqdm(total=n_rounds, unit="round", dynamic_ncols=True, file=sys.stderr)
+            self.bar = progress_bar(n_rounds, desc="bench", unit="round", stream=sys.stderr)
 
     def advance(self, unit, row) -> None:
         if self.bar is not None:

@@ -59,7 +59,7 @@ class EvalVolumes:
         self.images: list[np.ndarray] = []  # [S, H, W] originals, for figures
         self.masks: list[np.ndarray] = []  # [S, H, W] uint8
         self.spacings: list[tuple[float, float, float] | None] = []
-        for ref in _maybe_tqdm(refs, progress, "volumes"):
+        for ref in _progress_items(refs, progress, "loading evaluation volumes", "volume"):
             image, mask = ref.load()
             self.ids.append(ref.id)
             self.images.append(image)
@@ -80,7 +80,8 @@ class SegmentationTask:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
         reduction: pixel → slice score reduction (``"mean"``, ``"max"``, ``"foreground"``).
         seed: recorded in :meth:`describe` (the data split never depends on it).
-        progress: tqdm bars while loading and training.
+        progress: report loading and training (:mod:`medactive.progress`: a bar on a
+            terminal, plain lines otherwise).
         semi_supervised: ``"mean-teacher"`` trains each round as a mean teacher
             (:mod:`.mean_teacher`) with every pool slice that is not labelled as unlabelled
             data; ``None``: supervised only.
@@ -130,7 +131,7 @@ class SegmentationTask:
         self.pool_groups = np.array([s.group for s in data.train], dtype=str)
         self.pool_volumes = np.array([s.volume for s in data.train], dtype=str)
         masks, inputs = [], []
-        for ref in _maybe_tqdm(data.train, progress, "slices"):
+        for ref in _progress_items(data.train, progress, "loading pool slices", "slice"):
             image, mask = ref.load()
             if image.ndim != 2:
                 raise DataError(f"{ref.source}: slice {ref.id!r} has shape {image.shape}; "
@@ -346,7 +347,7 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
         reduction: pixel → slice score reduction: ``"mean"`` (survey), ``"max"``,
             ``"foreground"`` (alias ``"foreground_mean"``).
         spacing_csv: voxel spacings for the h5 layout (else distances are in voxels).
-        progress: tqdm bars.
+        progress: report loading and training (:mod:`medactive.progress`).
         image_size: override the preset's network input side (a multiple of 16).
         train_options: overrides of preset fields (e.g. ``{"n_mc_samples": 10}``,
             ``{"lr": 3e-3}``), recorded in the preset's deviations.
@@ -396,9 +397,10 @@ def _device(device: str) -> torch.device:
     return dev
 
 
-def _maybe_tqdm(items, progress: bool, desc: str):
+def _progress_items(items, progress: bool, desc: str, unit: str):
+    """``items`` with :func:`medactive.progress.progress` reporting when ``progress``."""
     if not progress:
         return items
-    from tqdm.auto import tqdm
+    from medactive.progress import progress as report
 
-    return tqdm(items, desc=desc, leave=False)
+    return report(items, desc=desc, unit=unit)

@@ -23,6 +23,7 @@ from monai.losses import DiceCELoss
 from torch import nn
 
 from medactive._random import derive_seed
+from medactive.progress import progress_bar
 from medactive.segmentation.losses import IGNORE_INDEX, partial_dice_ce
 from medactive.segmentation.mean_teacher import (
     MeanTeacherConfig,
@@ -114,7 +115,8 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         seed: seeds batch order, augmentation and dropout.
         device: where to train.
         validate: ``net -> validation Dice`` (higher is better); ``None`` keeps the last weights.
-        progress: show a tqdm bar.
+        progress: report the steps (:mod:`medactive.progress`: a bar on a terminal, plain
+            lines otherwise).
         unlabeled: ``[m, 1, h, w]`` float unlabelled slices for ``mean_teacher`` (ignored
             without it).
         mean_teacher: train a mean teacher with ``unlabeled`` (see :mod:`.mean_teacher`);
@@ -165,13 +167,11 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     best_val = -math.inf
     order = torch.zeros(0, dtype=torch.long)
     running, n_running = 0.0, 0
-    steps = range(1, preset.iterations + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="train", leave=False)
+    bar = progress_bar(preset.iterations, desc=f"train ({n} slices)", unit="step",
+                       enabled=progress)
     net.train()
-    for step in steps:
+    for step in range(1, preset.iterations + 1):
+        bar.update(1)
         if order.numel() < preset.batch_size:
             order = torch.cat([order, *(torch.randperm(n, generator=gen)
                                         for _ in range(math.ceil(preset.batch_size / n)))])
@@ -223,6 +223,7 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                             "step %d, Dice %.4f)", step, preset.iterations, log.best_iteration,
                             best_val)
                 break
+    bar.close()
     if best_state is not None:
         net.load_state_dict(best_state)
     else:

@@ -77,7 +77,8 @@ class ClassificationTask:
         dataset: train (pool), val and test splits with labels.
         config: training recipe.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
-        progress: show training progress bars.
+        progress: report training, pool scoring and embedding progress
+            (:mod:`medactive.progress`: a bar on a terminal, plain lines otherwise).
         chunk_size: pool inference runs over at most this many images at a time.
         cache_dir: keep each round's pool outputs in memory-mapped files here (large pools);
             ``None`` keeps them in memory.
@@ -351,7 +352,9 @@ class ClassificationTask:
                 else:
                     probas, feats = predict(model, train, idx, image_size=cfg.image_size,
                                             batch_size=cfg.inference_batch_size,
-                                            device=self.device, with_features=True)
+                                            device=self.device, with_features=True,
+                                            progress=self.progress,
+                                            desc="scoring the pool (probabilities)")
                 memo[key] = {"probas": probas, "embeddings": feats}
             out = memo[key].pop(field)
             if not memo[key]:
@@ -363,7 +366,8 @@ class ClassificationTask:
                 return head_mc_probas(model, pool[idx], n_samples=cfg.n_mc_samples, seed=seed)
             return predict_mc(model, train, idx, n_samples=cfg.n_mc_samples, seed=seed,
                               image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
-                              device=self.device)
+                              device=self.device, progress=self.progress,
+                              desc="scoring the pool (MC dropout)")
 
         providers = {
             "probas": lambda idx: forward(idx, "probas"),

@@ -18,10 +18,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from medactive.data.pool import Split
 from medactive.models.classification import Classifier, build_classifier
+from medactive.progress import progress_bar
 from medactive.training.augment import augment_batch
 from medactive.training.presets import TrainConfig
 from medactive.training.semi_supervised import (
@@ -145,9 +145,9 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
     in_memory = isinstance(train.images, np.ndarray) and n <= 20000
     cached = load_images(train, labeled_idx, config.image_size) if in_memory else None
     best_score, best_state, best_epoch = -np.inf, None, 0
-    epochs = tqdm(range(config.epochs), desc=f"train ({n} labels)", leave=False,
-                  disable=not progress, unit="epoch")
-    for epoch in epochs:
+    bar = progress_bar(config.epochs, desc=f"train ({n} labels)", unit="epoch",
+                       enabled=progress)
+    for epoch in range(config.epochs):
         model.train()
         if use_semi:
             total, passed = _fixmatch_epoch(
@@ -155,14 +155,15 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                 cached=cached, steps=semi.steps_per_epoch, labeled_stream=labeled_stream,
                 unlabeled_stream=unlabeled_stream, gen=gen, unlabeled_gen=unlabeled_gen,
                 optimiser=optimiser, scheduler=scheduler, epoch=epoch, device=device)
-            epochs.set_postfix(loss=f"{total:.3f}", mask=f"{passed:.2f}")
+            bar.set_postfix(loss=f"{total:.3f}", mask=f"{passed:.2f}")
             logger.debug("fixmatch epoch %d: loss %.4f, %.1f%% unlabelled above threshold",
                          epoch, total, 100 * passed)
         else:
             total = _supervised_epoch(model, train, labeled_idx, labels_t, config=config,
                                       cached=cached, gen=gen, optimiser=optimiser,
                                       scheduler=scheduler, epoch=epoch, device=device)
-            epochs.set_postfix(loss=f"{total / n:.3f}")
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        bar.update(1)
         last = epoch == config.epochs - 1
         if validate is not None and ((epoch + 1) % config.eval_every == 0 or last):
             model.eval()
@@ -175,6 +176,7 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
                             "epoch %d, %.4f)", epoch + 1, config.epochs, best_epoch + 1,
                             best_score)
                 break
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -267,16 +269,21 @@ def _fixmatch_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
 @torch.no_grad()
 def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int | None,
             batch_size: int = 512, device: str = "cpu", with_features: bool = False,
+            progress: bool = False, desc: str = "predict",
             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities ``[n, c]`` (and features ``[n, d]``) of ``split`` rows ``idx``, batched."""
+    """Probabilities ``[n, c]`` (and features ``[n, d]``) of ``split`` rows ``idx``, batched;
+    ``progress`` reports the images done under ``desc`` (:mod:`medactive.progress`)."""
     model.eval()
     probas, feats = [], []
+    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress)
     for start in range(0, len(idx), batch_size):
         x = _normalise(load_images(split, idx[start:start + batch_size], image_size)).to(device)
         h = model.features(x)
         probas.append(torch.softmax(model.fc(h), dim=1).double().cpu().numpy())
         if with_features:
             feats.append(h.float().cpu().numpy())
+        bar.update(x.shape[0])
+    bar.close()
     n_classes = model.fc.out_features
     p = np.concatenate(probas) if probas else np.zeros((0, n_classes))
     f = (np.concatenate(feats) if feats else np.zeros((0, model.fc.in_features))
@@ -286,12 +293,16 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
 
 @torch.no_grad()
 def predict_mc(model: Classifier, split: Split, idx: np.ndarray, *, n_samples: int, seed: int,
-               image_size: int | None, batch_size: int = 512, device: str = "cpu") -> np.ndarray:
+               image_size: int | None, batch_size: int = 512, device: str = "cpu",
+               progress: bool = False, desc: str = "predict (MC dropout)") -> np.ndarray:
     """MC-dropout probabilities ``[n, c, t]``: backbone once per batch, head ``t`` times."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     out = []
+    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress)
     for start in range(0, len(idx), batch_size):
         x = _normalise(load_images(split, idx[start:start + batch_size], image_size)).to(device)
         out.append(model.mc_head(model.features(x), n_samples, gen).double().cpu().numpy())
+        bar.update(x.shape[0])
+    bar.close()
     return np.concatenate(out) if out else np.zeros((0, model.fc.out_features, n_samples))
