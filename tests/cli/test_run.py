@@ -170,6 +170,10 @@ def test_out_unwritable(tmp_path, capsys, no_training):
     ("--epochs", "0", "--epochs must be at least 1, got 0"),
     ("--image-size", "0", "--image-size must be at least 1, got 0"),
     ("--region-size", "0", "--region-size must be at least 1, got 0"),
+    ("--mc-samples", "1", "--mc-samples must be at least 2, got 1"),
+    ("--threads", "0", "--threads must be at least 1, got 0"),
+    ("--ssl-epochs", "0", "--ssl-epochs must be at least 1, got 0"),
+    ("--pseudo-label-max", "-1", "--pseudo-label-max must be at least 1, got -1"),
 ])
 def test_integer_flags_one_rule(tmp_path, capsys, no_training, flag, value, message):
     args = {"--initial": "5", "--budget": "5", "--rounds": "1", "--seed": "0"}

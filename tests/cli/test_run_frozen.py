@@ -93,8 +93,12 @@ def test_bad_encoder_file_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert _run(tmp_path / "x", "--encoder", str(bad), "--train-mode", "frozen") == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("medactive: error:") and "bad.pt" in err and "\n" not in err
+    # the one error line ends stderr; only progress lines ("loading ...") may precede it
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = lines[-1]
+    assert err.startswith("medactive: error:") and "bad.pt" in err
+    assert "Traceback" not in "\n".join(lines)
+    assert all(not line.startswith("medactive:") for line in lines[:-1])
     assert _run(tmp_path / "y", "--encoder", str(tmp_path / "missing.pt")) == 2
     assert "no such encoder file" in capsys.readouterr().err
 

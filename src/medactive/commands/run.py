@@ -235,7 +235,8 @@ def experiment_config(args, strategy: str):
 _COUNTS = (("initial", 1, ""), ("budget", 1, ""),
            ("rounds", 0, "0: train and evaluate on the initial set only"), ("seed", 0, ""),
            ("epochs", 1, ""), ("image_size", 1, ""), ("region_size", 1, ""),
-           ("mc_samples", 2, ""), ("threads", 1, ""))
+           ("mc_samples", 2, ""), ("threads", 1, ""), ("ssl_epochs", 1, ""),
+           ("pseudo_label_max", 1, ""))
 
 
 def check_counts(args) -> None:
