@@ -96,7 +96,9 @@ def test_pool_scoring_reports_progress(capsys):
     split = _toy_split()
     dataset = Dataset(name="toy", classes=["a", "b"], train=split, val=_toy_split(6),
                       test=_toy_split(6), in_channels=1)
-    task = ClassificationTask(dataset, get_preset("smoke", epochs=1), progress=True)
+    # batches of 4: a bar only when the images take more than one batch
+    task = ClassificationTask(dataset, get_preset("smoke", epochs=1, inference_batch_size=4),
+                              progress=True)
     model = task.fit(np.arange(8), task.pool_labels(np.arange(8)), seed=0)
     capsys.readouterr()
     task.predictions(model, seed=0).get("probas", np.arange(8, 24))
@@ -105,6 +107,8 @@ def test_pool_scoring_reports_progress(capsys):
     task.predictions(model, seed=0).get("mc_probas", np.arange(8, 24))
     err = capsys.readouterr().err
     assert "scoring the pool (MC dropout): 16/16 (100%) images" in err and _plain(err)
+    task.predictions(model, seed=0).get("probas", np.arange(8, 12))  # one batch: no line
+    assert "scoring the pool" not in capsys.readouterr().err
 
 
 def test_segmentation_training_writes_plain_lines(capsys):

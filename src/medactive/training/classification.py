@@ -272,10 +272,12 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
             progress: bool = False, desc: str = "predict",
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities ``[n, c]`` (and features ``[n, d]``) of ``split`` rows ``idx``, batched;
-    ``progress`` reports the images done under ``desc`` (:mod:`medactive.progress`)."""
+    ``progress`` reports the images done under ``desc`` (:mod:`medactive.progress`) when they
+    take more than one batch."""
     model.eval()
     probas, feats = [], []
-    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress)
+    # one batch is over before a bar would say anything
+    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress and len(idx) > batch_size)
     for start in range(0, len(idx), batch_size):
         x = _normalise(load_images(split, idx[start:start + batch_size], image_size)).to(device)
         h = model.features(x)
@@ -299,7 +301,7 @@ def predict_mc(model: Classifier, split: Split, idx: np.ndarray, *, n_samples: i
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     out = []
-    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress)
+    bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress and len(idx) > batch_size)
     for start in range(0, len(idx), batch_size):
         x = _normalise(load_images(split, idx[start:start + batch_size], image_size)).to(device)
         out.append(model.mc_head(model.features(x), n_samples, gen).double().cpu().numpy())
