@@ -377,7 +377,21 @@ def supervised_reference(config: ExperimentConfig, *, task=None) -> dict[str, fl
     model = task.fit(idx, task.pool_labels(idx), seed=derive_seed(config.seed, "supervised"))
     metrics = {f"val_{k}": v for k, v in task.evaluate(model, "val").items()}
     metrics.update({f"test_{k}": v for k, v in task.evaluate(model, "test").items()})
+    metrics.update(_training_summary(task, model))
     return metrics
+
+
+def _training_summary(task, model) -> dict[str, float]:
+    """How long the reference trained and which epoch (step) it kept: whether validation had
+    plateaued (a best epoch well before the last) or was still improving."""
+    summary = getattr(model, "training_summary", None)
+    if summary is not None:
+        return {k: float(v) for k, v in summary.items()}
+    log = getattr(task, "last_fit", None)
+    if log is not None and getattr(log, "best_iteration", None) is not None:
+        run = log.history[-1][0] if log.history else log.iterations
+        return {"iterations_run": float(run), "best_iteration": float(log.best_iteration)}
+    return {}
 
 
 def library_versions() -> dict[str, str]:

@@ -113,7 +113,10 @@ def loop_config(options):
 def supervised_reference(options, task):
     idx = np.arange(len(task.pool_ids))
     model = task.fit(idx, task.pool_labels(idx), seed=options["seed"])
-    return {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}
+    metrics = {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}
+    if options.get("epochs"):  # as the real backend's training summary
+        metrics.update(epochs_run=float(options["epochs"]), best_epoch=1.0)
+    return metrics
 
 
 def fake_grid(*, seeds=(0, 1), rounds=3, budgets=(5,), strategies=("fake_random",

@@ -43,7 +43,7 @@ def test_converged_reference_is_stored_apart_and_reported_beside(tmp_path):
     assert [r["strategy"] for r in rows][-2:] == ["fully_supervised",
                                                  "fully_supervised_converged"]
     refs = (tmp_path / "report" / "tables" / "references.md").read_text()
-    assert "| fake | Fully supervised, converged | 1 | 60 |" in refs
+    assert "| fake | Fully supervised, converged | 1 | 60 | epoch 1 of 7 |" in refs
 
 
 def test_a_store_with_references_only_has_a_report(tmp_path):
@@ -61,7 +61,13 @@ def test_cpu_presets_have_a_converged_reference():
         assert sum(u.converged for u in grid.supervised_units()) == 1
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0, "patience": 2}, {"epochs": 5},
+def test_patience_is_optional():
+    grid = replace(fake_grid(), converged_reference={"epochs": 9})
+    options = grid.unit_options(grid.supervised_units()[1])
+    assert options["epochs"] == 9 and "patience" not in options["train_options"]
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0, "patience": 2}, {"patience": 5},
                                  {"epochs": 5, "patience": 2, "x": 1}, "long"])
 def test_bad_converged_reference_is_refused(bad):
     with pytest.raises(ConfigError, match="converged_reference"):

@@ -28,9 +28,10 @@ def test_classifier_stops_after_patience_validations_without_improvement():
     validate, calls = _scores([0.5, 0.9, 0.8, 0.7, 0.6, 0.95, 0.99])
     cfg = get_preset("smoke", epochs=50, eval_every=1, patience=3)
     split = _toy_split()
-    fit_classifier(split, np.arange(40), split.labels, config=cfg, n_classes=2, in_channels=1,
-                   seed=0, validate=validate)
+    model = fit_classifier(split, np.arange(40), split.labels, config=cfg, n_classes=2,
+                           in_channels=1, seed=0, validate=validate)
     assert len(calls) == 5
+    assert model.training_summary == {"epochs_run": 5, "best_epoch": 2}
 
 
 def test_classifier_without_patience_trains_every_epoch():

@@ -865,12 +865,23 @@ def reference_rows(store: ResultStore) -> list[dict[str, Any]]:
             by_dataset[row["dataset"]].append(row)
         for dataset, rows in sorted(by_dataset.items()):
             metrics = sorted({k for r in rows for k in r["metrics"] if k.startswith("test_")})
+            kept = [_kept_text(r["metrics"]) for r in rows]
             out.append({"dataset": dataset, "reference": name, "seeds": len(rows),
+                        "kept": "; ".join(k for k in kept if k),
                         "n_labeled": rows[0]["n_labeled"],
                         "seconds": float(np.mean([r["seconds"] for r in rows])),
                         "metrics": {m: Cell.of([r["metrics"].get(m) for r in rows])
                                     for m in metrics}})
     return out
+
+
+def _kept_text(metrics: dict[str, float]) -> str:
+    """``"epoch 31 of 40"`` (or steps) from a reference's training summary, if stored."""
+    for best, run, unit in (("best_epoch", "epochs_run", "epoch"),
+                            ("best_iteration", "iterations_run", "step")):
+        if best in metrics and run in metrics:
+            return f"{unit} {metrics[best]:.0f} of {metrics[run]:.0f}"
+    return ""
 
 
 def _section_references(report: Report, references: list[dict[str, Any]]):
@@ -880,8 +891,8 @@ def _section_references(report: Report, references: list[dict[str, Any]]):
              ("Every pool label. *Rounds' recipe*: the training of one AL round (same epochs or "
               "iterations), so budget-matched to a round; *converged*: the grid's "
               "`converged_reference`, trained until the validation metric stops improving."),
-             "", "| dataset | reference | seeds | labels | test metrics | seconds |",
-             "|---|---|---:|---:|---|---:|"]
+             "", "| dataset | reference | seeds | labels | kept model | test metrics | seconds |",
+             "|---|---|---:|---:|---|---|---:|"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["dataset", "reference", "seeds", "n_labeled", "metric", "mean", "std",
@@ -896,7 +907,8 @@ def _section_references(report: Report, references: list[dict[str, Any]]):
             writer.writerow([row["dataset"], row["reference"], row["seeds"], row["n_labeled"],
                              metric, _num(cell.mean), _num(cell.std), f"{row['seconds']:.1f}"])
         lines.append(f"| {row['dataset']} | {row['reference']} | {row['seeds']} | "
-                     f"{row['n_labeled']} | {', '.join(shown)} | {row['seconds']:.0f} |")
+                     f"{row['n_labeled']} | {row['kept'] or '–'} | {', '.join(shown)} | "
+                     f"{row['seconds']:.0f} |")
     text = "\n".join(lines) + "\n"
     _write(report, report.out_dir / "tables" / "references.md", text)
     _write(report, report.out_dir / "tables" / "references.csv", out.getvalue())

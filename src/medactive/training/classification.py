@@ -179,6 +179,10 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    # how long it trained and which epoch it kept (a converged reference reports these)
+    model.training_summary = {"epochs_run": epoch + 1,
+                              "best_epoch": best_epoch + 1 if best_state is not None
+                              else epoch + 1}
     model.eval()
     return model
 
