@@ -110,3 +110,17 @@ def test_cli_prints_quality_and_refuses_other_settings(two_kind_npz, tmp_path, c
     assert main(["pretrain", "--data", str(two_kind_npz), "--out", str(out),
                  "--epochs", "0"]) == 2
     assert "--epochs must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_takes_classes_for_a_folder_with_a_rare_class(tmp_path, capsys):
+    from tests.cli.test_run import _label_folder
+
+    data = _label_folder(tmp_path / "imgs", ["benign", "malignant"] * 9 + ["rare"] * 3)
+    base = ["pretrain", "--data", str(data), "--epochs", "1", "--width", "4",
+            "--batch-size", "16"]
+    assert main([*base, "--out", str(tmp_path / "a.pt")]) == 2
+    assert "rare" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b.pt"),
+                 "--classes", "benign,malignant,rare"]) == 0
+    assert (tmp_path / "b.pt").exists()

@@ -43,6 +43,9 @@ def add_parsers(subparsers) -> None:
                    "RGB; standard: ±15° rotation and horizontal flips only")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--labels", default=None, help="labels CSV for an image folder")
+    p.add_argument("--classes", default=None, metavar="A,B,...",
+                   help="an image folder's classes, as `medactive run --classes` (needed when "
+                   "a class has fewer than 5 labelled images)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true",
@@ -97,7 +100,11 @@ def cmd_pretrain(args) -> int:
         raise ConfigError(f"--out {out} is a folder; give the encoder file's path")
     _set_threads(args.threads)
     device = resolve_device(args.device)
-    dataset = load_classification_data(args.data, labels=args.labels)
+    from medactive.commands.run import parse_classes
+
+    classes = parse_classes(args.classes)
+    dataset = load_classification_data(args.data, labels=args.labels,
+                                       **({"classes": classes} if classes else {}))
     if out.is_file() and not args.overwrite:
         try:
             stored = read_encoder_file(out)["key"]
