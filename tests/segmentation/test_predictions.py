@@ -124,3 +124,14 @@ def test_unknown_field_and_reduction(net_and_images):
         _preds(net, images).get("logits", np.arange(2))
     with pytest.raises(ConfigError, match="reduction"):
         _preds(net, images, reduction="median")
+
+
+def test_pool_scoring_reports_progress_when_asked(net_and_images, capsys):
+    # 7 slices in batches of 3: a plain line (stderr is not a terminal) ending at 7/7
+    net, images = net_and_images
+    quiet = _preds(net, images).score(entropy, "probas", np.arange(7))
+    assert capsys.readouterr().err == ""
+    loud = _preds(net, images, progress=True).score(entropy, "probas", np.arange(7))
+    err = capsys.readouterr().err
+    assert "scoring 7 slices (predictions)" in err and "7/7" in err and "\r" not in err
+    np.testing.assert_array_equal(quiet, loud)

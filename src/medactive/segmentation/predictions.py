@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from medactive._random import derive_seed
 from medactive.errors import ConfigError
 from medactive.predictions import FIELDS, Predictions
+from medactive.progress import progress_bar
 from medactive.segmentation.unet import UNet2D, mc_dropout
 
 #: how a slice's pixel scores become one score
@@ -130,6 +131,8 @@ class SegmentationPredictions(Predictions):
         batch_size: slices per forward pass (smaller for MC passes on large inputs).
         n_mc_samples: MC-dropout passes ``t`` behind ``"mc_probas"`` (settable).
         reduction: pixel → slice reduction of :meth:`score` (see :func:`reduce_pixels`).
+        progress: report passes over more than one batch (:mod:`medactive.progress`: a bar on
+            a terminal, plain lines otherwise).
 
     Example:
         >>> preds = task.predictions(model, seed=0)  # doctest: +SKIP
@@ -139,7 +142,8 @@ class SegmentationPredictions(Predictions):
 
     def __init__(self, net: UNet2D, images: torch.Tensor, *, seed: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 64,
-                 n_mc_samples: int = 20, reduction: str = "mean") -> None:
+                 n_mc_samples: int = 20, reduction: str = "mean", progress: bool = False
+                 ) -> None:
         reduction = check_reduction(reduction)
         self.net = net
         self.images = images
@@ -149,6 +153,7 @@ class SegmentationPredictions(Predictions):
         self.n_mc_samples = int(n_mc_samples)
         self.reduction = reduction
         self.n_pool = int(images.shape[0])
+        self.progress = bool(progress)
         self._embeddings: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- streaming
@@ -166,12 +171,19 @@ class SegmentationPredictions(Predictions):
         if field == "mc_probas" and self.n_mc_samples < 1:
             raise ConfigError(f"n_mc_samples must be at least 1, got {self.n_mc_samples}")
         chunk = self._chunk(field)
-        for number, start in enumerate(range(0, idx.size, chunk)):
-            x = self.images[torch.as_tensor(idx[start:start + chunk])].to(self.device)
-            if field == "probas":
-                yield number, self._probas(x)
-            else:
-                yield number, self._mc_probas(x, derive_seed(self.seed, "mc", number))
+        what = "MC-dropout passes" if field == "mc_probas" else "predictions"
+        bar = progress_bar(idx.size, desc=f"scoring {idx.size} slices ({what})", unit="slice",
+                           enabled=self.progress and idx.size > chunk)
+        try:
+            for number, start in enumerate(range(0, idx.size, chunk)):
+                x = self.images[torch.as_tensor(idx[start:start + chunk])].to(self.device)
+                if field == "probas":
+                    yield number, self._probas(x)
+                else:
+                    yield number, self._mc_probas(x, derive_seed(self.seed, "mc", number))
+                bar.update(len(x))
+        finally:
+            bar.close()
 
     @torch.no_grad()
     def _probas(self, x: torch.Tensor) -> np.ndarray:

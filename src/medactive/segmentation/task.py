@@ -245,7 +245,7 @@ class SegmentationTask:
         return SegmentationPredictions(model, self._pool_images, seed=seed, device=self.device,
                                        batch_size=self.preset.predict_batch_size,
                                        n_mc_samples=self.preset.n_mc_samples,
-                                       reduction=self.reduction)
+                                       reduction=self.reduction, progress=self.progress)
 
     def describe(self) -> dict[str, Any]:
         """Data source, preset (with its deviations from the survey), model and metric units."""
