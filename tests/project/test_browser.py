@@ -180,3 +180,60 @@ def test_label_in_browser_restart_and_two_annotators(tmp_path):
     assert got == labelled
     assert all(labels[s].source == "expert" for s in got)
     assert labels[bob_id].annotator == "bob"
+
+
+def test_refused_label_waiting_and_sign_out_in_browser(tmp_path):
+    """A label the server refuses (409) is shown as a message, the image stays and nothing is
+    saved; with the rest of the batch leased to someone else the page says so and until when,
+    not "done"; signing out gives the images back at once."""
+    sync_playwright = _chromium()
+    images = tmp_path / "images"
+    _write_xrays(images, 6)
+    proj = tmp_path / "proj"
+    store = init_project(proj, images, classes=["normal", "pneumonia"], initial=2)
+    query(store, strategy="random", budget=2)  # a batch of two
+    alice, bob = store.add_annotator("alice"), store.add_annotator("bob")
+
+    port = _free_port()
+    url = f"http://localhost:{port}/"  # the loopback name works as well as 127.0.0.1
+    server = _start_server(proj, port)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page_a = browser.new_context(bypass_csp=True).new_page()
+            page_b = browser.new_context(bypass_csp=True).new_page()
+            x = _sign_in(page_a, url, alice)
+            y = _sign_in(page_b, url, bob)
+            # alice's lease runs out (her laptop slept); bob, done with his image, gets hers
+            with store.transaction() as tx:
+                tx.execute("UPDATE queries SET lease_expires = 0 WHERE lease_annotator = 'alice'")
+            assert _press_and_wait(page_b, "1", y) == x
+
+            page_a.keyboard.press("2")  # refused: bob holds it now
+            page_a.wait_for_function(
+                "document.querySelector('#message').textContent.includes('bob')")
+            assert "error" in page_a.get_attribute("#message", "class")
+            assert "not saved" in page_a.text_content("#message")
+            assert page_a.text_content("#sample-id") == x
+            assert x not in store.current_labels()
+
+            page_a.keyboard.press("ArrowRight")  # nothing free: held, not done
+            page_a.wait_for_function("!document.querySelector('#done').hidden")
+            waiting = page_a.text_content("#done")
+            assert "1 image(s)" in waiting and "held by other annotators until" in waiting
+
+            page_b.click("#logout")  # bob signs out: his image is free at once
+            page_b.wait_for_function("!document.querySelector('#login-view').hidden")
+            page_a.keyboard.press("ArrowRight")
+            page_a.wait_for_function(
+                "x => document.querySelector('#sample-id').textContent === x", arg=x)
+            page_a.keyboard.press("2")
+            page_a.wait_for_function(
+                "document.querySelector('#done').textContent.includes('Nothing left')")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    labels = store.current_labels()
+    assert (labels[x].value, labels[x].annotator) == (1, "alice")
+    assert (labels[y].value, labels[y].annotator) == (0, "bob")

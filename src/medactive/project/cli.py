@@ -88,8 +88,16 @@ def add_parsers(subparsers) -> None:
                               description="Serve the labelling page. Annotators sign in with "
                               "the token from `medactive project add-annotator`.")
     p.add_argument("dir", help="project directory")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="bind address (default 127.0.0.1: this machine only; any other needs "
+                   "--allow-remote)")
+    p.add_argument("--port", type=int, default=8000, help="port 1..65535 (default 8000)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host reachable from other machines. The page speaks plain "
+                   "HTTP: put HTTPS in front of it (a reverse proxy such as nginx or Caddy)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers use to reach the page, e.g. the one the reverse "
+                   "proxy forwards (repeatable); requests naming another Host are refused (400)")
     p.add_argument("--lease-minutes", type=float, default=10.0,
                    help="how long an offered image stays reserved without activity")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="cap on mask uploads")
@@ -224,7 +232,14 @@ def cmd_serve(args) -> int:
 
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    print(f"serving {args.dir} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    serve(args.dir, host=args.host, port=args.port, lease_seconds=args.lease_minutes * 60,
-          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+
+    def listening(url: str) -> None:  # called once the port is bound
+        print(f"serving {args.dir} on {url} (Ctrl-C to stop)", flush=True)
+        if args.allow_remote:
+            print("reachable from other machines over plain HTTP: keep HTTPS in front of it",
+                  flush=True)
+
+    serve(args.dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
+          extra_hosts=args.allowed_host, lease_seconds=args.lease_minutes * 60,
+          max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), on_listening=listening)
     return 0

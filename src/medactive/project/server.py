@@ -10,7 +10,10 @@ Security model (the page runs on a clinician's workstation or a hospital intrane
   unknown key) is a 404.
 - Request bodies are capped (``max_upload_bytes``, 413 beyond), checked on the declared length
   and on the bytes actually received.
-- :func:`serve` binds to ``127.0.0.1`` unless told otherwise.
+- :func:`serve` binds to ``127.0.0.1`` unless told otherwise; another address needs
+  ``allow_remote`` (plain HTTP: HTTPS belongs in a reverse proxy in front). Requests whose
+  ``Host`` header names another host are refused (400), so a web page elsewhere cannot reach
+  the server through DNS rebinding.
 
 Region projects (``init --region-size``): an item is a patch; its description carries the
 patch's ``box`` (``x0, y0, x1, y1`` in the slice's pixels), the image is the whole slice (the
@@ -18,16 +21,30 @@ page outlines the patch), and a mask upload may be the patch or the whole slice 
 is kept).
 
 Leases: ``/api/next`` leases an item to the annotator for ``lease_seconds`` (renewed by the page
-while it is open); another annotator is never offered an item under an unexpired lease, and a
-label or skip of an item someone else holds is refused (409). Leases live in the database, so a
-restarted server keeps them. Each label is one transaction.
+while it is open); another annotator is never offered an item under an unexpired lease. When
+nothing is free it says whether items are still held by others, and until when (``held``,
+``next_free_at``); ``/api/logout`` gives the annotator's leases up. ``/api/lease`` takes the
+lease of an image the annotator goes back to (one they skipped). Leases live in the database, so
+a restarted server keeps them.
+
+Labels: a label is written only by the holder of the item's lease; a labelled item changes only
+by a correction that names the label it replaces (``replaces``: the ``label_seq`` the page
+shows), by that label's own annotator. Each write is one check-and-set transaction
+(:meth:`~medactive.project.store.ProjectStore.label_as_holder`): of two concurrent writes, the
+second gets 409 with a message saying why (403 for a correction of someone else's label).
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import ipaddress
+import json
 import logging
 import math
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,7 +55,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from medactive.errors import ConfigError, DataError
-from medactive.project.store import NewLabel, ProjectStore, QueryItem, Sample
+from medactive.project.store import LabelWrite, NewLabel, ProjectStore, QueryItem, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +130,113 @@ async def _send_413(send, max_bytes: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str, *, allow_remote: bool = False,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """The ``Host`` header names the server answers when bound to ``host``.
+
+    Loopback: ``localhost``, ``127.0.0.1`` and ``::1`` (and ``host``). Another address must be
+    asked for with ``allow_remote``; ``extra`` adds names, e.g. the one a reverse proxy in front
+    forwards. An address of every interface (``0.0.0.0``, ``::``) needs ``extra``: no request
+    names it.
+
+    Raises:
+        ConfigError: a non-loopback ``host`` without ``allow_remote``, or a wildcard address
+            without ``extra``.
+    """
+    names = {h.strip().lower().strip("[]") for h in extra if h.strip()}
+    if is_loopback(host):
+        return sorted({*LOOPBACK_HOSTS, host.strip().lower(), *names})
+    if not allow_remote:
+        raise ConfigError(f"--host {host} makes the page reachable from other machines over "
+                          "plain HTTP: pass --allow-remote if you mean it, and put HTTPS in front "
+                          "of it (a reverse proxy such as nginx or Caddy)")
+    try:
+        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        wildcard = False
+    if wildcard:
+        if not names:
+            raise ConfigError(f"--host {host} listens on every address of this machine: name "
+                              "the host names browsers use with --allowed-host NAME (requests "
+                              "for any other Host are refused)")
+        return sorted(names)
+    return sorted({host.strip().lower(), *names})
+
+
+def _host_name(header: str) -> str:
+    """The host of a ``Host`` header, without port and brackets, lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    if header.count(":") == 1:
+        header = header.partition(":")[0]
+    return header.rstrip(".")
+
+
+class HostCheckMiddleware:
+    """ASGI middleware answering 400 to requests whose ``Host`` header is not one of
+    ``allowed`` (port ignored: a reverse proxy may forward another one)."""
+
+    def __init__(self, app, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(h.lower() for h in allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if _host_name(raw) not in self.allowed:
+                body = json.dumps({"detail": f"host {raw!r} is not served here (served: "
+                                   f"{', '.join(sorted(self.allowed))})"}).encode()
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def check_port(port: int) -> None:
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--port must be 1..65535, got {port}")
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening, or a one-line :class:`ConfigError`
+    naming ``host:port`` (port taken, not an address of this machine, ...)."""
+    check_port(port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host.strip("[]"), int(port)))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = {errno.EADDRINUSE: "the port is in use (another server?): choose another with "
+                                 "--port",
+               errno.EADDRNOTAVAIL: "not an address of this machine",
+               errno.EACCES: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+        raise ConfigError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
 def _static(name: str) -> bytes:
     return resources.files("medactive.project").joinpath("static", name).read_bytes()
 
@@ -138,7 +262,8 @@ def render_png(store: ProjectStore, sample: Sample) -> bytes:
 
 
 def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               allowed_hosts: Sequence[str] | None = None):
     """The FastAPI application serving the project in ``directory``.
 
     Args:
@@ -146,6 +271,8 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         lease_seconds: how long an offered image stays reserved for its annotator without
             activity (the page renews it every minute while open).
         max_upload_bytes: cap on any request body (mask uploads).
+        allowed_hosts: ``Host`` header names to answer (see :func:`allowed_hosts`); others get
+            400. None: no check (tests); :func:`serve` always passes them.
     """
     from medactive.project.workflow import open_or_fail
 
@@ -199,6 +326,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 "score": None if item.score is None or math.isnan(item.score) else item.score,
                 "status": item.status,
                 "label": None if label is None else label.value,
+                "label_seq": None if label is None else label.seq,
                 "mask": None if label is None else label.mask_path is not None,
                 "labelled_by": None if label is None else label.annotator,
                 "held_by_other": store.held_by_other(sample.id, who),
@@ -229,10 +357,30 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     def next_item(review_skipped: bool = False, who: str = Depends(annotator)) -> dict[str, Any]:
         statuses = ("skipped",) if review_skipped else ("pending",)
         item = store.lease_next(who, seconds=lease_seconds, statuses=statuses)
-        if item is None:
-            return {"done": True, "progress": progress()}
+        if item is None:  # nothing free: done, or waiting for leases of others
+            held, until = store.held_by_others(who, statuses=statuses)
+            return {"done": held == 0, "waiting": held > 0, "held": held,
+                    "next_free_at": None if until is None else _iso(until),
+                    "progress": progress()}
         sample = store.sample(item.sample_id)
         return {"done": False, **describe(sample, item, who)}
+
+    @app.post("/api/lease")
+    async def take(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        body = await _json(request)
+        sample, _ = await run_in_threadpool(batch_item, str(body.get("key", "")))
+        taken, holder, until = await run_in_threadpool(store.take_lease, sample.id, who,
+                                                       seconds=lease_seconds)
+        if not taken:
+            detail = (f"another annotator ({holder}) holds this image until {_iso(until)}"
+                      if holder else "this image is labelled: nothing to lease")
+            raise HTTPException(status_code=409, detail=detail)
+        _, it = await run_in_threadpool(batch_item, str(sample.key))
+        return await run_in_threadpool(describe, sample, it, who)
+
+    @app.post("/api/logout")
+    def logout(who: str = Depends(annotator)) -> dict[str, Any]:
+        return {"released": store.release_leases(who)}
 
     @app.post("/api/renew")
     def renew(who: str = Depends(annotator)) -> dict[str, Any]:
@@ -253,6 +401,44 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             raise HTTPException(status_code=500, detail="image cannot be read") from exc
         return Response(data, media_type="image/png")
 
+    def what(lab) -> str:
+        if lab.value is None:
+            return "with a mask"
+        return store.classes[lab.value] if 0 <= lab.value < len(store.classes) else str(lab.value)
+
+    def refusal(out: LabelWrite) -> HTTPException:
+        """The HTTP answer to a refused label write (nothing was saved)."""
+        cur = out.current
+        if out.outcome == "held":
+            return HTTPException(status_code=409, detail=(
+                f"another annotator ({out.holder}) holds this image until "
+                f"{_iso(out.holder_until)}; your label was not saved"))
+        if out.outcome == "not_leased":
+            return HTTPException(status_code=409, detail=(
+                "this image is not leased to you (skipped, signed out, or taken over after your "
+                "lease ran out): open it again, then label it; your label was not saved"))
+        if out.outcome == "labelled":
+            return HTTPException(status_code=409, detail=(
+                f"already labelled {what(cur)} by {cur.annotator}: a change must be sent as a "
+                "correction of that label; your label was not saved"))
+        if out.outcome == "stale":
+            now = f"now {what(cur)} by {cur.annotator}" if cur else "it has none now"
+            return HTTPException(status_code=409, detail=(
+                f"the label changed since you saw it ({now}); your label was not saved"))
+        if out.outcome == "not_owner":
+            return HTTPException(status_code=403, detail=(
+                f"only {cur.annotator}, who labelled this image {what(cur)}, can correct that "
+                "label; your label was not saved"))
+        return HTTPException(status_code=409, detail="this image is not open for labelling")
+
+    def replaces_of(raw) -> int | None:
+        if raw is None:
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise HTTPException(status_code=422, detail="replaces must be the label_seq of the "
+                                                        "label being corrected")
+        return raw
+
     @app.post("/api/label")
     async def label(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
         body = await _json(request)
@@ -264,10 +450,12 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 0 <= value < len(store.classes)):
             raise HTTPException(status_code=422, detail=f"value must be a class index "
                                                         f"0..{len(store.classes) - 1}")
-        if not await run_in_threadpool(store.label_if_free, NewLabel(sample.id, value=value),
-                                       annotator=who):
-            raise HTTPException(status_code=409, detail="another annotator holds this image")
-        return {"ok": True, "progress": progress()}
+        replaces = replaces_of(body.get("replaces"))
+        out = await run_in_threadpool(store.label_as_holder, NewLabel(sample.id, value=value),
+                                      annotator=who, replaces=replaces)
+        if not out.ok:
+            raise refusal(out)
+        return {"ok": True, "label_seq": out.current.seq, "progress": progress()}
 
     @app.post("/api/skip")
     async def skip(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
@@ -280,7 +468,8 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         return {"ok": True, "progress": progress()}
 
     @app.post("/api/mask/{key}")
-    async def mask(key: str, request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+    async def mask(key: str, request: Request, replaces: int | None = None,
+                   who: str = Depends(annotator)) -> dict[str, Any]:
         data = await request.body()  # read first: the size cap applies to every upload
         sample, _ = await run_in_threadpool(batch_item, key)
         if store.task != "segmentation":
@@ -294,10 +483,11 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             rel = await run_in_threadpool(save_uploaded_mask, store, sample, data, suffix)
         except DataError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        if not await run_in_threadpool(store.label_if_free, NewLabel(sample.id, mask_path=rel),
-                                       annotator=who):
-            raise HTTPException(status_code=409, detail="another annotator holds this image")
-        return {"ok": True, "progress": progress()}
+        out = await run_in_threadpool(store.label_as_holder, NewLabel(sample.id, mask_path=rel),
+                                      annotator=who, replaces=replaces)
+        if not out.ok:
+            raise refusal(out)
+        return {"ok": True, "label_seq": out.current.seq, "progress": progress()}
 
     async def _json(request: Request) -> dict[str, Any]:
         try:
@@ -312,18 +502,35 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     async def not_found(request: Request, exc) -> JSONResponse:
         return JSONResponse({"detail": "not found"}, status_code=404)
 
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, allowed=list(allowed_hosts))
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)  # outermost
     return app
 
 
 def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
+          allow_remote: bool = False, extra_hosts: Sequence[str] = (),
           lease_seconds: float = DEFAULT_LEASE_SECONDS,
-          max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
-    """Run the labelling page with uvicorn until interrupted."""
+          max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+          on_listening: Callable[[str], None] | None = None) -> None:
+    """Run the labelling page with uvicorn until interrupted.
+
+    Everything that can fail is checked before ``on_listening(url)`` is called: the port, the
+    host policy (:func:`allowed_hosts`), the project, and the bind itself (the bound socket is
+    handed to uvicorn, so nobody can take the port in between).
+    """
     import uvicorn
 
-    app = create_app(directory, lease_seconds=lease_seconds, max_upload_bytes=max_upload_bytes)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("serving on %s: reachable from other machines; use HTTPS in front of it",
-                       host)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    check_port(port)
+    hosts = allowed_hosts(host, allow_remote=allow_remote, extra=extra_hosts)
+    app = create_app(directory, lease_seconds=lease_seconds, max_upload_bytes=max_upload_bytes,
+                     allowed_hosts=hosts)
+    sock = open_socket(host, port)
+    try:
+        if on_listening is not None:
+            shown = f"[{host}]" if ":" in host else host
+            on_listening(f"http://{shown}:{port}/")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

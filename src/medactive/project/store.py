@@ -15,6 +15,9 @@ Tables:
   (classification) or ``mask_path`` a mask file inside the project (segmentation); ``annotator``,
   ``created_at``, ``round`` (the labeled set ``L_round`` the sample joins) and ``source``
   (``expert`` = web page, ``import``, ``initial`` = given at ``init``).
+- ``corrections``: which label row (``seq``) replaced which (``replaces``), by whom and when: a
+  label given on the page changes only by such an explicit correction of its own annotator
+  (:meth:`ProjectStore.label_as_holder`).
 - ``rounds`` and ``queries``: each ``project query`` stores one batch: round ``k``'s batch forms
   ``L_k`` (round 0: the random initial set), with each sample's rank, score and status
   (``pending``, ``labelled``, ``skipped``) and a lease (annotator + expiry) so that two
@@ -80,6 +83,12 @@ CREATE TABLE IF NOT EXISTS labels (
     CHECK ((value IS NULL) <> (mask_path IS NULL))
 );
 CREATE INDEX IF NOT EXISTS labels_sample ON labels(sample_id, seq);
+CREATE TABLE IF NOT EXISTS corrections (
+    seq INTEGER PRIMARY KEY REFERENCES labels(seq),
+    replaces INTEGER NOT NULL REFERENCES labels(seq),
+    annotator TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY,
     strategy TEXT NOT NULL,
@@ -172,6 +181,29 @@ class QueryItem:
     status: str
     lease_annotator: str | None
     lease_expires: float | None
+
+
+@dataclass(frozen=True)
+class LabelWrite:
+    """What :meth:`ProjectStore.label_as_holder` did.
+
+    ``outcome`` is ``written`` (a first label or a correction), ``same`` (the label already is
+    that; nothing written) or a refusal, nothing written: ``held`` (another annotator's lease:
+    ``holder`` until ``holder_until``), ``not_leased`` (the item is not leased to this
+    annotator), ``closed`` (not an open item of a batch), ``labelled`` (it has a label and the
+    write is no correction of it), ``stale`` (the correction names a label that is no longer
+    current) or ``not_owner`` (the current label is another annotator's). ``current`` is the
+    sample's label after the call.
+    """
+
+    outcome: str
+    current: Label | None
+    holder: str | None = None
+    holder_until: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("written", "same")
 
 
 @dataclass(frozen=True)
@@ -359,6 +391,63 @@ class ProjectStore:
             self.write_labels([label], annotator=annotator, source=source, tx=tx)
         return True
 
+    def label_as_holder(self, label: NewLabel, *, annotator: str,
+                        replaces: int | None = None) -> LabelWrite:
+        """Write a label from the page: a check-and-set in one ``BEGIN IMMEDIATE`` transaction.
+
+        A sample without a label is labelled only by the annotator its batch item is leased to
+        (their lease, even if it ran out, as long as nobody else took it). A sample with a label
+        changes only by a correction: ``replaces`` names the ``seq`` of the current label, and
+        only that label's own annotator may correct it (there is no adjudicator role yet); the
+        correction is recorded in ``corrections``. Of two concurrent writes the second sees the
+        first one's result and is refused (``labelled`` or ``stale``).
+
+        Returns:
+            A :class:`LabelWrite`; nothing is written unless its ``outcome`` is ``written``.
+        """
+        with self.transaction() as tx:
+            row = tx.execute("SELECT * FROM labels WHERE sample_id = ? ORDER BY seq DESC "
+                             "LIMIT 1", (label.sample_id,)).fetchone()
+            current = None if row is None else Label(**dict(row))
+            same = current is not None and (current.value, current.mask_path) == (
+                label.value, label.mask_path) and current.annotator == annotator
+            if current is None:
+                if replaces is not None:
+                    return LabelWrite("stale", None)
+                item = tx.execute("SELECT status, lease_annotator, lease_expires FROM queries "
+                                  "WHERE sample_id = ? ORDER BY round DESC LIMIT 1",
+                                  (label.sample_id,)).fetchone()
+                if item is None or item["status"] == "labelled":
+                    return LabelWrite("closed", None)
+                holder, until = item["lease_annotator"], item["lease_expires"]
+                if holder != annotator:
+                    if holder is not None and until is not None and until > time.time():
+                        return LabelWrite("held", None, holder, until)
+                    return LabelWrite("not_leased", None)
+            elif same and replaces in (None, current.seq):
+                return LabelWrite("same", current)
+            elif replaces is None:
+                return LabelWrite("labelled", current)
+            elif replaces != current.seq:
+                return LabelWrite("stale", current)
+            elif current.annotator != annotator:
+                return LabelWrite("not_owner", current)
+            self.write_labels([label], annotator=annotator, source="expert", tx=tx)
+            seq = int(tx.execute("SELECT last_insert_rowid()").fetchone()[0])
+            if current is not None:
+                tx.execute("INSERT INTO corrections(seq, replaces, annotator, created_at) "
+                           "VALUES (?,?,?,?)", (seq, current.seq, annotator, now_iso()))
+            new = Label(**dict(tx.execute("SELECT * FROM labels WHERE seq = ?",
+                                          (seq,)).fetchone()))
+        return LabelWrite("written", new)
+
+    def corrections(self, sample_id: str) -> list[dict[str, Any]]:
+        """The corrections of ``sample_id``'s labels, oldest first: ``{"seq", "replaces",
+        "annotator", "created_at"}`` (``seq`` the new label row, ``replaces`` the old one)."""
+        return [dict(r) for r in self.execute(
+            "SELECT c.* FROM corrections c JOIN labels l ON l.seq = c.seq "
+            "WHERE l.sample_id = ? ORDER BY c.seq", (sample_id,))]
+
     def label_history(self, sample_id: str) -> list[Label]:
         rows = self.execute("SELECT * FROM labels WHERE sample_id = ? ORDER BY seq", (sample_id,))
         return [Label(**dict(r)) for r in rows]
@@ -463,17 +552,18 @@ class ProjectStore:
         """Lease the next open item to ``annotator`` (one transaction).
 
         An annotator holds at most one lease: if they already hold an unexpired lease on an
-        open item it is renewed and returned. Otherwise the first item (by round, rank) with a
-        status in ``statuses`` and no unexpired lease of someone else is leased. Returns None
-        when nothing is left.
+        item with a status in ``statuses`` it is renewed and returned. Otherwise the first item
+        (by round, rank) with a status in ``statuses`` and no unexpired lease of someone else is
+        leased (and any other lease of theirs given up). Returns None when nothing is free:
+        :meth:`held_by_others` tells whether items are still held.
         """
         now = time.time()
         marks = ",".join("?" * len(statuses))
         with self.transaction() as tx:
             row = tx.execute(
                 "SELECT round, sample_id FROM queries WHERE lease_annotator = ? AND "
-                "lease_expires > ? AND status != 'labelled' ORDER BY round, rank LIMIT 1",
-                (annotator, now)).fetchone()
+                f"lease_expires > ? AND status IN ({marks}) ORDER BY round, rank LIMIT 1",
+                (annotator, now, *statuses)).fetchone()
             if row is None:
                 row = tx.execute(
                     f"SELECT round, sample_id FROM queries WHERE status IN ({marks}) AND "
@@ -492,6 +582,44 @@ class ProjectStore:
                 (row["round"], row["sample_id"])).fetchone()
         return QueryItem(**dict(item))
 
+    def take_lease(self, sample_id: str, annotator: str, *,
+                   seconds: float) -> tuple[bool, str | None, float | None]:
+        """Lease ``sample_id``'s open batch item to ``annotator`` (going back to an image they
+        skipped), giving up their other leases, unless another annotator holds it: one
+        transaction.
+
+        Returns:
+            ``(taken, holder, until)``: ``taken`` False when the item is labelled or not in a
+            batch (``holder`` None) or another annotator holds it (``holder`` until ``until``).
+        """
+        now = time.time()
+        with self.transaction() as tx:
+            row = tx.execute("SELECT round, status, lease_annotator, lease_expires FROM queries "
+                             "WHERE sample_id = ? ORDER BY round DESC LIMIT 1",
+                             (sample_id,)).fetchone()
+            if row is None or row["status"] == "labelled":
+                return False, None, None
+            holder, until = row["lease_annotator"], row["lease_expires"]
+            if holder not in (None, annotator) and until is not None and until > now:
+                return False, holder, until
+            tx.execute("UPDATE queries SET lease_annotator = NULL, lease_expires = NULL "
+                       "WHERE lease_annotator = ?", (annotator,))
+            tx.execute("UPDATE queries SET lease_annotator = ?, lease_expires = ? "
+                       "WHERE round = ? AND sample_id = ?",
+                       (annotator, now + seconds, row["round"], sample_id))
+        return True, annotator, now + seconds
+
+    def held_by_others(self, annotator: str, *,
+                       statuses: Sequence[str] = ("pending",)) -> tuple[int, float | None]:
+        """Items with a status in ``statuses`` under another annotator's unexpired lease:
+        ``(how many, when the first of those leases runs out)`` (``(0, None)`` if none)."""
+        marks = ",".join("?" * len(statuses))
+        row = self._conn().execute(
+            f"SELECT COUNT(*), MIN(lease_expires) FROM queries WHERE status IN ({marks}) AND "
+            "lease_annotator IS NOT NULL AND lease_annotator != ? AND lease_expires > ?",
+            (*statuses, annotator, time.time())).fetchone()
+        return int(row[0]), (None if row[1] is None else float(row[1]))
+
     def renew_lease(self, annotator: str, *, seconds: float) -> int:
         """Extend ``annotator``'s unexpired leases; returns how many."""
         now = time.time()
@@ -501,10 +629,16 @@ class ProjectStore:
                              (now + seconds, annotator, now))
             return cur.rowcount
 
-    def release_leases(self, annotator: str) -> None:
+    def release_leases(self, annotator: str) -> int:
+        """Give up all of ``annotator``'s leases (signing out); returns how many were
+        unexpired."""
         with self.transaction() as tx:
+            n = tx.execute("SELECT COUNT(*) FROM queries WHERE lease_annotator = ? AND "
+                           "lease_expires > ? AND status != 'labelled'",
+                           (annotator, time.time())).fetchone()[0]
             tx.execute("UPDATE queries SET lease_annotator = NULL, lease_expires = NULL "
                        "WHERE lease_annotator = ?", (annotator,))
+        return int(n)
 
     # -- models ----------------------------------------------------------------------------------
     def add_model(self, rnd: int, checkpoint: str | None, metrics: dict[str, float], *,

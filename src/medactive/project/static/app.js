@@ -13,6 +13,7 @@ const state = {
   review: false,    // offering skipped images instead of pending ones
   pixels: null,     // ImageData of the image as served (before windowing)
   busy: false,
+  recheck: null,    // timer asking again when the leases of others run out
   // segmentation: the drawing layer of the item on screen, one class index per image pixel
   mask: null,       // {width, height, data: Uint8Array(height * width)}, row-major
   masks: new Map(), // item key -> its layer, so going back shows what was drawn this session
@@ -34,7 +35,7 @@ async function api(method, path, body) {
   return checked(await fetch(path, options));
 }
 
-// a server answer, or an Error with its detail (401: sign out)
+// a server answer, or an Error with its detail and HTTP status (401: sign out)
 async function checked(response) {
   if (response.status === 401) {
     signOut("Your token was not accepted; sign in again.");
@@ -43,9 +44,19 @@ async function checked(response) {
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    throw new Error(detail);
+    const error = new Error(detail);
+    error.status = response.status;
+    throw error;
   }
   return response;
+}
+
+// a refused write (409: someone else holds or labelled the image, or the label changed; 403: a
+// correction of someone else's label): show the image as it is now, then say why
+async function refused(error) {
+  if (error.status !== 409 && error.status !== 403) throw error;
+  if (state.item) await showKey(state.item.key);
+  say(error.message, true);
 }
 
 function say(text, isError) {
@@ -54,7 +65,14 @@ function say(text, isError) {
   el.className = isError ? "error" : "";
 }
 
+// the sign-out button: give this annotator's images back first, so nobody waits for them
+async function logOut() {
+  try { await api("POST", "/api/logout"); } catch (e) { /* signed out anyway */ }
+  signOut("Signed out; your images are free for other annotators.");
+}
+
 function signOut(message) {
+  clearTimeout(state.recheck);
   state.token = "";
   sessionStorage.removeItem("medactive-token");
   $("label-view").hidden = true;
@@ -294,12 +312,12 @@ async function goNext() {
   const path = "/api/next" + (state.review ? "?review_skipped=true" : "");
   const data = await (await api("POST", path)).json();
   showProgress(data.progress);
-  if (data.done) {
+  if (data.key === undefined) {  // nothing free: done, or images held by others
     if (state.review) {
       state.review = false;
       return goNext();
     }
-    return showDone(data.progress);
+    return data.done ? showDone(data.progress) : showWaiting(data);
   }
   if (state.history[state.history.length - 1] !== data.key) state.history.push(data.key);
   state.pos = state.history.length - 1;
@@ -307,25 +325,53 @@ async function goNext() {
 }
 
 async function showKey(key) {
-  const data = await (await api("GET", `/api/item/${key}`)).json();
+  let data = await (await api("GET", `/api/item/${key}`)).json();
+  if (data.status !== "labelled" && data.label === null && !data.held_by_other) {
+    // an image not labelled yet (one skipped): take its lease, so that a label can be given
+    try {
+      data = await (await api("POST", "/api/lease", { key })).json();
+    } catch (e) {
+      if (e.status !== 409) throw e;
+      data.held_by_other = true;  // taken meanwhile
+    }
+  }
   showProgress(data.progress);
   await show(data);
 }
 
-function showDone(p) {
+function clearItem() {
+  clearTimeout(state.recheck);
   state.item = null;
   state.mask = null;
   state.stroke = null;
   $("canvas").hidden = true;
   $("overlay").hidden = true;
   $("done").hidden = false;
-  $("done").textContent = "Nothing left to label in this batch. Thank you!";
   $("sample-id").textContent = "";
   $("sample-info").textContent = "";
   $("current-label").textContent = "";
+  markLabel(null);
+}
+
+function showDone(p) {
+  clearItem();
+  $("done").textContent = "Nothing left to label in this batch. Thank you!";
   $("review-skipped").hidden = !(p && p.skipped_all > 0);
   $("review-skipped").textContent = `Review ${p ? p.skipped_all : 0} skipped image(s)`;
-  markLabel(null);
+}
+
+// the rest of the batch is leased to other annotators (perhaps a tab closed without signing
+// out): say how many and until when, and ask again when the first lease runs out
+function showWaiting(data) {
+  clearItem();
+  const until = new Date(data.next_free_at);
+  $("done").textContent = `${data.held} image(s) of this batch are held by other annotators ` +
+    `until ${until.toLocaleTimeString()} at the latest (sooner if they label them or sign ` +
+    "out). Press Next (→) to check again.";
+  $("review-skipped").hidden = true;
+  const wait = Math.max(1000, until.getTime() - Date.now() + 1000);
+  state.recheck = setTimeout(() => { if (state.item === null) guarded(goNext); },
+                             Math.min(wait, 2147483647));
 }
 
 async function show(item) {
@@ -339,6 +385,7 @@ async function show(item) {
   const ctx = off.getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
   state.pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+  clearTimeout(state.recheck);
   state.item = item;
   $("done").hidden = true;
   $("review-skipped").hidden = true;
@@ -441,10 +488,19 @@ async function guarded(fn) {
   }
 }
 
+// a label for the image on screen; changing the label shown is a correction that names it
+// (`replaces`), so a label changed meanwhile is never overwritten unseen
 function label(value) {
   return guarded(async () => {
     if (!state.item || state.project.task !== "classification") return;
-    const data = await (await api("POST", "/api/label", { key: state.item.key, value })).json();
+    const body = { key: state.item.key, value };
+    if (state.item.label_seq !== null) body.replaces = state.item.label_seq;
+    let data;
+    try {
+      data = await (await api("POST", "/api/label", body)).json();
+    } catch (e) {
+      return refused(e);
+    }
     showProgress(data.progress);
     markLabel(value);
     await goNext();
@@ -478,7 +534,8 @@ async function postMask(body, filename) {
   if (body.size > state.project.max_upload_bytes) {
     throw new Error(`The mask is larger than ${state.project.max_upload_bytes} bytes.`);
   }
-  await checked(await fetch(`/api/mask/${state.item.key}`, {
+  const replaces = state.item.label_seq !== null ? `?replaces=${state.item.label_seq}` : "";
+  await checked(await fetch(`/api/mask/${state.item.key}${replaces}`, {
     method: "POST",
     headers: { Authorization: "Bearer " + state.token, "X-Filename": filename,
                "Content-Type": "application/octet-stream" },
@@ -490,7 +547,11 @@ function uploadMask() {
   return guarded(async () => {
     const file = $("mask-file").files[0];
     if (!state.item || !file) return say("Choose a mask file first.", true);
-    await postMask(file, file.name);
+    try {
+      await postMask(file, file.name);
+    } catch (e) {
+      return refused(e);
+    }
     $("mask-file").value = "";
     await goNext();
   });
@@ -500,7 +561,11 @@ function saveDrawnMask() {
   return guarded(async () => {
     if (!state.item || !state.mask) return;
     const m = state.mask;
-    await postMask(await greyPng(m.data, m.width, m.height), "drawn.png");
+    try {
+      await postMask(await greyPng(m.data, m.width, m.height), "drawn.png");
+    } catch (e) {
+      return refused(e);
+    }
     await goNext();
   });
 }
@@ -536,7 +601,7 @@ window.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     signIn($("token").value.trim());
   });
-  $("logout").addEventListener("click", () => signOut(""));
+  $("logout").addEventListener("click", logOut);
   $("skip").addEventListener("click", skip);
   $("back").addEventListener("click", back);
   $("forward").addEventListener("click", forward);
