@@ -910,9 +910,14 @@ def _section_references(report: Report, references: list[dict[str, Any]]):
                      f"{row['n_labeled']} | {row['kept'] or '–'} | {', '.join(shown)} | "
                      f"{row['seconds']:.0f} |")
     text = "\n".join(lines) + "\n"
-    _write(report, report.out_dir / "tables" / "references.md", text)
-    _write(report, report.out_dir / "tables" / "references.csv", out.getvalue())
+    _write_table(report, "references", text, out.getvalue())
     return [text]
+
+
+def _write_table(report: Report, stem: str, markdown: str, csv_text: str) -> None:
+    """``tables/<stem>.md`` and ``tables/<stem>.csv``."""
+    _write(report, report.out_dir / "tables" / f"{stem}.md", markdown)
+    _write(report, report.out_dir / "tables" / f"{stem}.csv", csv_text)
 
 
 def _write(report: Report, path: Path, text: str) -> None:
@@ -1027,13 +1032,12 @@ def _section_survey(report: Report, tables: list[ResultTable], specs: dict):
     ranks = survey_rank_rows(tables, specs)
     if ranks:
         text = survey_ranks_markdown(ranks)
-        _write(report, report.out_dir / "tables" / "survey_ranks.md", text)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(ranks[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows({**r, "rho": "" if r["rho"] is None else f"{r['rho']:.4f}"}
                          for r in ranks)
-        _write(report, report.out_dir / "tables" / "survey_ranks.csv", out.getvalue())
+        _write_table(report, "survey_ranks", text, out.getvalue())
         intro = ("Every rank correlation of this report with the survey (the strategies' area "
                  "under the budget curve, ours against the table beside it):")
         page = [intro, "", text, *page]
@@ -1058,6 +1062,5 @@ def _section_timing(report: Report, store: ResultStore):
                      f"| {row['rounds']} | {row['round_seconds']:.1f} | "
                      f"{row['query_seconds']:.2f} | {row['total_seconds']:.0f} |")
     text = "\n".join(lines) + "\n"
-    _write(report, report.out_dir / "tables" / "timing.md", text)
-    _write(report, report.out_dir / "tables" / "timing.csv", out.getvalue())
+    _write_table(report, "timing", text, out.getvalue())
     return ["## Wall time", "", text]

@@ -104,26 +104,6 @@ CREATE TABLE IF NOT EXISTS rounds (
     finished_at REAL NOT NULL,
     PRIMARY KEY (dataset, strategy, budget, seed, round)
 );
-CREATE TABLE IF NOT EXISTS supervised (
-    dataset TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    n_labeled INTEGER NOT NULL,
-    metrics TEXT NOT NULL,
-    options TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (dataset, seed)
-);
-CREATE TABLE IF NOT EXISTS converged (
-    dataset TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    n_labeled INTEGER NOT NULL,
-    metrics TEXT NOT NULL,
-    options TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (dataset, seed)
-);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     unit TEXT NOT NULL,
@@ -142,15 +122,28 @@ CREATE TRIGGER IF NOT EXISTS rounds_no_update BEFORE UPDATE ON rounds
 BEGIN SELECT RAISE(ABORT, 'finished results are never rewritten'); END;
 CREATE TRIGGER IF NOT EXISTS rounds_no_delete BEFORE DELETE ON rounds
 BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS supervised_no_update BEFORE UPDATE ON supervised
+"""
+
+#: the two fully supervised reference tables (rounds' recipe; converged), same columns,
+#: finished rows never rewritten nor deleted
+_REFERENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {t} (
+    dataset TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    n_labeled INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    options TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (dataset, seed)
+);
+CREATE TRIGGER IF NOT EXISTS {t}_no_update BEFORE UPDATE ON {t}
 BEGIN SELECT RAISE(ABORT, 'finished results are never rewritten'); END;
-CREATE TRIGGER IF NOT EXISTS supervised_no_delete BEFORE DELETE ON supervised
-BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS converged_no_update BEFORE UPDATE ON converged
-BEGIN SELECT RAISE(ABORT, 'finished results are never rewritten'); END;
-CREATE TRIGGER IF NOT EXISTS converged_no_delete BEFORE DELETE ON converged
+CREATE TRIGGER IF NOT EXISTS {t}_no_delete BEFORE DELETE ON {t}
 BEGIN SELECT RAISE(ABORT, 'finished results are never deleted'); END;
 """
+_SCHEMA += "".join(
+    _REFERENCE_SCHEMA.format(t=t) for t in ("supervised", "converged"))
 
 
 def store_path(directory: str | Path) -> Path:
