@@ -1,11 +1,11 @@
-"""Commands ``medactive project init|status|query|export|import|train|add-annotator``, ``serve``."""
+"""Commands ``medactive project init|status|query|export|import|train|add-annotator|exclude|
+relocate``, ``serve``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import sys
 
 from medactive.errors import ConfigError
 
@@ -40,20 +40,49 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--region-size", type=int, default=None, metavar="P",
                    help="segmentation: label P x P patches of the slices (original pixels) "
                    "instead of whole slices")
+    p.add_argument("--exclude", default=None, metavar="IDS|FILE",
+                   help="leave these samples out from the start (comma-separated ids, or a "
+                   "file of ids); e.g. the unreadable files init lists")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("status", help="counts, rounds and the latest metrics")
+    p = sub.add_parser("status", help="counts, rounds, the latest metrics and the image files; "
+                       "exit 1 when an image is missing, changed or unreadable")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--verify", action="store_true", help="re-hash every image file")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash and fully decode every image file")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("exclude", help="leave samples out (e.g. unreadable images); labels and "
+                       "history are kept",
+                       description="Leave samples out of the project: they leave the pool, "
+                       "the evaluation sets, queries, training and exports. Their labels, "
+                       "batches and history stay in the database (a label of an excluded "
+                       "sample is kept but no longer used); --undo brings them back.")
+    p.add_argument("dir")
+    p.add_argument("ids", metavar="IDS|FILE",
+                   help="comma-separated sample ids, or a file: one id per line, or a CSV "
+                   "with an 'id' column (segmentation: a volume id stands for its slices)")
+    p.add_argument("--reason", default="", help="why (recorded, shown by status)")
+    p.add_argument("--by", default=None, help="who (recorded; default: your login name)")
+    p.add_argument("--undo", action="store_true", help="bring excluded samples back")
+    p.set_defaults(func=cmd_exclude)
+
+    p = sub.add_parser("relocate", help="point the project at its moved image folder",
+                       description="Point the project at a new image folder after the images "
+                       "were moved. Every file's content hash must match the one stored at "
+                       "init; otherwise all missing and changed files are listed and nothing "
+                       "is changed.")
+    p.add_argument("dir")
+    p.add_argument("--images", required=True, help="the image folder's new location")
+    p.set_defaults(func=cmd_relocate)
 
     p = sub.add_parser("query", help="select the next batch and store it as pending")
     p.add_argument("dir")
     p.add_argument("--strategy", required=True, help="strategy (see `medactive strategies`)")
     p.add_argument("--budget", type=int, required=True, help="batch size")
     p.add_argument("--initial", type=int, default=None,
-                   help="size of the random initial batch (first query only)")
+                   help="size of the random initial batch (first query only; at least 1)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--allow-partial", action="store_true",
                    help="query although the current batch is not fully labelled")
@@ -116,11 +145,13 @@ def cmd_init(args) -> int:
     store = init_project(args.dir, args.images, task=args.task, classes=classes,
                          labels=args.labels, initial=args.initial, seed=args.seed,
                          preset=args.preset, epochs=args.epochs, image_size=args.image_size,
-                         channels=args.channels, region_size=args.region_size)
+                         channels=args.channels, region_size=args.region_size,
+                         exclude=args.exclude, progress=True)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
           f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "
-          f"{counts['samples']['test']}), classes {', '.join(store.classes)}")
+          f"{counts['samples']['test']}), classes {', '.join(store.classes)}"
+          + (f"; {counts['excluded']} excluded" if counts["excluded"] else ""))
     if any(counts["labelled"].values()):
         print("labels: " + ", ".join(f"{k} {v}" for k, v in counts["labelled"].items()))
     return 0
@@ -129,10 +160,10 @@ def cmd_init(args) -> int:
 def cmd_status(args) -> int:
     from medactive.project.workflow import open_or_fail, status
 
-    info = status(open_or_fail(args.dir), verify=args.verify)
+    info = status(open_or_fail(args.dir), verify=args.verify, progress=True)
     if args.json:
         print(json.dumps(_finite(info), indent=2, default=str))
-        return 0 if info["integrity"] == "ok" else 1
+        return 0 if info["ok"] else 1
     s, lab = info["samples"], info["labelled"]
     print(f"project {info['directory']} ({info['task']}, classes {', '.join(info['classes'])})")
     print(f"images: {info['images']}")
@@ -151,12 +182,40 @@ def cmd_status(args) -> int:
         print(f"latest model: round {model['round']} on {model['n_labeled']} labels"
               + (f": {metrics}" if metrics else " (no labelled val/test samples)"))
     print(f"annotators: {', '.join(info['annotators']) or 'none'}")
-    if args.verify:
-        for key in ("missing_images", "changed_images"):
-            if info[key]:
-                print(f"{key.replace('_', ' ')}: {len(info[key])} ({', '.join(info[key][:5])})")
-    print(f"database integrity: {info['integrity']}")
-    return 0 if info["integrity"] == "ok" else 1
+    excluded = info["excluded"]
+    if excluded:
+        shown = ", ".join(f"{e['sample_id']}: {e['reason']}" if e["reason"] else e["sample_id"]
+                          for e in excluded[:10])
+        more = f", ... {len(excluded) - 10} more (--json lists all)" if len(excluded) > 10 else ""
+        print(f"excluded: {len(excluded)} ({shown}{more})")
+    problems = []
+    for key, title in (("missing_files", "missing images"), ("changed_files", "changed images")):
+        if info.get(key):
+            problems.append(f"{len(info[key])} {title.split()[0]}")
+            print(f"{title}: {len(info[key])}")
+            for rel in info[key]:
+                print(f"  {rel}")
+    unreadable = info.get("unreadable_images") or []
+    if unreadable:
+        files = {u["path"]: u["reason"] for u in unreadable}
+        problems.append(f"{len(files)} unreadable")
+        print(f"cannot be decoded: {len(files)}")
+        for rel, reason in files.items():
+            print(f"  {rel}: {reason}")
+    if info["integrity"] != "ok":
+        problems.insert(0, f"database: {info['integrity']}")
+    if problems:
+        hint = ("" if info["verified"] else "; `--verify` also checks content hashes")
+        print(f"integrity: FAILED ({', '.join(problems)}){hint}; missing or moved files: "
+              f"`medactive project relocate {args.dir} --images NEW_FOLDER`, unusable samples: "
+              f"`medactive project exclude {args.dir} IDS`")
+    elif info["verified"]:
+        print(f"integrity: ok (database; {info['n_files']} image files present, unchanged "
+              "and decodable)")
+    else:
+        print(f"database integrity: ok ({info['n_files']} image files present; --verify "
+              "re-hashes and decodes them)")
+    return 0 if info["ok"] else 1
 
 
 def _finite(value):
@@ -177,7 +236,7 @@ def cmd_query(args) -> int:
     store = open_or_fail(args.dir)
     outcome = query(store, strategy=args.strategy, budget=args.budget, initial=args.initial,
                     device=resolve_device(args.device), allow_partial=args.allow_partial,
-                    progress=sys.stderr.isatty())
+                    progress=True)
     shown = ", ".join(outcome.sample_ids[:8]) + (" ..." if len(outcome.sample_ids) > 8 else "")
     print(f"round {outcome.round}: {len(outcome.sample_ids)} samples pending ({outcome.strategy})"
           f": {shown}")
@@ -208,13 +267,37 @@ def cmd_train(args) -> int:
     from medactive.project.workflow import open_or_fail, train
     from medactive.tasks.classification import resolve_device
 
-    out = train(open_or_fail(args.dir), device=resolve_device(args.device),
-                progress=sys.stderr.isatty())
+    out = train(open_or_fail(args.dir), device=resolve_device(args.device), progress=True)
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in out["metrics"].items()
                         if isinstance(v, float) and not math.isnan(v) and "recall" not in k)
     word = "up to date" if out["reused"] else "trained"
     print(f"round {out['round']} model {word} on {out['n_labeled']} labels -> "
           f"{out['checkpoint']}" + (f": {metrics}" if metrics else ""))
+    return 0
+
+
+def cmd_exclude(args) -> int:
+    from medactive.project.integrity import exclude_samples
+    from medactive.project.workflow import open_or_fail
+
+    store = open_or_fail(args.dir)
+    done = exclude_samples(store, args.ids, reason=args.reason, by=args.by, undo=args.undo)
+    shown = ", ".join(done[:8]) + (" ..." if len(done) > 8 else "")
+    word = "restored" if args.undo else "excluded"
+    print(f"{word} {len(done)} sample{'s' * (len(done) != 1)}" + (f": {shown}" if done else
+          " (all were already)") + f"; pool now {len(store.pool_ids())} samples")
+    return 0
+
+
+def cmd_relocate(args) -> int:
+    from medactive.project.integrity import relocate
+    from medactive.project.workflow import open_or_fail
+
+    store = open_or_fail(args.dir)
+    old = store.images_root
+    n = relocate(store, args.images, progress=True)
+    print(f"relocated {args.dir}: {n} image files checked (content hashes match); images "
+          f"{old} -> {store.images_root}")
     return 0
 
 

@@ -43,6 +43,8 @@ def pending_items(store: ProjectStore, *, include_skipped: bool = False) -> list
     items = store.queries("pending")
     if include_skipped:
         items = sorted(items + store.queries("skipped"), key=lambda q: (q.round, q.rank))
+    excluded = store.excluded_ids()  # left out of the project (``project exclude``)
+    items = [q for q in items if q.sample_id not in excluded]
     return items
 
 

@@ -106,6 +106,7 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
                      current: dict[str, Label], in_batch: set[str], task: str = "classification",
                      images_root: Path | None = None, overwrite: bool = False,
                      mask_shape: Callable[[str], tuple[int, ...]] | None = None,
+                     excluded: set[str] | frozenset[str] = frozenset(),
                      ) -> list[LabelRow]:
     """Parse and check every row of a labels CSV; raise :class:`BadRows` listing all bad rows.
 
@@ -120,6 +121,7 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
         images_root: the image folder, to turn a ``path`` column into ids.
         overwrite: allow a row to replace a different existing label.
         mask_shape: ``sample_id -> expected mask shape`` (segmentation).
+        excluded: ids of excluded samples (``project exclude``): refused with that reason.
     """
     path = Path(path)
     header, raw = read_label_csv(path)
@@ -140,7 +142,8 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
         if not sample_id:
             problems.append((line, f"empty {key}"))
             continue
-        problem = _id_problem(sample_id, line, first_line, sample_splits, "line")
+        problem = _id_problem(sample_id, line, first_line, sample_splits, "line",
+                              excluded=excluded)
         if problem:
             problems.append((line, problem))
             continue
@@ -193,12 +196,16 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
 
 
 def _id_problem(sample_id: str, where: int, first_seen: dict[str, int], known,
-                kind: str) -> str | None:
+                kind: str, *, excluded=frozenset()) -> str | None:
     """Why ``sample_id`` (on line/file number ``where``) cannot be imported: a repeat of an
-    earlier row, or not a sample of the project; records the first sighting."""
+    earlier row, an excluded sample, or not a sample of the project; records the first
+    sighting."""
     if sample_id in first_seen:
         return f"duplicate id {sample_id!r} (first on {kind} {first_seen[sample_id]})"
     first_seen[sample_id] = where
+    if sample_id in excluded:
+        return (f"{sample_id!r} is excluded from the project (`medactive project exclude DIR "
+                f"{sample_id} --undo` brings it back)")
     if sample_id not in known:
         return f"unknown id {sample_id!r} (not a sample of the project)"
     return None
@@ -206,6 +213,7 @@ def _id_problem(sample_id: str, where: int, first_seen: dict[str, int], known,
 
 def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
                       mask_shape: Callable[[str], tuple[int, ...]], n_classes: int,
+                      excluded: set[str] | frozenset[str] = frozenset(),
                       ) -> list[LabelRow]:
     """Masks named by sample id in ``folder`` (``<id>.nii.gz``, ``<id>.png``, optionally with a
     ``_mask`` suffix); raise :class:`BadRows` (numbered in file order) for any bad file."""
@@ -222,7 +230,7 @@ def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
             continue
         sample_id = rel[: -len(suffix)]
         sample_id = sample_id.removesuffix("_mask")
-        problem = _id_problem(sample_id, n, seen, sample_ids, "file")
+        problem = _id_problem(sample_id, n, seen, sample_ids, "file", excluded=excluded)
         if problem:
             problems.append((n, f"{rel}: {problem}"))
             continue
@@ -440,14 +448,14 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
             mask_shape = lambda sid: (slice_mask_shape(store, patches[sid][0])
                                       if sid in patches else inner_shape(sid))
         rows = check_mask_folder(path, sample_ids=known, mask_shape=mask_shape,
-                                 n_classes=len(classes))
+                                 n_classes=len(classes), excluded=store.excluded_ids())
         if region:
             rows = _expand_slice_rows(rows, patches, path)
     else:
         rows = check_label_rows(path, classes=classes, sample_splits=sample_splits,
                                 current=current, in_batch=in_batch, task=task,
                                 images_root=store.images_root, overwrite=overwrite,
-                                mask_shape=mask_shape)
+                                mask_shape=mask_shape, excluded=store.excluded_ids())
     crops: dict[int, tuple[str, np.ndarray]] = {}
     if region:  # a patch's label is the patch alone: crop, then name it by content
         crops = _patch_crops(store, rows, path)

@@ -24,6 +24,10 @@ Tables:
   annotators never hold the same pending image.
 - ``models``: one row per trained model (round, checkpoint path, metrics, digest of the labels).
 - ``annotators``: name and the SHA-256 of their login token (the token itself is never stored).
+- ``excluded``: samples left out of the project (``project exclude``: an unreadable or unwanted
+  image), with who, when and why. An excluded sample keeps its ``samples`` row, its labels and
+  its batch items, but leaves the pool, the evaluation sets, queries, training and exports
+  (:meth:`ProjectStore.samples` and :meth:`ProjectStore.pool_ids` skip it).
 
 Safety: every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process killed
 at any point leaves either the whole write or none of it; WAL mode with ``synchronous=FULL``
@@ -120,6 +124,12 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS annotators (
     name TEXT PRIMARY KEY,
     token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS excluded (
+    sample_id TEXT PRIMARY KEY REFERENCES samples(id),
+    reason TEXT NOT NULL DEFAULT '',
+    excluded_by TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
 """
@@ -325,13 +335,16 @@ class ProjectStore:
         tx.executemany("INSERT INTO samples(id, path, frame, sha256, split) VALUES (?,?,?,?,?)",
                        list(rows))
 
-    def samples(self, split: str | None = None) -> list[Sample]:
-        """Samples in the order they were found at init (``split=None``: all)."""
-        if split is None:
-            rows = self.execute("SELECT * FROM samples ORDER BY key")
-        else:
-            rows = self.execute("SELECT * FROM samples WHERE split = ? ORDER BY key", (split,))
-        return [Sample(**dict(r)) for r in rows]
+    def samples(self, split: str | None = None, *, excluded: bool = False) -> list[Sample]:
+        """Samples in the order they were found at init (``split=None``: all splits), without
+        the excluded ones unless ``excluded``."""
+        where = [] if excluded else ["id NOT IN (SELECT sample_id FROM excluded)"]
+        params: tuple = ()
+        if split is not None:
+            where.append("split = ?")
+            params = (split,)
+        sql = "SELECT * FROM samples" + (" WHERE " + " AND ".join(where) if where else "")
+        return [Sample(**dict(r)) for r in self.execute(sql + " ORDER BY key", params)]
 
     def pool_ids(self) -> list[str]:
         """The active-learning pool in pool order; pool index = position.
@@ -342,7 +355,16 @@ class ProjectStore:
         ``case2/9`` comes before ``case2/10``).
         """
         return [r[0] for r in self.execute(
-            "SELECT id FROM samples WHERE split = 'pool' ORDER BY key")]
+            "SELECT id FROM samples WHERE split = 'pool' AND id NOT IN "
+            "(SELECT sample_id FROM excluded) ORDER BY key")]
+
+    def excluded(self) -> list[dict[str, Any]]:
+        """Excluded samples ``{"sample_id", "reason", "excluded_by", "created_at"}`` in the
+        order they were excluded."""
+        return [dict(r) for r in self.execute("SELECT * FROM excluded ORDER BY rowid")]
+
+    def excluded_ids(self) -> set[str]:
+        return {r[0] for r in self.execute("SELECT sample_id FROM excluded")}
 
     def sample(self, sample_id: str) -> Sample | None:
         rows = self.execute("SELECT * FROM samples WHERE id = ?", (sample_id,))
@@ -568,6 +590,7 @@ class ProjectStore:
                 row = tx.execute(
                     f"SELECT round, sample_id FROM queries WHERE status IN ({marks}) AND "
                     "(lease_annotator IS NULL OR lease_expires <= ? OR lease_annotator = ?) "
+                    "AND sample_id NOT IN (SELECT sample_id FROM excluded) "
                     "ORDER BY round, rank LIMIT 1", (*statuses, now, annotator)).fetchone()
             if row is None:
                 return None
@@ -691,11 +714,15 @@ class ProjectStore:
     # -- summary ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, Any]:
         """Counts for ``project status`` and the page's progress bar."""
+        # excluded samples are counted apart: they are in no split any more
         by_split = {r[0]: r[1] for r in self.execute(
-            "SELECT split, COUNT(*) FROM samples GROUP BY split")}
+            "SELECT split, COUNT(*) FROM samples WHERE id NOT IN (SELECT sample_id FROM "
+            "excluded) GROUP BY split")}
         labelled = {r[0]: r[1] for r in self.execute(
             "SELECT s.split, COUNT(DISTINCT l.sample_id) FROM labels l JOIN samples s "
-            "ON s.id = l.sample_id GROUP BY s.split")}
+            "ON s.id = l.sample_id WHERE s.id NOT IN (SELECT sample_id FROM excluded) "
+            "GROUP BY s.split")}
+        n_excluded = int(self.execute("SELECT COUNT(*) FROM excluded")[0][0])
         status = {r[0]: r[1] for r in self.execute(
             "SELECT status, COUNT(*) FROM queries GROUP BY status")}
         rnd = self.current_round()
@@ -707,6 +734,7 @@ class ProjectStore:
             "queries": {s: int(status.get(s, 0)) for s in STATUSES},
             "round": rnd,
             "batch": {s: int(batch_status.get(s, 0)) for s in STATUSES},
+            "excluded": n_excluded,
         }
 
 

@@ -544,8 +544,9 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
             patch_slices.append(slice_index[sid])
             boxes.append(patch_box(s.id, shape, int(patch)))
     evals: dict[str, list] = {"val": [], "test": []}
+    excluded = store.excluded_ids()
     for vid, vol in volumes.items():
-        if vol["split"] == "pool":
+        if vol["split"] == "pool" or vid in excluded:
             continue
         image_path, mask_path = root / vol["path"], root / vol["mask"]
         if _is_image2d(vol):

@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,13 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  classes: list[str] | None = None, labels: str | Path | None = None,
                  initial: int | None = None, seed: int = 0, preset: str = "cpu",
                  epochs: int | None = None, image_size: int | None = None,
-                 channels: int | None = None, region_size: int | None = None) -> ProjectStore:
+                 channels: int | None = None, region_size: int | None = None,
+                 exclude: str | list[str] | None = None, excluded_by: str | None = None,
+                 progress: bool = False) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
+
+    Every image file is decoded in full first (a truncated file fails here, with all bad
+    files listed in one error, not at the first query after a whole training).
 
     Args:
         directory: the project directory to create (holds ``project.db``).
@@ -85,9 +92,14 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         channels: 1 or 3 (default: from the files).
         region_size: segmentation only: the query unit is a ``P × P`` patch of a slice at its
             original resolution (see :mod:`medactive.project.regions`).
+        exclude: sample ids to leave out from the start (ids or a file of ids, as
+            ``project exclude`` takes them); their files are not decoded.
+        excluded_by: who excludes them (recorded).
+        progress: report the decoding of the images (:mod:`medactive.progress`).
 
     Raises:
-        ConfigError: ``directory`` is already a project, bad arguments.
+        ConfigError: ``directory`` is already a project, bad arguments, ``initial`` larger
+            than the pool, unknown ids in ``exclude``.
         DataError: no images, unreadable files, bad label rows (all listed).
     """
     directory = Path(directory)
@@ -117,12 +129,17 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
     if region_size is not None:
         meta["region_size"] = region_size
     if task == "classification":
-        rows, fmt = _classification_samples(root, image_size=image_size, channels=channels)
+        rows, fmt, excluded = _classification_samples(root, image_size=image_size,
+                                                      channels=channels, exclude=exclude,
+                                                      progress=progress)
         meta.update(fmt)
     else:
         from medactive.project.volumes import discover_segmentation_samples
 
         rows, fmt = discover_segmentation_samples(root, region_size=region_size)
+        excluded = _excluded_at_init(rows, exclude, volumes=fmt.get("volumes", {}))
+        _check_decodable(_segmentation_files(root, rows, fmt, excluded), root=root,
+                         progress=progress)
         if classes is None and fmt.get("classes_file"):
             classes = fmt["classes_file"]
         meta.update(fmt)
@@ -144,11 +161,19 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
     if labels is not None and task == "classification":
         label_rows = check_label_rows(labels, classes=classes,
                                       sample_splits={sid: "pool" for sid in sample_ids},
-                                      current={}, in_batch=set(), images_root=root)
+                                      current={}, in_batch=set(), images_root=root,
+                                      excluded=set(excluded))
     elif labels is not None:
         raise ConfigError("--labels at init is for classification; a segmentation project "
                           "takes masks from the folder (images/ + masks/ or NAME_mask.nii.gz), "
                           "or from `medactive project import` afterwards")
+    if initial is not None:
+        moved = {r.sample_id for r in label_rows if r.split not in (None, "pool")}
+        n_pool = sum(r[4] == "pool" and r[0] not in moved and r[0] not in excluded
+                     for r in rows)
+        if initial > n_pool:
+            raise ConfigError(f"--initial={initial} is larger than the pool of {n_pool} "
+                              "samples")
     store = ProjectStore(directory, create=True)
     new_labels = [NewLabel(r.sample_id, value=r.value) for r in label_rows if r.value is not None]
     if task == "segmentation":
@@ -165,20 +190,79 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         store.write_labels(new_labels,
                            annotator=f"init:{Path(labels).name}" if labels else "init",
                            source="initial", tx=tx)
+        tx.executemany("INSERT INTO excluded(sample_id, reason, excluded_by, created_at) "
+                       "VALUES (?,?,?,?)",
+                       [(sid, "excluded at init", excluded_by or _login(), now_iso())
+                        for sid in excluded])
     logger.info("created project %s: %d samples", directory, len(rows))
     return store
 
 
-def _classification_samples(root: Path, *, image_size: int | None, channels: int | None):
+def _classification_samples(root: Path, *, image_size: int | None, channels: int | None,
+                            exclude, progress: bool):
     from medactive.data._images import find_images, infer_format
 
     found = find_images(root)
     if not found:
         raise DataError(f"{root}: no images (.png, .jpg, .jpeg, .tif, .tiff) found")
-    chans, size = infer_format([p for _, p in found], channels=channels, image_size=image_size)
+    excluded = _excluded_at_init([(sid,) for sid, _ in found], exclude)
+    kept = [p for sid, p in found if sid not in excluded]
+    _check_decodable(kept, root=root, progress=progress)
+    chans, size = infer_format(kept, channels=channels, image_size=image_size)
     rows = [(sid, p.relative_to(root).as_posix(), None, file_sha256(p), "pool")
             for sid, p in found]
-    return rows, {"channels": int(chans), "size": [int(size[0]), int(size[1])]}
+    return rows, {"channels": int(chans), "size": [int(size[0]), int(size[1])]}, excluded
+
+
+def _excluded_at_init(rows, exclude, *, volumes: dict[str, Any] | None = None) -> list[str]:
+    """The sample ids ``init --exclude`` names (a volume id: its slices); unknown ids fail."""
+    if exclude is None:
+        return []
+    from medactive.project.integrity import read_ids
+
+    ids, source = read_ids(exclude)
+    known = [r[0] for r in rows]
+    known_set = set(known)
+    out, unknown = [], []
+    for sid in ids:
+        hits = ([sid] if sid in known_set else
+                [k for k in known if k.startswith(sid + "/")] if sid in (volumes or {}) else [])
+        if not hits:
+            unknown.append(sid)
+        out += [h for h in hits if h not in out]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        raise ConfigError(f"--exclude ({source}): {len(unknown)} unknown id"
+                          f"{'s' * (len(unknown) != 1)}: {shown} (not samples of the folder)")
+    return out
+
+
+def _segmentation_files(root: Path, rows, fmt: dict[str, Any], excluded: list[str]
+                        ) -> list[Path]:
+    """The volume and mask files a new segmentation project reads (not of excluded samples)."""
+    gone = set(excluded)
+    used = {r[1] for r in rows if r[0] not in gone}
+    files = [root / rel for rel in dict.fromkeys(r[1] for r in rows) if rel in used]
+    for vol in fmt.get("volumes", {}).values():
+        if vol.get("mask") and vol["path"] in used:
+            files.append(root / vol["mask"])
+    return files
+
+
+def _check_decodable(paths: list[Path], *, root: Path, progress: bool) -> None:
+    from medactive.project.integrity import decode_problems, undecodable_error
+
+    problems = decode_problems(paths, root=root, progress=progress)
+    if problems:
+        raise undecodable_error(problems, n_files=len(paths), root=root,
+                                hint="fix or remove them, or leave them out with "
+                                "--exclude ID,ID,... or --exclude FILE")
+
+
+def _login() -> str:
+    from medactive.project.integrity import _login as login
+
+    return login()
 
 
 # -- the labeled set as the loop sees it ---------------------------------------------------------
@@ -213,7 +297,8 @@ def labeled_state(store: ProjectStore) -> LabeledState:
     """Rebuild the loop's view of ``L_0 ⊆ L_1 ⊆ ...`` from the database."""
     pool_ids = store.pool_ids()
     index = {sid: i for i, sid in enumerate(pool_ids)}
-    current = store.current_labels("pool")
+    # excluded samples are not in pool_ids: their labels stay in the history, unused
+    current = {sid: lab for sid, lab in store.current_labels("pool").items() if sid in index}
     labels = {sid: (lab.value if lab.value is not None else lab.mask_path)
               for sid, lab in current.items()}
     joined = {sid: rnd for sid, (rnd, _) in store.first_label_rounds().items() if sid in current}
@@ -260,6 +345,74 @@ class ProjectOracle:
         return out
 
 
+# -- progress of query and train -----------------------------------------------------------------
+class StageReport:
+    """What a long ``project query``/``train`` is doing, on stderr, when ``enabled``.
+
+    Stage lines (``"query: training the round-1 model on 40 labels"``) mark each step; the steps
+    with a count (training epochs inside the training code, scoring the pool here) report with
+    :mod:`medactive.progress`: a live bar on a terminal, a plain line every few seconds
+    otherwise, so a redirected log shows that a 90-second query is alive.
+    """
+
+    def __init__(self, command: str = "", enabled: bool = False) -> None:
+        self.command, self.enabled = command, enabled
+
+    def __call__(self, text: str) -> None:
+        if self.enabled:
+            print(f"{self.command}: {text}" if self.command else text, file=sys.stderr,
+                  flush=True)
+
+
+class _ScoringProgress:
+    """One ``scoring the pool`` bar per prediction field, counting the rows computed."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self.bars: dict[str, Any] = {}
+
+    def wrap(self, name: str, fn):
+        from medactive.progress import progress_bar
+
+        def provider(idx):
+            bar = self.bars.get(name)
+            if bar is None:
+                bar = self.bars[name] = progress_bar(self.total, desc="scoring the pool",
+                                                     unit="sample", enabled=self.enabled)
+                bar.set_postfix_str(name)
+            if self.enabled and bar.n + len(idx) > (bar.total or 0):
+                bar.total = bar.n + len(idx)  # a strategy asking for labelled rows too
+            out = fn(idx)
+            bar.update(len(idx))
+            return out
+        return provider
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+class _ReportingStrategy:
+    """A strategy whose ``query`` announces the selection and closes the scoring bars."""
+
+    def __init__(self, inner, name: str, report: StageReport, task: ProjectTask) -> None:
+        self.inner, self.name, self.report, self.task = inner, name, report, task
+
+    def __getattr__(self, attr: str):
+        return getattr(self.inner, attr)
+
+    def query(self, predictions, unlabeled_idx, labeled_idx, budget, *, rng):
+        self.report(f"selecting {budget} of {len(unlabeled_idx)} samples with {self.name}")
+        start = time.monotonic()
+        try:
+            result = self.inner.query(predictions, unlabeled_idx, labeled_idx, budget, rng=rng)
+        finally:
+            self.task.close_scoring()
+        self.report(f"selected in {time.monotonic() - start:.1f}s")
+        return result
+
+
 # -- task with a checkpoint cache ------------------------------------------------------------------
 def _label_key(value: Any) -> str:
     """A label's identity for the checkpoint digest (masks by content, not by their repr)."""
@@ -286,6 +439,10 @@ class ProjectTask:
         self.primary_metric = inner.primary_metric
         self._extra = json.dumps(describe_extra, sort_keys=True, default=str)
         self.last_fit: dict[str, Any] = {}
+        #: stage lines of the command running the task, and the round its fit trains
+        self.report = StageReport()
+        self.round = 0
+        self._scoring: _ScoringProgress | None = None
 
     def digest(self, labeled_idx: np.ndarray, labels: list[Any], seed: int) -> str:
         h = hashlib.sha256(self._extra.encode())
@@ -306,12 +463,16 @@ class ProjectTask:
                 model = self._load(path)
                 logger.info("reusing model %s (trained on the same %d labels)", path.name,
                             len(labeled_idx))
+                self.report(f"round-{self.round} model up to date ({len(labeled_idx)} labels)")
             except Exception as exc:  # noqa: BLE001 - a damaged checkpoint is retrained
                 logger.warning("%s: cannot load (%s); retraining", path, exc)
         if model is None:
             _mark("training")
+            self.report(f"training the round-{self.round} model on {len(labeled_idx)} labels")
+            start = time.monotonic()
             model = self.inner.fit(labeled_idx, labels, seed=seed, init_model=init_model)
             self._save(model, path)
+            self.report(f"trained in {time.monotonic() - start:.1f}s")
             _mark("trained")
         self.last_fit = {"digest": digest, "checkpoint": path.relative_to(
             self.store.directory).as_posix(), "n_labeled": len(labeled_idx)}
@@ -344,13 +505,41 @@ class ProjectTask:
         return model.to(self.inner.device).eval()
 
     def evaluate(self, model, split: str) -> dict[str, float]:
+        n = _split_size(self.inner, split)
+        if n:
+            self.report(f"evaluating on the {split} set ({n} samples)")
         return self.inner.evaluate(model, split)
 
     def predictions(self, model, *, seed: int):
-        return self.inner.predictions(model, seed=seed)
+        preds = self.inner.predictions(model, seed=seed)
+        providers = getattr(preds, "providers", None)
+        if self.report.enabled and isinstance(providers, dict):
+            n_unlabeled = len(self.pool_ids) - int(self.last_fit.get("n_labeled", 0))
+            self._scoring = _ScoringProgress(max(n_unlabeled, 0), True)
+            preds.providers = {name: self._scoring.wrap(name, fn)
+                               for name, fn in providers.items()}
+        return preds
+
+    def close_scoring(self) -> None:
+        """End the scoring bars (their last line says how many rows were scored)."""
+        if self._scoring is not None:
+            self._scoring.close()
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
+
+
+def _split_size(inner, split: str) -> int | None:
+    """Samples (volumes) of an evaluation split, when the task tells."""
+    for holder in ("dataset", "data"):
+        data = getattr(getattr(inner, holder, None), split, None)
+        if data is not None:
+            try:
+                return len(data)
+            except TypeError:
+                return None
+    inner_task = getattr(inner, "base", None)  # a region task wraps the segmentation task
+    return _split_size(inner_task, split) if inner_task is not None else None
 
 
 def build_project_task(store: ProjectStore, *, device: str = "cpu",
@@ -376,7 +565,8 @@ def build_project_task(store: ProjectStore, *, device: str = "cpu",
 
 def _eval_digest(store: ProjectStore) -> str:
     rows = store.execute("SELECT s.id, s.split, l.value, l.mask_path FROM samples s JOIN labels l "
-                         "ON l.sample_id = s.id WHERE s.split != 'pool' ORDER BY l.seq")
+                         "ON l.sample_id = s.id WHERE s.split != 'pool' AND s.id NOT IN "
+                         "(SELECT sample_id FROM excluded) ORDER BY l.seq")
     return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
 
 
@@ -437,14 +627,23 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
     trained on all labels so far (or reused when already trained on exactly them), scores the
     unlabeled pool and ``strategy`` selects ``budget`` samples.
 
+    ``progress``: stage lines and bars on stderr (:class:`StageReport`).
+
     Raises:
-        ConfigError: unknown strategy, budget larger than the unlabeled pool, a batch still
-            pending (unless ``allow_partial``), no labels to train on.
+        ConfigError: unknown strategy, budget or initial below 1 or larger than the unlabeled
+            pool, a batch still pending (unless ``allow_partial``), no labels to train on.
+        DataError: image files missing (all listed; see ``project relocate``).
     """
     from medactive.strategies.base import create_strategy
 
+    if budget < 1:
+        raise ConfigError(f"--budget must be at least 1, got {budget}")
+    if initial is not None and initial < 1:
+        raise ConfigError(f"--initial must be at least 1, got {initial}")
     options = dict(strategy_options or {})
     strat = create_strategy(strategy, **options)  # unknown names fail here, listing valid ones
+    report = StageReport("query", progress)
+    _check_files(store, report)
     seed = int(store.get_meta("seed", 0))
     pending = store.queries("pending")
     if pending and not allow_partial:
@@ -458,7 +657,11 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
         if state.round >= 0:
             raise ConfigError(f"no labels in the pool yet: label round {state.round}'s batch "
                               "first")
-        size = initial or store.get_meta("initial") or budget
+        size = initial if initial is not None else store.get_meta("initial") or budget
+        if size > n_pool:
+            raise ConfigError(f"--initial={size} is larger than the pool of {n_pool} samples"
+                              if initial is not None or store.get_meta("initial") else
+                              f"budget={size} is larger than the pool of {n_pool} samples")
         idx = initial_indices(n_pool, int(size), seed)
         ids = [state.pool_ids[i] for i in idx]
         with store.transaction() as tx:
@@ -466,16 +669,19 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
                             options={"seed": seed}, tx=tx)
         logger.info("round 0: random initial batch of %d samples", len(ids))
         return QueryOutcome(0, INITIAL_STRATEGY, ids, [float("nan")] * len(ids))
+    if initial is not None:
+        logger.warning("--initial sizes the first batch only; round %d is past it, ignored",
+                       state.round)
 
     k = max(state.round, 0)
     groups = state.groups[:k + 1] + [np.zeros(0, np.int64)] * (k + 1 - len(state.groups))
     scores = state.scores[:k + 1] + [np.zeros(0)] * (k + 1 - len(state.scores))
     n_labeled = int(sum(g.size for g in groups))
-    if budget < 1 or n_labeled + budget > n_pool:
+    if n_labeled + budget > n_pool:
         raise ConfigError(f"budget={budget} is larger than the {n_pool - n_labeled} unlabeled "
-                          "samples left in the pool" if budget >= 1 else
-                          f"budget must be at least 1, got {budget}")
-    task, load = build_project_task(store, device=device, progress=progress)
+                          "samples left in the pool")
+    task, load = _load_task(store, device=device, report=report)
+    task.round = k
     models = {m["round"]: m["metrics"] for m in store.models()}
     completed = [RoundRecord(round=r, n_labeled=int(sum(g.size for g in groups[:r + 1])),
                              metrics=dict(models.get(r, {})), added_idx=groups[r],
@@ -506,11 +712,15 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
                                         [float(s) for s in record.queried_scores],
                                         metrics=dict(record.metrics))
 
+    if progress:
+        strat = _ReportingStrategy(strat, strategy, report, task)
     try:
         run_active_learning(task, config, oracle=oracle, completed=completed, on_round=on_round,
                             initial_idx=groups[0] if k == 0 else None, strategy=strat)
     except _BatchStored:
         pass
+    finally:
+        task.close_scoring()
     if "batch" not in outcome:  # pragma: no cover - the loop always queries round k
         raise RuntimeError("the loop ended without querying a batch")
     logger.info("round %d: %d samples queried by %s", k + 1, len(outcome["batch"].sample_ids),
@@ -518,20 +728,42 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
     return outcome["batch"]
 
 
+def _check_files(store: ProjectStore, report: StageReport) -> None:
+    """Every image file the project reads exists, else one error listing the missing ones."""
+    from medactive.project.integrity import missing_files, missing_message
+
+    missing, n_files = missing_files(store)
+    report(f"checking {n_files} image files")
+    if missing:
+        raise DataError(missing_message(store, missing, n_files))
+
+
+def _load_task(store: ProjectStore, *, device: str, report: StageReport):
+    report(f"loading images ({len(store.pool_ids())} pool samples)")
+    task, load = build_project_task(store, device=device, progress=report.enabled)
+    task.report = report
+    return task, load
+
+
 # -- train -----------------------------------------------------------------------------------
 def train(store: ProjectStore, *, device: str = "cpu", progress: bool = False,
           ) -> dict[str, Any]:
     """Train the current round's model on all labels so far (reused when up to date).
 
+    ``progress``: stage lines and bars on stderr (:class:`StageReport`).
+
     Returns:
         ``{"round", "n_labeled", "metrics", "checkpoint", "reused"}``.
     """
+    report = StageReport("train", progress)
+    _check_files(store, report)
     state = labeled_state(store)
     if not state.labels:
         raise ConfigError("no labels in the pool yet: nothing to train on")
     k = max(state.round, 0)
     labeled_idx = state.labeled_idx
-    task, load = build_project_task(store, device=device, progress=progress)
+    task, load = _load_task(store, device=device, report=report)
+    task.round = k
     oracle = ProjectOracle(state.pool_ids, state.labels, load)
     labels = oracle.label(labeled_idx)
     seed = int(store.get_meta("seed", 0))
@@ -539,6 +771,7 @@ def train(store: ProjectStore, *, device: str = "cpu", progress: bool = False,
     digest = task.digest(labeled_idx, labels, train_seed)
     existing = store.find_model(digest)
     if existing is not None and (store.directory / (existing["checkpoint"] or "")).is_file():
+        report(f"round-{k} model up to date ({labeled_idx.size} labels)")
         return {"round": k, "n_labeled": int(labeled_idx.size), "metrics": existing["metrics"],
                 "checkpoint": existing["checkpoint"], "reused": True}
     model = task.fit(labeled_idx, labels, seed=train_seed)
@@ -551,8 +784,17 @@ def train(store: ProjectStore, *, device: str = "cpu", progress: bool = False,
 
 
 # -- status ------------------------------------------------------------------------------------
-def status(store: ProjectStore, *, verify: bool = False) -> dict[str, Any]:
-    """Counts, rounds, latest metrics (``verify``: also re-hash every image)."""
+def status(store: ProjectStore, *, verify: bool = False, progress: bool = False
+           ) -> dict[str, Any]:
+    """Counts, rounds, latest metrics, excluded samples and the image files' state.
+
+    Every status checks that the image files exist (``missing_images``: sample ids,
+    ``missing_files``: paths under the image folder); ``verify`` also re-hashes and fully decodes
+    every file (``changed_images``/``changed_files``, ``unreadable_images``). ``ok`` is True
+    when the database is sound and no file is missing, changed or unreadable.
+    """
+    from medactive.project.integrity import missing_files, project_files, verify_files
+
     info: dict[str, Any] = {"directory": str(store.directory), "task": store.task,
                             "classes": store.classes, "images": str(store.images_root),
                             "seed": store.get_meta("seed"), "preset": store.get_meta("preset")}
@@ -567,23 +809,19 @@ def status(store: ProjectStore, *, verify: bool = False) -> dict[str, Any]:
     models = store.models()
     info["latest_model"] = models[-1] if models else None
     info["annotators"] = store.annotators()
+    info["excluded"] = store.excluded()
     info["integrity"] = store.integrity_check()
     if verify:
-        from medactive.project.volumes import volume_sha256
-
-        changed, missing = [], []
-        digests: dict[Path, str] = {}  # the patches of a region project share their file
-        for s in store.samples():
-            path = store.sample_path(s)
-            if not path.exists():
-                missing.append(s.id)
-                continue
-            if path not in digests:
-                digests[path] = volume_sha256(path)
-            if digests[path] != s.sha256:
-                changed.append(s.id)
-        info["missing_images"] = missing
-        info["changed_images"] = changed
+        files = verify_files(store, progress=progress)
+    else:
+        missing, n_files = missing_files(store)
+        hashed, _ = project_files(store)
+        files = {"missing_files": missing, "n_files": n_files,
+                 "missing_images": [i for rel in missing for i in hashed.get(rel, ("", []))[1]]}
+    info.update(files)
+    info["verified"] = verify
+    info["ok"] = info["integrity"] == "ok" and not any(
+        info.get(k) for k in ("missing_files", "changed_files", "unreadable_images"))
     return info
 
 
