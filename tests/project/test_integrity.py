@@ -247,3 +247,12 @@ def test_query_and_train_report_progress_when_not_a_terminal(tmp_path, capsys):
     assert "query: round-0 model up to date (4 labels)" in err
     assert "scoring the pool: 8/8 (100%) samples" in err
     assert "query: selecting 3 of 8 samples with entropy" in err
+
+
+def test_export_lists_every_missing_file_of_the_batch(project, tmp_path):
+    query(project, strategy="random", budget=3)  # the initial batch: 4 samples
+    shutil.move(project.images_root, tmp_path / "moved")
+    with pytest.raises(DataError, match="4 of 4 image files are missing") as err:
+        export_batch(project, out=tmp_path / "batch.csv")
+    assert "medactive project relocate" in str(err.value)
+    assert not (tmp_path / "batch.csv").exists()

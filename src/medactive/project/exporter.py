@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from medactive.errors import ConfigError
+from medactive.errors import ConfigError, DataError
 from medactive.project.store import ProjectStore, QueryItem, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def export_batch(store: ProjectStore, *, fmt: str = "csv", out: str | Path | Non
 
     Raises:
         ConfigError: unknown format, nothing pending, output folder not empty.
+        DataError: image files of the batch are missing (all listed).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -90,6 +91,12 @@ def export_batch(store: ProjectStore, *, fmt: str = "csv", out: str | Path | Non
         raise ConfigError("nothing pending to export; run `medactive project query` first")
     rnd = max(q.round for q in items)
     samples = {s.id: s for s in store.samples()}
+    files = list(dict.fromkeys(samples[q.sample_id].path for q in items))
+    missing = [rel for rel in files if not (store.images_root / rel).exists()]
+    if missing:  # all of them in one message, before anything is written
+        from medactive.project.integrity import missing_message
+
+        raise DataError(missing_message(store, missing, len(files)))
     default = store.directory / "exports" / (f"round{rnd}.csv" if fmt == "csv" else f"round{rnd}")
     out = Path(out) if out is not None else default
     if fmt == "csv":
