@@ -129,3 +129,37 @@ def test_human_loop_selects_what_the_simulated_run_selects(tmp_path, strategy):
         assert m["n_labeled"] == int(row["n_labeled"])
         for key in ("val_accuracy", "test_accuracy"):
             assert np.isclose(m["metrics"][key], float(row[key]), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_scoring_progress_in_pieces_gives_the_same_values(project, tmp_path, capsys):
+    from medactive.project.workflow import StageReport, build_project_task
+
+    b0 = query(project, strategy="random", budget=4)
+    _label_batch(project, project.truth, b0.sample_ids, tmp_path)
+    task, _ = build_project_task(project)
+    task.inner.config = task.inner.config.replace(inference_batch_size=3)
+    state = labeled_state(project)
+    model = task.fit(state.labeled_idx, [state.labels[project.pool_ids()[i]]
+                                         for i in state.labeled_idx], seed=0)
+    unlabeled = np.setdiff1d(np.arange(12), state.labeled_idx)
+    plain = task.inner.predictions(model, seed=1)
+    expected = {f: plain.get(f, unlabeled) for f in ("probas", "embeddings")}
+    calls = []
+    original = task.inner.predictions
+
+    def recording(model, *, seed):
+        preds = original(model, seed=seed)
+        fn = preds.providers["probas"]
+        preds.providers["probas"] = lambda idx: (calls.append(len(idx)), fn(idx))[1]
+        return preds
+
+    task.inner.predictions = recording
+    task.report = StageReport("t", True)
+    preds = task.predictions(model, seed=1)
+    for f in ("probas", "embeddings"):
+        assert np.array_equal(preds.get(f, unlabeled), expected[f]), f
+    task.close_scoring()
+    assert calls == [3, 3, 2]  # pieces of one inference batch, so the bar moves
+    err = capsys.readouterr().err
+    assert "scoring the pool: 8/8 (100%) samples" in err and "probas" in err

@@ -365,14 +365,22 @@ class StageReport:
 
 
 class _ScoringProgress:
-    """One ``scoring the pool`` bar per prediction field, counting the rows computed."""
+    """One ``scoring the pool`` bar per prediction field, counting the rows computed.
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    ``steps`` (``{field: rows}``) splits a provider's calls into pieces of that many rows, so
+    the bar moves during a pool that fits one chunk; given only for fields whose values do not
+    depend on the split (one inference batch per piece, exactly the batches of one call).
+    """
+
+    def __init__(self, total: int, enabled: bool, steps: dict[str, int] | None = None) -> None:
         self.total, self.enabled = total, enabled
+        self.steps = dict(steps or {})
         self.bars: dict[str, Any] = {}
 
     def wrap(self, name: str, fn):
         from medactive.progress import progress_bar
+
+        step = self.steps.get(name)
 
         def provider(idx):
             bar = self.bars.get(name)
@@ -382,9 +390,15 @@ class _ScoringProgress:
                 bar.set_postfix_str(name)
             if self.enabled and bar.n + len(idx) > (bar.total or 0):
                 bar.total = bar.n + len(idx)  # a strategy asking for labelled rows too
-            out = fn(idx)
-            bar.update(len(idx))
-            return out
+            if not step or len(idx) <= step:
+                out = fn(idx)
+                bar.update(len(idx))
+                return out
+            parts = []
+            for start in range(0, len(idx), step):
+                parts.append(np.asarray(fn(idx[start:start + step])))
+                bar.update(len(parts[-1]))
+            return np.concatenate(parts)
         return provider
 
     def close(self) -> None:
@@ -515,7 +529,13 @@ class ProjectTask:
         providers = getattr(preds, "providers", None)
         if self.report.enabled and isinstance(providers, dict):
             n_unlabeled = len(self.pool_ids) - int(self.last_fit.get("n_labeled", 0))
-            self._scoring = _ScoringProgress(max(n_unlabeled, 0), True)
+            steps = {}
+            if getattr(self.inner, "train_mode", None) == "finetune":
+                # predict() runs batches of inference_batch_size from the start of its indices:
+                # pieces of one batch give the very same batches, so the same values
+                batch = int(self.inner.config.inference_batch_size)
+                steps = {"probas": batch, "embeddings": batch}
+            self._scoring = _ScoringProgress(max(n_unlabeled, 0), True, steps)
             preds.providers = {name: self._scoring.wrap(name, fn)
                                for name, fn in providers.items()}
         return preds
