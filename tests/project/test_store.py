@@ -69,8 +69,10 @@ def test_two_annotators_never_hold_the_same_item(project):
     assert a.sample_id == "case0001" and b.sample_id == "case0002"
     # asking again returns the item already held, not a new one
     assert project.lease_next("alice", seconds=60).sample_id == "case0001"
-    assert not project.label_if_free(NewLabel("case0001", value=1), annotator="bob")
-    assert project.label_if_free(NewLabel("case0001", value=1), annotator="alice")
+    refused = project.label_as_holder(NewLabel("case0001", value=1), annotator="bob")
+    assert refused.outcome == "held" and refused.holder == "alice"
+    assert project.label_as_holder(NewLabel("case0001", value=1),
+                                   annotator="alice").outcome == "written"
     assert project.lease_next("alice", seconds=60).sample_id == "case0003"
     assert project.lease_next("carol", seconds=60) is None
 
@@ -113,3 +115,16 @@ def test_counts(project):
     assert counts["samples"]["pool"] == 12
     assert counts["labelled"]["pool"] == 1
     assert counts["batch"] == {"pending": 1, "labelled": 1, "skipped": 0}
+
+
+def test_an_excluded_item_is_neither_held_nor_leased_again(project):
+    from medactive.project.integrity import exclude_samples
+
+    _batch(project, ["case0001", "case0002"])
+    assert project.lease_next("bob", seconds=600).sample_id == "case0001"
+    assert project.held_by_others("alice", statuses=("pending", "skipped"))[0] == 1
+    exclude_samples(project, ["case0001"], reason="unreadable", by="lab")
+    # bob's lease on an excluded image no longer keeps alice waiting for it
+    assert project.held_by_others("alice", statuses=("pending", "skipped")) == (0, None)
+    assert project.take_lease("case0001", "alice", seconds=600) == (False, None, None)
+    assert project.take_lease("case0002", "alice", seconds=600)[0]

@@ -404,15 +404,6 @@ class ProjectStore:
                 out[sid] = Label(**dict(rows[0]))
         return out
 
-    def label_if_free(self, label: NewLabel, *, annotator: str, source: str = "expert") -> bool:
-        """Write one label in its own transaction unless another annotator holds the sample's
-        open batch item (returns False then, writing nothing)."""
-        with self.transaction() as tx:
-            if self._held_by_other(tx, label.sample_id, annotator):
-                return False
-            self.write_labels([label], annotator=annotator, source=source, tx=tx)
-        return True
-
     def label_as_holder(self, label: NewLabel, *, annotator: str,
                         replaces: int | None = None) -> LabelWrite:
         """Write a label from the page: a check-and-set in one ``BEGIN IMMEDIATE`` transaction.
@@ -620,7 +611,8 @@ class ProjectStore:
             row = tx.execute("SELECT round, status, lease_annotator, lease_expires FROM queries "
                              "WHERE sample_id = ? ORDER BY round DESC LIMIT 1",
                              (sample_id,)).fetchone()
-            if row is None or row["status"] == "labelled":
+            if row is None or row["status"] == "labelled" or tx.execute(
+                    "SELECT 1 FROM excluded WHERE sample_id = ?", (sample_id,)).fetchone():
                 return False, None, None
             holder, until = row["lease_annotator"], row["lease_expires"]
             if holder not in (None, annotator) and until is not None and until > now:
@@ -639,7 +631,8 @@ class ProjectStore:
         marks = ",".join("?" * len(statuses))
         row = self._conn().execute(
             f"SELECT COUNT(*), MIN(lease_expires) FROM queries WHERE status IN ({marks}) AND "
-            "lease_annotator IS NOT NULL AND lease_annotator != ? AND lease_expires > ?",
+            "lease_annotator IS NOT NULL AND lease_annotator != ? AND lease_expires > ? "
+            "AND sample_id NOT IN (SELECT sample_id FROM excluded)",
             (*statuses, annotator, time.time())).fetchone()
         return int(row[0]), (None if row[1] is None else float(row[1]))
 
