@@ -18,7 +18,7 @@ def add_parsers(subparsers) -> None:
         "(SimCLR, Chen et al. 2020; survey §4.2), then print and store its quality: kNN "
         "accuracy (k = 20, cosine) and linear-probe accuracy on val and test, fitted on every "
         "train label (read only for this report). The file is used by `medactive run "
-        "--encoder FILE` and bench grids (encoder = ...); projects do not take one yet. Resumable: "
+        "--encoder FILE`, bench grids (encoder = ...) and `project init --encoder`. Resumable: "
         "a killed pretraining rerun with the same command continues after its last epoch "
         "(state in OUT.partial) and ends with the same weights.")
     p.add_argument("--data", required=True, help="dataset (as `medactive run --data`)")

@@ -37,6 +37,15 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
     p.add_argument("--channels", type=int, default=None, choices=[1, 3],
                    help="force grayscale (1) or RGB (3)")
+    p.add_argument("--encoder", default=None, metavar="FILE|timm:NAME",
+                   help="classification: start every round's model from this encoder (a "
+                   "`medactive pretrain` file, or timm:NAME with --encoder-weights), as "
+                   "`medactive run --encoder`")
+    p.add_argument("--encoder-weights", default=None, metavar="FILE",
+                   help="local weights of a timm: encoder (nothing is downloaded)")
+    p.add_argument("--train-mode", default=None, choices=["finetune", "frozen"],
+                   help="with --encoder: finetune it each round (default) or keep it frozen "
+                   "and train a head on its cached embeddings (seconds a round)")
     p.add_argument("--region-size", type=int, default=None, metavar="P",
                    help="segmentation: label P x P patches of the slices (original pixels) "
                    "instead of whole slices")
@@ -146,7 +155,9 @@ def cmd_init(args) -> int:
                          labels=args.labels, initial=args.initial, seed=args.seed,
                          preset=args.preset, epochs=args.epochs, image_size=args.image_size,
                          channels=args.channels, region_size=args.region_size,
-                         exclude=args.exclude, progress=True)
+                         exclude=args.exclude, encoder=args.encoder,
+                         encoder_weights=args.encoder_weights, train_mode=args.train_mode,
+                         progress=True)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
           f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "

@@ -69,7 +69,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  epochs: int | None = None, image_size: int | None = None,
                  channels: int | None = None, region_size: int | None = None,
                  exclude: str | list[str] | None = None, excluded_by: str | None = None,
-                 progress: bool = False) -> ProjectStore:
+                 encoder: str | None = None, encoder_weights: str | None = None,
+                 train_mode: str | None = None, progress: bool = False) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
 
     Every image file is decoded in full first (a truncated file fails here, with all bad
@@ -95,6 +96,11 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         exclude: sample ids to leave out from the start (ids or a file of ids, as
             ``project exclude`` takes them); their files are not decoded.
         excluded_by: who excludes them (recorded).
+        encoder, encoder_weights, train_mode: classification only: every round's model starts
+            from this encoder (a ``medactive pretrain`` file or ``timm:NAME`` with local
+            weights; as ``medactive run --encoder``), or with ``train_mode="frozen"`` trains a
+            head on its cached embeddings. Checked (loaded once) here; paths are stored
+            absolute.
         progress: report the decoding of the images (:mod:`medactive.progress`).
 
     Raises:
@@ -121,6 +127,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         from medactive.project.regions import check_patch_size
 
         region_size = check_patch_size(region_size)
+    engine = _check_encoder(task, encoder, encoder_weights, train_mode)
     root = images.resolve()
     meta: dict[str, Any] = {"task": task, "images_root": str(root), "seed": int(seed),
                             "initial": initial, "preset": preset, "epochs": epochs,
@@ -128,11 +135,18 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                             "labels_csv": str(labels) if labels else None}
     if region_size is not None:
         meta["region_size"] = region_size
+    meta.update(engine)
     if task == "classification":
         rows, fmt, excluded = _classification_samples(root, image_size=image_size,
                                                       channels=channels, exclude=exclude,
                                                       progress=progress)
         meta.update(fmt)
+        if engine:
+            from medactive.encoders import load_encoder
+
+            # loaded once, so a wrong file or architecture fails here in one line
+            load_encoder(engine["encoder"], weights=engine["encoder_weights"],
+                         in_channels=meta["channels"])
     else:
         from medactive.project.volumes import discover_segmentation_samples
 
@@ -507,16 +521,7 @@ class ProjectTask:
         import torch
 
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if hasattr(self.inner, "load_model"):
-            return self.inner.load_model(state)
-        from medactive.models.classification import build_classifier
-
-        cfg = self.inner.config
-        model = build_classifier(cfg.model, in_channels=self.inner.dataset.in_channels,
-                                 n_classes=self.inner.dataset.n_classes, width=cfg.width,
-                                 dropout=cfg.dropout)
-        model.load_state_dict(state)
-        return model.to(self.inner.device).eval()
+        return self.inner.load_model(state)
 
     def evaluate(self, model, split: str) -> dict[str, float]:
         n = _split_size(self.inner, split)
@@ -621,7 +626,34 @@ def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, dev
     config = get_preset(meta.get("preset") or "cpu", epochs=meta.get("epochs"))
     if meta.get("image_size"):
         config = config.replace(image_size=int(meta["image_size"]))
-    return ClassificationTask(dataset, config, device=device, progress=progress), None
+    encoder = None
+    if meta.get("encoder"):
+        from medactive.encoders import load_encoder
+
+        encoder = load_encoder(meta["encoder"], weights=meta.get("encoder_weights"),
+                               in_channels=channels)
+    return ClassificationTask(dataset, config, device=device, progress=progress,
+                              encoder=encoder, train_mode=meta.get("train_mode") or "finetune"), None
+
+
+def _check_encoder(task: str, encoder: str | None, weights: str | None,
+                   train_mode: str | None) -> dict[str, Any]:
+    """The project meta of an encoder (``{}`` without one)."""
+    if encoder is None:
+        if weights is not None or train_mode not in (None, "finetune"):
+            raise ConfigError("--encoder-weights and --train-mode frozen need --encoder")
+        return {}
+    if task != "classification":
+        raise ConfigError("--encoder is for classification projects (segmentation trains its "
+                          "U-Net from scratch)")
+    if train_mode not in (None, "finetune", "frozen"):
+        raise ConfigError(f"--train-mode must be finetune or frozen, got {train_mode!r}")
+    if not encoder.startswith("timm:"):
+        encoder = str(Path(encoder).resolve())
+    if weights is not None:
+        weights = str(Path(weights).resolve())
+    return {"encoder": encoder, "encoder_weights": weights,
+            "train_mode": train_mode or "finetune"}
 
 
 # -- query -------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from medactive.training.classification import fit_classifier, predict, predict_m
 from medactive.training.head import (
     HeadConfig,
     Standardiser,
+    build_head,
     fit_head,
     head_mc_probas,
     head_outputs,
@@ -277,6 +278,24 @@ class ClassificationTask:
 
     def pool_labels(self, idx: np.ndarray) -> list[int]:
         return [int(v) for v in self.dataset.train.labels[np.asarray(idx, dtype=np.int64)]]
+
+    def load_model(self, state: dict[str, torch.Tensor]) -> Classifier:
+        """A model of this task's kind (frozen head, classifier on the encoder's backbone, or
+        the recipe's CNN) holding ``state`` (a saved ``model.state_dict()``), in eval mode."""
+        if self.train_mode == "frozen":
+            model = build_head(self.head, self.encoder.out_features, self.dataset.n_classes,
+                               seed=0)
+        elif self.encoder is not None:
+            model = self._fresh_model(0)
+        else:
+            from medactive.models.classification import build_classifier
+
+            cfg = self.config
+            model = build_classifier(cfg.model, in_channels=self.dataset.in_channels,
+                                     n_classes=self.dataset.n_classes, width=cfg.width,
+                                     dropout=cfg.dropout)
+        model.load_state_dict(state)
+        return model.to(self.device).eval()
 
     def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
             init_model: Any | None = None, extra_idx: np.ndarray | None = None,
