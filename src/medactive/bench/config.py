@@ -832,7 +832,8 @@ def describe_grid(grid: GridConfig) -> str:
         lines.append("  Training: " + recipe_text(
             spec.task, spec.preset or grid.preset,
             epochs=spec.epochs if spec.epochs is not None else grid.epochs,
-            train_options=spec.train_options, train_mode=engine.get("train_mode")) + ".")
+            train_options=spec.train_options, train_mode=engine.get("train_mode"),
+            encoder="encoder" in engine) + ".")
     return "\n".join(lines)
 
 

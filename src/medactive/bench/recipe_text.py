@@ -13,14 +13,15 @@ from medactive.errors import ConfigError
 
 
 def recipe_text(task: str, preset: str, *, epochs: int | None = None,
-                train_options: dict[str, Any] | None = None, train_mode: str | None = None
-                ) -> str:
+                train_options: dict[str, Any] | None = None, train_mode: str | None = None,
+                encoder: bool = False) -> str:
     """One line: the training recipe of a unit of ``task`` with ``preset`` and its overrides.
 
     ``task`` is ``"classification"`` or ``"segmentation"`` (``"auto"``: both are named, the
     data decides at run time). ``train_mode="frozen"`` describes the head trained on frozen
     embeddings (``train_options["head"]``, :class:`~medactive.training.head.HeadConfig`)
-    instead of the CNN recipe.
+    instead of the CNN recipe; with ``encoder`` (finetune mode) the network is the encoder's
+    backbone with a new head, trained with the recipe's optimiser and schedule.
 
     Example:
         >>> recipe_text("segmentation", "cpu")[:60]
@@ -33,12 +34,13 @@ def recipe_text(task: str, preset: str, *, epochs: int | None = None,
     if task == "classification":
         if train_mode == "frozen":
             return _head(head)
-        return _classification(preset, epochs, options)
+        return _classification(preset, epochs, options, encoder=encoder)
     return ("task chosen from the data: " + _classification(preset, epochs, options)
             + "; or " + _segmentation(preset, epochs, options))
 
 
-def _classification(preset: str, epochs: int | None, options: dict[str, Any]) -> str:
+def _classification(preset: str, epochs: int | None, options: dict[str, Any], *,
+                    encoder: bool = False) -> str:
     from medactive.training.presets import get_preset
 
     try:
@@ -50,7 +52,9 @@ def _classification(preset: str, epochs: int | None, options: dict[str, Any]) ->
     size = f"{c.image_size} px input" if c.image_size else "images at their stored size"
     stop = (f", stop after {c.patience} validations without improvement"
             if getattr(c, "patience", None) else "")
-    return (f"{c.name!r} CNN recipe: {c.model} width {c.width}, {size}, {c.epochs} epochs of "
+    network = ("the encoder's backbone and a new head" if encoder
+               else f"{c.model} width {c.width}")
+    return (f"{c.name!r} CNN recipe: {network}, {size}, {c.epochs} epochs of "
             f"batch {c.batch_size}, {opt}, augmentation {c.augmentation}, dropout {c.dropout:g} "
             f"before the last layer, {c.n_mc_samples} MC-dropout passes, validation every "
             f"{c.eval_every} epochs keeping the best checkpoint{stop}")
