@@ -52,11 +52,11 @@ def test_frozen_grid_describes_its_head(tmp_path):
                     'budgets = [5]\ntask = "classification"\n'
                     'train_options = {head = {kind = "mlp", steps = 900}}\n')
     assert "MLP head (256 hidden)" in describe_grid(load_grid(toml))
+    assert "900 steps" in describe_grid(load_grid(toml))
     finetune = toml.read_text().replace('train_mode = "frozen"', 'train_mode = "finetune"').replace(
         'train_options = {head = {kind = "mlp", steps = 900}}\n', "")
     toml.write_text(finetune)
     assert "CNN recipe: the encoder's backbone and a new head" in describe_grid(load_grid(toml))
-    assert "900 steps" in describe_grid(load_grid(toml))
 
 
 @pytest.mark.parametrize("task", ["classification", "segmentation"])
