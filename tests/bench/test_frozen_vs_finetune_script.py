@@ -49,8 +49,12 @@ def test_script_prints_seconds_per_mode_and_ratio(tmp_path):
         assert 0.0 <= float(metric) <= 1.0
     name, what, ratio = lines[3].split(",")
     assert (name, what) == ("ratio", "finetune_over_frozen")
-    assert float(ratio) == pytest.approx(float(rows["finetune"][2]) / float(rows["frozen"][2]),
-                                         rel=0.05, abs=0.01)
+    # the seconds are printed to 0.01 s and the ratio to 0.01: on a sub-second smoke run the
+    # rounding alone moves the ratio recomputed from the printed seconds by several percent
+    fine, froz = float(rows["finetune"][2]), float(rows["frozen"][2])
+    low = (fine - 0.005) / (froz + 0.005) - 0.005
+    high = (fine + 0.005) / max(froz - 0.005, 1e-9) + 0.005
+    assert low <= float(ratio) <= high
 
 
 def test_missing_data_is_one_line(tmp_path):
