@@ -62,7 +62,7 @@ def quick_encoder(args: argparse.Namespace, path: Path) -> float:
     """Pretrain a SimCLR encoder into ``path`` (a no-op if it holds this one); seconds."""
     from dataclasses import replace
 
-    from medactive.data import load_classification_data
+    from medactive.data.classification import load_classification_data
     from medactive.encoders import MEDICAL_SSL, pretrain_encoder
 
     dataset = load_classification_data(args.data)

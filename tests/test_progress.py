@@ -77,8 +77,8 @@ def _toy_split(n=24):
 
 
 def test_classifier_training_writes_plain_lines(capsys):
-    from medactive.training import get_preset
-    from medactive.training.classification import fit_classifier
+    from medactive.tasks.classification import get_preset
+    from medactive.tasks.classification.train import fit_classifier
 
     split = _toy_split()
     fit_classifier(split, np.arange(len(split)), split.labels,
@@ -90,8 +90,8 @@ def test_classifier_training_writes_plain_lines(capsys):
 
 def test_pool_scoring_reports_progress(capsys):
     from medactive.data.pool import Dataset
-    from medactive.tasks.classification import ClassificationTask
-    from medactive.training import get_preset
+    from medactive.tasks.classification import get_preset
+    from medactive.tasks.classification.task import ClassificationTask
 
     split = _toy_split()
     dataset = Dataset(name="toy", classes=["a", "b"], train=split, val=_toy_split(6),
@@ -112,9 +112,9 @@ def test_pool_scoring_reports_progress(capsys):
 
 
 def test_segmentation_training_writes_plain_lines(capsys):
-    from medactive.segmentation.presets import SMOKE
-    from medactive.segmentation.train import train_unet
-    from medactive.segmentation.unet import UNet2D
+    from medactive.tasks.segmentation.presets import SMOKE
+    from medactive.tasks.segmentation.train import train_unet
+    from medactive.tasks.segmentation.unet import UNet2D
 
     preset = dataclasses.replace(SMOKE, iterations=3, val_every=10, batch_size=2)
     torch.manual_seed(0)
@@ -126,7 +126,7 @@ def test_segmentation_training_writes_plain_lines(capsys):
 
 
 def test_segmentation_loading_writes_plain_lines(capsys):
-    from medactive.segmentation import task as seg_task
+    from medactive.tasks.segmentation import task as seg_task
 
     items = seg_task._progress_items(list(range(5)), True, "loading pool slices", "slice")
     assert list(items) == list(range(5))

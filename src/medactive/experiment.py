@@ -71,7 +71,7 @@ class ExperimentConfig:
             (see :class:`~medactive.loop.pseudo_label.PseudoLabelConfig`); ``None``: off.
         ssl: self-supervised pretraining of the backbone on the pool, e.g.
             ``{"method": "simclr", "epochs": 5}`` (see
-            :class:`~medactive.training.self_supervised.SSLConfig`; classification only): once
+            :class:`~medactive.encoders.simclr.SSLConfig`; classification only): once
             per experiment, seeded from ``seed``; every round's model starts from it.
             ``None``: off.
         initial_strategy: ``"random"`` (default), or a strategy choosing the initial set on the
@@ -83,7 +83,7 @@ class ExperimentConfig:
         train_mode: ``"finetune"`` (every round trains the whole network, from ``encoder``
             when given) or ``"frozen"`` (needs ``encoder``: its pool embeddings are computed
             once and each round trains only a head on them; ``train_options["head"]`` holds
-            :class:`~medactive.training.head.HeadConfig` fields).
+            :class:`~medactive.tasks.classification.head.HeadConfig` fields).
         semi_supervised: ``"fixmatch"`` (classification) or ``"mean-teacher"``
             (segmentation) semi-supervised training on the unlabeled pool each round;
             ``None``: labels only. Pseudo-targets never become labels.
@@ -182,11 +182,11 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
         raise ConfigError(f"--encoder and --train-mode frozen are for classification only "
                           f"for now, not {kind}")
     if kind == "classification":
-        from medactive.training.semi_supervised import semi_supervised_config
+        from medactive.tasks.classification.semi_supervised import semi_supervised_config
 
         semi_supervised_config(config.semi_supervised, dict(config.semi_options))
         if head is not None:
-            from medactive.training.head import HeadConfig
+            from medactive.tasks.classification.head import HeadConfig
 
             HeadConfig.from_dict(head, source="--head (train option head)")
 
@@ -199,7 +199,7 @@ def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None
         ConfigError: pretraining asked for segmentation, a cold-start strategy without
             pretraining or an encoder, or invalid settings.
     """
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     check_training_options(config, kind)
     cold = config.initial_strategy != "random"
@@ -233,7 +233,7 @@ def pretrain_task(task, config: ExperimentConfig, *, cache_path: str | Path | No
     if config.ssl is None:
         return
     from medactive._random import derive_seed
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     ssl = SSLConfig.from_dict(dict(config.ssl))
     seed = derive_seed(config.seed, "ssl")
@@ -253,7 +253,7 @@ def resolve_task_kind(config: ExperimentConfig) -> str:
         return config.task
     if config.data != "default" and Path(config.data).is_dir():
         try:
-            from medactive.segmentation.task import looks_like_segmentation_data
+            from medactive.tasks.segmentation.task import looks_like_segmentation_data
         except ImportError:
             return "classification"
         if looks_like_segmentation_data(config.data):
@@ -267,7 +267,7 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     check_ssl_options(config, kind)
     if kind == "segmentation":
         try:
-            from medactive.segmentation.task import build_segmentation_task
+            from medactive.tasks.segmentation.task import build_segmentation_task
         except ImportError as exc:
             raise ConfigError(f"segmentation is not available: {exc}") from exc
         if {"cache_dir", "cache_dtype"} & set(config.data_options):
@@ -286,9 +286,9 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
                                        progress=progress,
                                        train_options=dict(config.train_options) or None,
                                        **options)
-    from medactive.data import load_classification_data
-    from medactive.tasks.classification import ClassificationTask
-    from medactive.training.presets import get_preset
+    from medactive.data.classification import load_classification_data
+    from medactive.tasks.classification.presets import get_preset
+    from medactive.tasks.classification.task import ClassificationTask
 
     options = dict(config.data_options)
     if "region_size" in options:
@@ -316,7 +316,7 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
                                in_channels=dataset.in_channels)
     head_config = None
     if config.train_mode == "frozen":
-        from medactive.training.head import HeadConfig
+        from medactive.tasks.classification.head import HeadConfig
 
         head_config = HeadConfig.from_dict(head, source="--head (train option head)")
     return ClassificationTask(dataset, train_config, device=config.device, progress=progress,
@@ -430,7 +430,7 @@ class RunWriter:
     def _collect(self, record: RoundRecord, *, figure: bool = False) -> None:
         if figure and getattr(self.task, "kind", "") == "segmentation" and \
                 getattr(self.task, "last_model", None) is not None:
-            from medactive.segmentation import save_round_figure
+            from medactive.tasks.segmentation import save_round_figure
 
             save_round_figure(self.task, self.task.last_model,
                               self.out_dir / f"round_{record.round}.png",

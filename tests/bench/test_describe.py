@@ -9,8 +9,8 @@ import pytest
 from medactive.bench.config import describe_grid, load_grid
 from medactive.bench.recipe_text import recipe_text
 from medactive.cli import main
-from medactive.segmentation import presets as seg_presets
-from medactive.training import presets as cls_presets
+from medactive.tasks.classification import presets as cls_presets
+from medactive.tasks.segmentation import presets as seg_presets
 
 
 def _describe(capsys, *argv: str) -> str:

@@ -103,7 +103,7 @@ def test_a_rerun_grid_reuses_the_pretrained_weights(tmp_path, monkeypatch):
     from medactive.bench import runner
     from medactive.bench.runner import run_grid
     from medactive.bench.store import ResultStore
-    from medactive.tasks import classification
+    from medactive.tasks.classification import task as classification
 
     first = TOML.split('[[datasets]]\nname = "plain"')[0].replace("seeds = [0, 1]", "seeds = [0]")
     out = tmp_path / "out"

@@ -13,7 +13,7 @@ from medactive.bench import backend
 from medactive.bench.store import ResultStore
 from medactive.cli import main
 from tests.data.conftest import NCT_CLASSES, write_image, write_isic
-from tests.segmentation.conftest import write_h5_layout
+from tests.segmentation_data import write_h5_layout
 
 
 def _write_nct(root: Path) -> None:

@@ -198,12 +198,12 @@ def test_integer_flags_one_rule(tmp_path, capsys, no_training, flag, value, mess
 ])
 def test_demo_integer_flags_one_rule(tmp_path, capsys, no_training, monkeypatch, flag, value,
                                      message):
-    import medactive.data.default
+    import medactive.data.classification.default
 
     def refuse():
         raise AssertionError("demo loaded its data before checking its flags")
 
-    monkeypatch.setattr(medactive.data.default, "load_default_dataset", refuse)
+    monkeypatch.setattr(medactive.data.classification.default, "load_default_dataset", refuse)
     assert main(["demo", "--out", str(tmp_path / "d"), flag, value]) == 2
     assert message in _one_line_error(capsys)
 

@@ -11,7 +11,7 @@ import pytest
 from medactive.cli import main
 from medactive.errors import ConfigError
 from medactive.experiment import ExperimentConfig, check_training_options
-from tests.tasks.test_classification_modes import write_tiny_encoder
+from tests.tasks.classification.test_task_modes import write_tiny_encoder
 
 
 @pytest.fixture

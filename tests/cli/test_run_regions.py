@@ -11,8 +11,8 @@ from medactive.bench import backend
 from medactive.bench.config import GridConfig
 from medactive.cli import main
 from medactive.errors import ConfigError
-from medactive.segmentation.regions import RegionSegmentationTask
-from tests.segmentation.conftest import write_h5_layout
+from medactive.tasks.segmentation.regions import RegionSegmentationTask
+from tests.segmentation_data import write_h5_layout
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

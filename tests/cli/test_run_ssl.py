@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medactive.cli import main
-from medactive.data.default import load_default_dataset
+from medactive.data.classification.default import load_default_dataset
 from medactive.loop import initial_indices
 
 SSL = ("--ssl", "simclr", "--ssl-epochs", "1")

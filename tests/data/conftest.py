@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medactive.data.nct import NCT_CLASSES
+from medactive.data.classification.nct import NCT_CLASSES
 
 
 def write_image(path: Path, *, size: tuple[int, int] = (8, 8), mode: str = "L",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medactive.data._images import (
+from medactive.data.images import (
     check_image_size,
     find_images,
     infer_format,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medactive.data import load_classification_data
+from medactive.data.classification import load_classification_data
 from medactive.encoders import (
     Encoder,
     InputAdapter,
@@ -16,7 +16,7 @@ from medactive.encoders import (
 )
 from medactive.encoders.base import fingerprint_ids
 from medactive.errors import ConfigError, DataError
-from medactive.models.classification import build_classifier
+from medactive.tasks.classification.model import build_classifier
 
 
 def _record(width=4, in_channels=1):

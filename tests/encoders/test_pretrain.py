@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from medactive.cli import main
-from medactive.data import load_classification_data
+from medactive.data.classification import load_classification_data
 from medactive.encoders import load_encoder, pretrain_encoder, read_encoder_file
-from medactive.training.self_supervised import SSLConfig
+from medactive.encoders.simclr import SSLConfig
 
 from .conftest import two_kind_arrays
 

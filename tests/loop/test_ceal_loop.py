@@ -177,7 +177,7 @@ def test_a_task_without_the_capability_is_refused():
 
 
 def test_segmentation_is_refused():
-    from medactive.segmentation.task import SegmentationTask
+    from medactive.tasks.segmentation.task import SegmentationTask
 
     task = SegmentationTask.__new__(SegmentationTask)  # refused before any data is touched
     with pytest.raises(ConfigError, match="pseudo-label.*segmentation"):

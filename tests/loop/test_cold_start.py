@@ -12,10 +12,9 @@ from medactive.experiment import ExperimentConfig, read_run, run_experiment
 from medactive.loop import LoopConfig, initial_indices, run_active_learning
 from medactive.loop.active_loop import cold_start_indices
 from medactive.predictions import ArrayPredictions
-from medactive.tasks import ClassificationTask
-from medactive.training import get_preset
+from medactive.tasks.classification import ClassificationTask, get_preset
+from tests.encoders.test_simclr import _two_kinds
 from tests.loop.fake_task import FakeTask
-from tests.training.test_self_supervised import _two_kinds
 
 
 class SSLFakeTask(FakeTask):
@@ -82,7 +81,7 @@ def _image_dataset() -> Dataset:
 
 def test_classification_task_pretrains_and_caches(tmp_path, monkeypatch):
     """A real task: pretraining feeds fit and the cold start; pretrained.pt serves a resume."""
-    import medactive.tasks.classification as task_module
+    import medactive.tasks.classification.task as task_module
 
     config = ExperimentConfig(data="kinds", strategy="random", initial=4, budget=4, rounds=2,
                               seed=0, preset="smoke", ssl={"epochs": 1, "batch_size": 16},

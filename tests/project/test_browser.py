@@ -45,7 +45,7 @@ def _chromium():
 
 def _write_xrays(folder: Path, n: int) -> None:
     """``n`` chest X-rays (28x28 PNG) of the embedded PneumoniaMNIST (CC BY 4.0)."""
-    from medactive.data.default import load_default_dataset
+    from medactive.data.classification.default import load_default_dataset
 
     folder.mkdir(parents=True)
     train = load_default_dataset().train

@@ -8,7 +8,7 @@ import pytest
 from medactive.cli import main
 from medactive.project.store import NewLabel, ProjectStore
 from medactive.project.workflow import build_project_task, init_project, query
-from tests.tasks.test_classification_modes import write_tiny_encoder
+from tests.tasks.classification.test_task_modes import write_tiny_encoder
 
 
 @pytest.fixture

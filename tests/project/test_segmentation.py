@@ -16,7 +16,7 @@ from medactive.project.workflow import init_project, labeled_state, query
 from tests.project.conftest import SEG_H, SEG_S, SEG_W, save_nifti
 
 nib = pytest.importorskip("nibabel")
-pytest.importorskip("medactive.segmentation.task")
+pytest.importorskip("medactive.tasks.segmentation.task")
 
 H, W, S = SEG_H, SEG_W, SEG_S  # [S, H, W]; NIfTI arrays are (x=W, y=H, z=S)
 
@@ -113,7 +113,7 @@ def test_segmentation_query_trains_on_masks(seg_project):
 def test_pool_order_is_natural_and_matches_medactive_run(tmp_path):
     """Slices of a 12-slice volume come 0, 1, ..., 11 (not 0, 1, 10, 11, 2, ...) and volumes in
     natural order (case2 before case10): the order `medactive run` reads the folder in."""
-    from medactive.segmentation.data_nifti import load_nifti_folder
+    from medactive.data.segmentation.nifti import load_nifti_folder
 
     root = tmp_path / "vols"
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ from medactive.project.server import render_png
 from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project, query
 
-pytest.importorskip("medactive.segmentation.task")
+pytest.importorskip("medactive.tasks.segmentation.task")
 
 H, W = 12, 16
 
@@ -129,7 +129,7 @@ def test_init_errors_name_the_file(tmp_path, png_folder, case, culprit, message)
 
 
 def test_pool_order_matches_medactive_run(tmp_path):
-    from medactive.segmentation.data_png import load_image_folder
+    from medactive.data.segmentation.png import load_image_folder
 
     root = tmp_path / "imgs"
     for name in ("img10", "img2", "img3", "site2/img1", "val0", "test0"):

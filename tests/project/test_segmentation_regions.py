@@ -19,7 +19,7 @@ from medactive.project.regions import patch_boxes, split_patch_id
 from medactive.project.store import NewLabel, ProjectStore
 from medactive.project.volumes import patch_mask, store_png
 from medactive.project.workflow import build_project_task, init_project, labeled_state, query
-from medactive.segmentation.losses import IGNORE_INDEX
+from medactive.tasks.segmentation.losses import IGNORE_INDEX
 from tests.project.conftest import SEG_H, SEG_S, SEG_W, seg_volume
 from tests.project.test_browser import (
     CHROMIUM,
@@ -31,7 +31,7 @@ from tests.project.test_browser import (
 )
 
 nib = pytest.importorskip("nibabel")
-pytest.importorskip("medactive.segmentation.task")
+pytest.importorskip("medactive.tasks.segmentation.task")
 
 H, W, S = SEG_H, SEG_W, SEG_S  # [S, H, W]; NIfTI arrays are (x=W, y=H, z=S)
 P = 8  # 12 x 16 slices -> 2 x 2 patches; the second row of patches is 4 rows high

@@ -32,7 +32,7 @@ def segmentation_args(data: Path, out: Path) -> list[str]:
 
 
 def write_segmentation_data(root: Path) -> Path:
-    from tests.segmentation.conftest import write_h5_layout
+    from tests.segmentation_data import write_h5_layout
 
     return write_h5_layout(root)
 

@@ -81,9 +81,9 @@ def pretrain_encoder(options: dict[str, Any], table: dict[str, Any], path: str) 
         The stored record (``key``, ``quality``, ``seconds``, ...).
     """
     from medactive.encoders import pretrain_encoder as _pretrain
+    from medactive.encoders.simclr import SSLConfig
     from medactive.experiment import build_task as _build
-    from medactive.tasks.classification import resolve_device
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.tasks.classification.task import resolve_device
 
     settings = dict(table)
     model, width, seed = settings.pop("model"), settings.pop("width"), settings.pop("seed")

@@ -59,7 +59,7 @@ The suffixed name is the unit's strategy in the store and the report, so one gri
 both; ``strategy_options`` are looked up by the plain name. Classification only.
 
 Self-supervised pretraining and cold start (survey §4.2, classification only): ``ssl`` (grid or
-dataset level; keys of :class:`~medactive.training.self_supervised.SSLConfig`, missing ones at
+dataset level; keys of :class:`~medactive.encoders.simclr.SSLConfig`, missing ones at
 their defaults) SimCLR-pretrains the backbone on the pool once per dataset and seed, and every
 round's model of every strategy starts from it; the fully supervised reference does too.
 ``initial_strategy`` (needs ``ssl``; ``"random"`` by default) chooses each unit's initial set
@@ -574,7 +574,7 @@ def _check_grid(grid: GridConfig) -> None:
 
 
 def _ssl(table: Any, where: str):
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     return SSLConfig.from_dict(table, source=f"{where}: ssl")
 
@@ -607,7 +607,7 @@ def _encoder_table(table: Any, where: str) -> dict[str, Any]:
     """A validated, complete encoder table: SSL settings (``medactive pretrain``'s defaults
     for missing keys) plus ``model``, ``width`` and ``seed``."""
     from medactive.encoders.pretrain import DEFAULT_MODEL, DEFAULT_WIDTH, MEDICAL_SSL
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: encoder must be a path or a table, got {table!r}")
@@ -1022,7 +1022,7 @@ def cpu_acdc() -> GridConfig:
     Deviations from §6.1:
 
     - 3 seeds instead of 5;
-    - the ``cpu`` segmentation preset (:mod:`medactive.segmentation.presets`) instead of the
+    - the ``cpu`` segmentation preset (:mod:`medactive.tasks.segmentation.presets`) instead of the
       survey's 256 x 256 input and 4,000 iterations of batch 32 (predictions are resized back
       for the 3D metrics; its numbers are in the "Training:" line below, written from the
       preset, and its reasons in the preset's ``deviations``);

@@ -19,7 +19,7 @@ def recipe_text(task: str, preset: str, *, epochs: int | None = None,
 
     ``task`` is ``"classification"`` or ``"segmentation"`` (``"auto"``: both are named, the
     data decides at run time). ``train_mode="frozen"`` describes the head trained on frozen
-    embeddings (``train_options["head"]``, :class:`~medactive.training.head.HeadConfig`)
+    embeddings (``train_options["head"]``, :class:`~medactive.tasks.classification.head.HeadConfig`)
     instead of the CNN recipe; with ``encoder`` (finetune mode) the network is the encoder's
     backbone with a new head, trained with the recipe's optimiser and schedule.
 
@@ -41,7 +41,7 @@ def recipe_text(task: str, preset: str, *, epochs: int | None = None,
 
 def _classification(preset: str, epochs: int | None, options: dict[str, Any], *,
                     encoder: bool = False) -> str:
-    from medactive.training.presets import get_preset
+    from medactive.tasks.classification.presets import get_preset
 
     try:
         c = get_preset(preset, epochs=epochs, **options)
@@ -61,7 +61,7 @@ def _classification(preset: str, epochs: int | None, options: dict[str, Any], *,
 
 
 def _segmentation(preset: str, iterations: int | None, options: dict[str, Any]) -> str:
-    from medactive.segmentation.presets import get_preset
+    from medactive.tasks.segmentation.presets import get_preset
 
     options = {k: v for k, v in options.items() if k != "region_size"}
     try:
@@ -79,7 +79,7 @@ def _segmentation(preset: str, iterations: int | None, options: dict[str, Any]) 
 
 
 def _head(options: dict[str, Any] | str | None) -> str:
-    from medactive.training.head import HeadConfig
+    from medactive.tasks.classification.head import HeadConfig
 
     h = HeadConfig.from_dict(options, source="train option head")
     kind = f"MLP head ({h.hidden} hidden)" if h.kind == "mlp" else "linear head"

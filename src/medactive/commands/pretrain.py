@@ -56,7 +56,7 @@ def add_parsers(subparsers) -> None:
 def ssl_from_args(args):
     """The :class:`SSLConfig` the flags ask for (validated)."""
     from medactive.encoders.pretrain import MEDICAL_SSL
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     base = MEDICAL_SSL.to_dict()
     if args.augment == "standard":
@@ -84,11 +84,11 @@ def format_quality(quality: dict | None) -> str:
 
 def cmd_pretrain(args) -> int:
     from medactive.commands.run import _set_threads
-    from medactive.data import load_classification_data
+    from medactive.data.classification import load_classification_data
     from medactive.encoders import pretrain_encoder, read_encoder_file
     from medactive.encoders.pretrain import encoder_key
     from medactive.errors import DataError
-    from medactive.tasks.classification import resolve_device
+    from medactive.tasks.classification.task import resolve_device
 
     for key in ("epochs", "width", "batch_size"):
         if getattr(args, key) < 1:

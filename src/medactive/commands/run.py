@@ -261,7 +261,7 @@ def parse_classes(text: str | None) -> list[str] | None:
 
 def _ssl_options(args) -> dict | None:
     """The ``ssl`` settings of ``--ssl*`` (``None``: off)."""
-    from medactive.training.self_supervised import SSLConfig
+    from medactive.encoders.simclr import SSLConfig
 
     extra = {key: getattr(args, f"ssl_{key}", None)
              for key in ("epochs", "batch_size", "temperature")}
@@ -368,13 +368,13 @@ def _print_round(record, metric: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from medactive.data.default import load_default_dataset
+    from medactive.data.classification.default import load_default_dataset
     from medactive.experiment import ExperimentConfig, run_experiment
     from medactive.plots import plot_learning_curves
     from medactive.progress import stage
     from medactive.strategies.base import create_strategy
-    from medactive.tasks.classification import ClassificationTask
-    from medactive.training.presets import get_preset
+    from medactive.tasks.classification.presets import get_preset
+    from medactive.tasks.classification.task import ClassificationTask
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not strategies:

@@ -1,7 +1,7 @@
 """Encoders: fixed feature extractors that round models start from, or that frozen rounds use.
 
 An :class:`Encoder` wraps a backbone module with the contract of
-:attr:`medactive.models.classification.Classifier.backbone`: it maps medactive-normalised
+:attr:`medactive.tasks.classification.model.Classifier.backbone`: it maps medactive-normalised
 images ``[n, C, H, W]`` (``(x - 0.5) / 0.5`` of ``[0, 1]`` images, the data's channels and
 size) to features ``[n, d]``. Whatever an external network needs besides (a fixed input size,
 three channels, ImageNet normalisation) happens inside it (:class:`InputAdapter`), so an encoder
@@ -138,8 +138,8 @@ class Encoder:
     def embed(self, split: Split, idx: np.ndarray | None = None, *, batch_size: int = 512,
               device: str = "cpu", progress: bool = False) -> np.ndarray:
         """Features ``[n, d]`` (float32) of ``split`` rows ``idx`` (default all)."""
+        from medactive.data.tensors import load_images, normalise_batch
         from medactive.progress import progress_bar
-        from medactive.training.classification import _normalise, load_images
 
         idx = np.arange(len(split), dtype=np.int64) if idx is None else np.asarray(idx, np.int64)
         net = self.backbone.to(device).eval()
@@ -149,7 +149,7 @@ class Encoder:
         try:
             for start in range(0, idx.size, batch_size):
                 rows = idx[start:start + batch_size]
-                x = _normalise(load_images(split, rows, None)).to(device)
+                x = normalise_batch(load_images(split, rows, None)).to(device)
                 h = net(x).float().cpu().numpy()
                 if not np.all(np.isfinite(h)):
                     raise DataError(f"encoder {self.name}: non-finite features for sample "
@@ -206,14 +206,13 @@ def read_encoder_file(path: str | Path) -> dict[str, Any]:
 
 def backbone_from_record(record: dict[str, Any], *, in_channels: int) -> nn.Module:
     """Rebuild and load the backbone a medactive encoder record describes."""
-    from medactive.models.classification import build_classifier
+    from medactive.encoders.backbones import build_backbone
 
     arch = record["architecture"]
     if int(arch["in_channels"]) != in_channels:
         raise ConfigError(f"the encoder was pretrained on {arch['in_channels']}-channel images; "
                           f"this data has {in_channels} channel(s)")
-    backbone = build_classifier(arch["model"], in_channels=in_channels, n_classes=1,
-                                width=arch.get("width")).backbone
+    backbone = build_backbone(arch["model"], in_channels=in_channels, width=arch.get("width"))
     try:
         backbone.load_state_dict(record["state"])
     except RuntimeError as exc:

@@ -33,8 +33,8 @@ from medactive.encoders.base import (
     read_encoder_file,
     save_encoder_file,
 )
+from medactive.encoders.simclr import SSLConfig, pretrain_simclr
 from medactive.errors import DataError
-from medactive.training.self_supervised import SSLConfig, pretrain_simclr
 
 logger = logging.getLogger(__name__)
 

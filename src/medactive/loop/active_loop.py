@@ -7,7 +7,7 @@ set drawn from the seed alone, so every strategy starts from the same set for a 
 
 Cold start (survey §4.2.1, ``LoopConfig.initial_strategy``, default ``"random"``): ``L_0`` is
 chosen instead by a strategy (e.g. TypiClust) on the task's self-supervised pool embeddings
-(``task.ssl_predictions()``, see :meth:`~medactive.tasks.classification.ClassificationTask.pretrain`).
+(``task.ssl_predictions()``, see :meth:`~medactive.tasks.classification.task.ClassificationTask.pretrain`).
 It depends on the data, the seed, the pretraining and that strategy only, never on the query
 strategy, so every strategy of a seed still starts from the same set.
 
@@ -135,7 +135,7 @@ def cold_start_indices(task, initial: int, seed: int, strategy: str,
 
     Args:
         task: a task with ``ssl_predictions()`` returning predictions with ``"embeddings"``
-            (a pretrained :class:`~medactive.tasks.classification.ClassificationTask`).
+            (a pretrained :class:`~medactive.tasks.classification.task.ClassificationTask`).
         initial: size of the set.
         seed: the experiment's master seed (the query draws from ``(seed, "initial")``).
         strategy: a registered strategy needing only embeddings (``"random"`` gives

@@ -242,7 +242,7 @@ def _finite(value):
 
 def cmd_query(args) -> int:
     from medactive.project.workflow import open_or_fail, query
-    from medactive.tasks.classification import resolve_device
+    from medactive.tasks.classification.task import resolve_device
 
     store = open_or_fail(args.dir)
     outcome = query(store, strategy=args.strategy, budget=args.budget, initial=args.initial,
@@ -276,7 +276,7 @@ def cmd_import(args) -> int:
 
 def cmd_train(args) -> int:
     from medactive.project.workflow import open_or_fail, train
-    from medactive.tasks.classification import resolve_device
+    from medactive.tasks.classification.task import resolve_device
 
     out = train(open_or_fail(args.dir), device=resolve_device(args.device), progress=True)
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in out["metrics"].items()

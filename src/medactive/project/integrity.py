@@ -40,13 +40,13 @@ def decode_file(path: Path) -> str | None:
     2D images (PNG, JPEG, TIFF) are decoded with Pillow (``Image.load()`` reads every pixel,
     so a truncated file fails here); NIfTI files and DICOM series folders are read whole.
     """
-    from medactive.segmentation.data_png import is_image_file
+    from medactive.data.segmentation.png import is_image_file
 
     if not path.exists():
         return "missing"
     try:
         if path.is_dir() or not is_image_file(path):
-            from medactive.segmentation.data_nifti import read_volume_file
+            from medactive.data.segmentation.nifti import read_volume_file
 
             read_volume_file(path, mask=True)
         else:

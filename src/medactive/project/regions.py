@@ -14,11 +14,11 @@ row/column of patches narrower when ``P`` does not divide the side (:func:`patch
   imported by slice id) label every patch of their slices: those slices count as fully
   labelled.
 - **Training.** :class:`ProjectRegionTask` reuses
-  :class:`~medactive.segmentation.regions.RegionSegmentationTask`'s training: each slice with a
-  labelled patch gets an original-size map with :data:`~medactive.segmentation.losses.IGNORE_INDEX`
+  :class:`~medactive.tasks.segmentation.regions.RegionSegmentationTask`'s training: each slice with a
+  labelled patch gets an original-size map with :data:`~medactive.tasks.segmentation.losses.IGNORE_INDEX`
   outside its labelled patches, resized to the preset's image size with nearest neighbour
   (the ignore marker moves with the labels, so the labelled mask is resized with the map), and
-  the U-Net trains with :func:`~medactive.segmentation.losses.partial_dice_ce`.
+  the U-Net trains with :func:`~medactive.tasks.segmentation.losses.partial_dice_ce`.
 - **Scores.** The network's per-pixel scores at training resolution are resized (bilinear) to
   each slice's original size and reduced over the original patches with the task's reduction
   (:class:`OriginalPatchPredictions`), one batch of slices at a time. Embeddings (Core-Set,
@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from medactive.errors import ConfigError, DataError
-from medactive.segmentation.predictions import dice_ce_per_sample, reduce_pixels
-from medactive.segmentation.regions import (
+from medactive.tasks.segmentation.predictions import dice_ce_per_sample, reduce_pixels
+from medactive.tasks.segmentation.regions import (
     Box,
     RegionPredictions,
     RegionSegmentationTask,
@@ -51,7 +51,7 @@ from medactive.segmentation.regions import (
     slice_label_maps,
     tile_grid,
 )
-from medactive.segmentation.train import resize_masks
+from medactive.tasks.segmentation.train import resize_masks
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def check_patch_size(region_size: Any) -> int:
 
 def patch_boxes(height: int, width: int, patch: int) -> list[Box]:
     """``(row, col, h, w)`` of the patches of an ``height × width`` slice, row-major (see
-    :func:`~medactive.segmentation.regions.tile_grid`)."""
+    :func:`~medactive.tasks.segmentation.regions.tile_grid`)."""
     return tile_grid(int(height), int(width), check_patch_size(patch))
 
 
@@ -145,12 +145,12 @@ class ProjectRegionTask(RegionSegmentationTask):
     """The task of a region project: a slice task whose pool is original-resolution patches.
 
     Training (:meth:`fit`, inherited from
-    :class:`~medactive.segmentation.regions.RegionSegmentationTask`) runs on the slices with a
+    :class:`~medactive.tasks.segmentation.regions.RegionSegmentationTask`) runs on the slices with a
     labelled patch with the partial loss; :meth:`label_maps` builds their maps at the original
     size and resizes them (nearest neighbour) to the network size.
 
     Args:
-        base: the :class:`~medactive.segmentation.task.SegmentationTask` over the pool *slices*.
+        base: the :class:`~medactive.tasks.segmentation.task.SegmentationTask` over the pool *slices*.
         patch_ids: ``[n_pool]`` patch ids in pool order.
         pool_slices: ``[n_pool]`` index of each patch's slice in ``base.pool_ids``.
         boxes: ``[n_pool, 4]`` ``(row, col, h, w)`` in the original slice.
@@ -245,7 +245,7 @@ class OriginalPatchPredictions(RegionPredictions):
     """Per-patch outputs for patches defined at the slices' original resolution.
 
     Args:
-        slices: the slice-level :class:`~medactive.segmentation.predictions.SegmentationPredictions`.
+        slices: the slice-level :class:`~medactive.tasks.segmentation.predictions.SegmentationPredictions`.
         boxes: ``[n_pool, 4]`` ``(row, col, h, w)`` in the original slice.
         pool_slices: ``[n_pool]`` slice of each patch.
         slice_shapes: ``[n_slices, 2]`` original ``(H, W)``.

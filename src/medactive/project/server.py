@@ -250,7 +250,7 @@ def render_png(store: ProjectStore, sample: Sample) -> bytes:
 
         arr = render_slice(store, sample)
     else:
-        from medactive.data._images import read_image
+        from medactive.data.images import read_image
 
         arr = read_image(store.sample_path(sample), channels=int(store.get_meta("channels", 3)))
     arr = np.asarray(arr, dtype=np.uint8)

@@ -350,7 +350,7 @@ class ProjectStore:
         """The active-learning pool in pool order; pool index = position.
 
         Pool order is the order in which init found the samples, the order ``medactive run``
-        reads the same folder in: image files as :func:`~medactive.data._images.find_images`
+        reads the same folder in: image files as :func:`~medactive.data.images.find_images`
         lists them; volumes in natural order of their names, then slices ``0..S-1`` (so
         ``case2/9`` comes before ``case2/10``).
         """

@@ -1,8 +1,8 @@
 """Segmentation projects: NIfTI volumes, DICOM series or 2D images as a pool of 2D slices,
 masks per slice.
 
-Layout of the image folder (the arrangements of :mod:`medactive.segmentation.data_nifti` and
-:mod:`medactive.segmentation.data_png`, where masks are optional)::
+Layout of the image folder (the arrangements of :mod:`medactive.data.segmentation.nifti` and
+:mod:`medactive.data.segmentation.png`, where masks are optional)::
 
     FOLDER/images/NAME.nii.gz   (or imagesTr/)   FOLDER/NAME.nii.gz
     FOLDER/masks/NAME.nii.gz    (optional)       FOLDER/NAME_mask.nii.gz  (optional)
@@ -14,8 +14,8 @@ Layout of the image folder (the arrangements of :mod:`medactive.segmentation.dat
     FOLDER/classes.txt                           class names, background first (or --classes)
 
 A volume is read as ``[S, H, W]`` (NIfTI ``(x, y, z)`` transposed, as in
-:func:`~medactive.segmentation.data_nifti.read_nifti`; DICOM slices sorted by position with
-rows as ``H``, as in :func:`~medactive.segmentation.data_dicom.read_dicom_series`); slice ``k``
+:func:`~medactive.data.segmentation.nifti.read_nifti`; DICOM slices sorted by position with
+rows as ``H``, as in :func:`~medactive.data.segmentation.dicom.read_dicom_series`); slice ``k``
 of volume ``NAME`` is the sample ``NAME/k`` with a ``[H, W]`` mask. Volumes named in
 ``val.list``/``test.list`` must have masks: they are evaluated in 3D and never queried. A pool
 volume that already has a mask gives its slices initial labels. Masks of slices (imported,
@@ -25,7 +25,7 @@ NIfTI, so a label never changes behind the database's back.
 A 2D image ``NAME`` is a one-slice volume ``[1, H, W]`` (meta ``"format": "image"``) whose one
 pool sample is ``NAME`` itself with frame 0 (not ``NAME/0``): the ids ``medactive run`` gives the
 same folder, and a mask folder laid out like ``masks/`` imports as it is. Its mask is read by
-:func:`~medactive.segmentation.data_png.read_mask_2d` (0/255 read as 0/1); the page shows the
+:func:`~medactive.data.segmentation.png.read_mask_2d` (0/255 read as 0/1); the page shows the
 image in its own colours, the model sees it grey.
 
 Region projects (``init --region-size P``, survey §4.3.1; details in
@@ -63,15 +63,15 @@ _cache: dict[str, Any] = {"key": None, "value": None}
 
 
 def _nifti():
-    from medactive.segmentation import data_nifti
+    from medactive.data.segmentation import nifti
 
-    return data_nifti
+    return nifti
 
 
 def _png():
-    from medactive.segmentation import data_png
+    from medactive.data.segmentation import png
 
-    return data_png
+    return png
 
 
 def _is_image2d(vol: dict[str, Any]) -> bool:
@@ -179,7 +179,7 @@ def _meta(root: Path, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _image_hw(path: Path) -> tuple[int, int]:
-    from medactive.data._images import probe_image
+    from medactive.data.images import probe_image
 
     return probe_image(path)[0]
 
@@ -221,7 +221,7 @@ def volume_sha256(path: Path) -> str:
     files' names and contents in sorted order."""
     if not path.is_dir():
         return file_sha256(path)
-    from medactive.segmentation.data_dicom import dicom_files
+    from medactive.data.segmentation.dicom import dicom_files
 
     digest = hashlib.sha256()
     for f in sorted(dicom_files(path), key=lambda f: f.name):
@@ -233,7 +233,7 @@ def _mtime_key(path: Path) -> tuple:
     """Changes when a file (or a DICOM folder's slice file) is rewritten, added or removed."""
     if not path.is_dir():
         return (os.stat(path).st_mtime_ns,)
-    from medactive.segmentation.data_dicom import dicom_files
+    from medactive.data.segmentation.dicom import dicom_files
 
     return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in dicom_files(path))
 
@@ -337,7 +337,7 @@ def render_slice(store: ProjectStore, sample: Sample) -> np.ndarray:
         raise DataError(f"{sample.id!r} is an evaluation volume, not a slice")
     path = store.images_root / sample.path
     if _png().is_image_file(path):
-        from medactive.data._images import GRAYSCALE_MODES, probe_image, read_image
+        from medactive.data.images import GRAYSCALE_MODES, probe_image, read_image
 
         channels = 1 if probe_image(path)[1] in GRAYSCALE_MODES else 3
         arr = read_image(path, channels=channels)
@@ -506,11 +506,11 @@ def _gz(img) -> bytes:
 
 
 def build_segmentation_project_task(store: ProjectStore, *, device: str, progress: bool):
-    """The :class:`~medactive.segmentation.task.SegmentationTask` of the project (of a region
+    """The :class:`~medactive.tasks.segmentation.task.SegmentationTask` of the project (of a region
     project: a :class:`~medactive.project.regions.ProjectRegionTask` over it, whose pool is the
     patches) and the function that reads a stored mask label."""
-    from medactive.segmentation.dataset import SegmentationData, SliceRef, VolumeRef
-    from medactive.segmentation.task import SegmentationTask
+    from medactive.data.segmentation.base import SegmentationData, SliceRef, VolumeRef
+    from medactive.tasks.segmentation.task import SegmentationTask
 
     nif = _nifti()
     meta = store.meta()
@@ -570,7 +570,7 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
     data = SegmentationData(name=store.directory.name, source=str(root), layout="project",
                             classes=classes, train=train, val=evals["val"], test=evals["test"],
                             frames="all", spacing_source=None if images_2d else "nifti header")
-    from medactive.segmentation.presets import get_preset
+    from medactive.tasks.segmentation.presets import get_preset
 
     preset = get_preset(meta.get("preset") or "cpu", iterations=meta.get("epochs"))
     task = SegmentationTask(data, preset, device=device, seed=int(meta.get("seed", 0)),

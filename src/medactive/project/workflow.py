@@ -118,7 +118,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         raise ConfigError(f"{directory}: already a medactive project")
     if initial is not None and initial < 1:
         raise ConfigError(f"--initial must be at least 1, got {initial}")
-    from medactive.training.presets import get_preset
+    from medactive.tasks.classification.presets import get_preset
 
     get_preset(preset, epochs=epochs)  # fail early on a bad preset
     if region_size is not None:
@@ -214,7 +214,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
 
 def _classification_samples(root: Path, *, image_size: int | None, channels: int | None,
                             exclude, progress: bool):
-    from medactive.data._images import find_images, infer_format
+    from medactive.data.images import find_images, infer_format
 
     found = find_images(root)
     if not found:
@@ -597,10 +597,10 @@ def _eval_digest(store: ProjectStore) -> str:
 
 def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, device: str,
                                progress: bool):
-    from medactive.data._images import lazy_images
+    from medactive.data.images import lazy_images
     from medactive.data.pool import Dataset, Split
-    from medactive.tasks.classification import ClassificationTask
-    from medactive.training.presets import get_preset
+    from medactive.tasks.classification.presets import get_preset
+    from medactive.tasks.classification.task import ClassificationTask
 
     root = Path(meta["images_root"])
     size = tuple(meta["size"])

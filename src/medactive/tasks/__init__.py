@@ -1,7 +1,12 @@
-"""Tasks: what the AL loop trains, evaluates and predicts with (see :mod:`medactive.loop.task`)."""
+"""Tasks: what the AL loop trains, evaluates and predicts with (the protocol is
+:class:`medactive.loop.task.Task`), one package per task.
 
-from __future__ import annotations
+- :mod:`.classification` — image classification: model, training recipes (presets), head-only
+  and semi-supervised training, metrics and :class:`~.classification.ClassificationTask`;
+- :mod:`.segmentation` — 2D slice segmentation of 3D volumes: U-Net, training, mean teacher,
+  metrics, streamed predictions, region (patch) pools and
+  :class:`~.segmentation.SegmentationTask`.
 
-from medactive.tasks.classification import ClassificationTask
-
-__all__ = ["ClassificationTask"]
+Their data loaders live in :mod:`medactive.data`, their pool encoders in
+:mod:`medactive.encoders`.
+"""

@@ -1,0 +1,293 @@
+"""Model outputs over the slice pool, streamed so that dense stacks never exist in full.
+
+:class:`SegmentationPredictions` answers the three calls strategies make:
+
+- :meth:`~SegmentationPredictions.score` runs the network on batches of slices, applies a
+  pixel-wise scoring function (``[b, c, h, w]`` → ``[b, h, w]``, or ``[b, c, h, w, t]`` for
+  ``"mc_probas"``) and reduces each slice's pixel scores to one number — the mean (the survey,
+  §6.1.4), the max, or a foreground-weighted mean — before the next batch. A
+  ``[n, c, H, W, t]`` stack over the pool is never built.
+- :meth:`~SegmentationPredictions.get` returns ``"embeddings"`` (the bottleneck features
+  averaged over space, ``[n, d]``, for Core-Set) and, for a few slices, dense ``"probas"``
+  ``[n, c, h, w]`` or ``"mc_probas"`` ``[n, c, h, w, t]``.
+- :meth:`~SegmentationPredictions.gradient_embedding` gives BADGE's embedding: the gradient of
+  the Dice + cross-entropy loss at the argmax pseudo-label w.r.t. the weights of the final 1×1
+  convolution, ``[n, c * d]`` with ``d`` the channels entering it (64 for the survey's U-Net).
+
+MC-dropout passes (``"mc_probas"``) keep batch norm frozen and re-enable the channel dropout
+layers; their randomness is seeded from ``seed`` and the batch number, so the same call gives
+the same values.
+
+References:
+    Gal, Islam and Ghahramani, "Deep Bayesian Active Learning with Image Data", ICML 2017.
+    Ash et al., "Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds"
+    (BADGE), ICLR 2020. Sener and Savarese, "Active Learning for Convolutional Neural Networks:
+    A Core-Set Approach", ICLR 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medactive._random import derive_seed
+from medactive.errors import ConfigError
+from medactive.predictions import FIELDS, Predictions
+from medactive.progress import progress_bar
+from medactive.tasks.segmentation.unet import UNet2D, mc_dropout
+
+#: how a slice's pixel scores become one score
+REDUCTIONS = ("mean", "max", "foreground")
+_ALIASES = {"foreground_mean": "foreground", "fg": "foreground"}
+
+#: elements of a dense batch (b * c * h * w * t) processed at once, about 64 MB in float32
+_MAX_BATCH_ELEMENTS = 2 ** 24
+
+
+def check_reduction(reduction: str) -> str:
+    """The canonical name of ``reduction`` (``"foreground_mean"`` is ``"foreground"``).
+
+    Raises:
+        ConfigError: an unknown reduction.
+    """
+    name = _ALIASES.get(str(reduction), str(reduction))
+    if name not in REDUCTIONS:
+        raise ConfigError(f"unknown reduction {reduction!r}; choose one of "
+                          f"{', '.join(REDUCTIONS)}")
+    return name
+
+
+def reduce_pixels(pixel_scores: np.ndarray, reduction: str,
+                  foreground: np.ndarray | None = None) -> np.ndarray:
+    """Reduce pixel scores ``[b, ...]`` to slice scores ``[b]``.
+
+    Args:
+        pixel_scores: ``[b, h, w]`` (any trailing dims) pixel-wise informativeness.
+        reduction: ``"mean"``; ``"max"``; ``"foreground"``, the mean weighted by
+            ``foreground`` (the predicted probability of not being background), so a slice is
+            scored by its uncertainty on the structures rather than on the empty background
+            (a slice predicted all background scores 0).
+        foreground: ``[b, h, w]`` weights in ``[0, 1]`` (needed for ``"foreground"``).
+
+    Example:
+        >>> s = np.array([[[0.0, 1.0], [0.0, 3.0]]])
+        >>> reduce_pixels(s, "mean"), reduce_pixels(s, "max")
+        (array([1.]), array([3.]))
+        >>> reduce_pixels(s, "foreground", np.array([[[1.0, 0.0], [0.0, 1.0]]]))
+        array([1.5])
+    """
+    scores = np.asarray(pixel_scores, dtype=np.float64)
+    flat = scores.reshape(scores.shape[0], -1)
+    if reduction == "mean":
+        return flat.mean(axis=1)
+    if reduction == "max":
+        return flat.max(axis=1)
+    if reduction == "foreground":
+        if foreground is None:
+            raise ValueError("reduction='foreground' needs foreground weights")
+        w = np.broadcast_to(np.asarray(foreground, dtype=np.float64), scores.shape)
+        w = w.reshape(scores.shape[0], -1)
+        total = w.sum(axis=1)
+        out = np.zeros(scores.shape[0])
+        ok = total > 1e-12
+        out[ok] = (flat[ok] * w[ok]).sum(axis=1) / total[ok]
+        return out
+    raise ConfigError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+
+
+def dice_ce_per_sample(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5
+                       ) -> torch.Tensor:
+    """Per-sample Dice + cross-entropy loss ``[b]`` (MONAI ``DiceCELoss`` on each sample alone).
+
+    Args:
+        logits: ``[b, c, h, w]``.
+        target: ``[b, h, w]`` int64 class indices.
+        smooth: MONAI's ``smooth_nr`` and ``smooth_dr``.
+
+    The Dice term is ``1 - mean_k (2 Σ p_k y_k + s) / (Σ p_k + Σ y_k + s)`` over all classes,
+    background included (MONAI's defaults); cross-entropy is averaged over pixels.
+    """
+    n_classes = logits.shape[1]
+    probas = torch.softmax(logits, dim=1)
+    onehot = F.one_hot(target, n_classes).permute(0, 3, 1, 2).to(probas.dtype)
+    inter = (probas * onehot).sum(dim=(2, 3))
+    denom = probas.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3))
+    dice_loss = 1.0 - ((2.0 * inter + smooth) / (denom + smooth)).mean(dim=1)
+    ce = F.cross_entropy(logits, target, reduction="none").mean(dim=(1, 2))
+    return dice_loss + ce
+
+
+class SegmentationPredictions(Predictions):
+    """Lazy, streamed outputs of a U-Net over pool slices.
+
+    Args:
+        net: the trained :class:`~medactive.tasks.segmentation.unet.UNet2D`.
+        images: ``[n_pool, 1, h, w]`` pool slices at the network's input size (CPU tensor).
+        seed: seeds the MC-dropout passes.
+        device: where to run the network.
+        batch_size: slices per forward pass (smaller for MC passes on large inputs).
+        n_mc_samples: MC-dropout passes ``t`` behind ``"mc_probas"`` (settable).
+        reduction: pixel → slice reduction of :meth:`score` (see :func:`reduce_pixels`).
+        progress: report passes over more than one batch (:mod:`medactive.progress`: a bar on
+            a terminal, plain lines otherwise).
+
+    Example:
+        >>> preds = task.predictions(model, seed=0)  # doctest: +SKIP
+        >>> preds.score(entropy, "probas", np.arange(10))  # doctest: +SKIP
+        array([...])  # 10 slice scores
+    """
+
+    def __init__(self, net: UNet2D, images: torch.Tensor, *, seed: int = 0,
+                 device: torch.device | str = "cpu", batch_size: int = 64,
+                 n_mc_samples: int = 20, reduction: str = "mean", progress: bool = False
+                 ) -> None:
+        reduction = check_reduction(reduction)
+        self.net = net
+        self.images = images
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.n_mc_samples = int(n_mc_samples)
+        self.reduction = reduction
+        self.n_pool = int(images.shape[0])
+        self.progress = bool(progress)
+        self._embeddings: dict[int, np.ndarray] = {}
+
+    # ---------------------------------------------------------------- streaming
+    def _chunk(self, field: str) -> int:
+        c = self.net.n_classes
+        h, w = self.images.shape[-2:]
+        t = self.n_mc_samples if field == "mc_probas" else 1
+        return max(1, min(self.batch_size, _MAX_BATCH_ELEMENTS // (c * h * w * t)))
+
+    def _batches(self, field: str, idx: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(batch number, [b, c, h, w(, t)] float32 array)`` for ``idx`` in order."""
+        if field not in ("probas", "mc_probas"):
+            raise KeyError(f"unknown dense prediction field {field!r}; known: "
+                           f"{', '.join(FIELDS)}")
+        if field == "mc_probas" and self.n_mc_samples < 1:
+            raise ConfigError(f"n_mc_samples must be at least 1, got {self.n_mc_samples}")
+        chunk = self._chunk(field)
+        what = "MC-dropout passes" if field == "mc_probas" else "predictions"
+        bar = progress_bar(idx.size, desc=f"scoring {idx.size} slices ({what})", unit="slice",
+                           enabled=self.progress and idx.size > chunk)
+        try:
+            for number, start in enumerate(range(0, idx.size, chunk)):
+                x = self.images[torch.as_tensor(idx[start:start + chunk])].to(self.device)
+                if field == "probas":
+                    yield number, self._probas(x)
+                else:
+                    yield number, self._mc_probas(x, derive_seed(self.seed, "mc", number))
+                bar.update(len(x))
+        finally:
+            bar.close()
+
+    @torch.no_grad()
+    def _probas(self, x: torch.Tensor) -> np.ndarray:
+        self.net.eval()
+        return torch.softmax(self.net(x), dim=1).cpu().numpy()
+
+    @torch.no_grad()
+    def _mc_probas(self, x: torch.Tensor, seed: int) -> np.ndarray:
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), mc_dropout(self.net):
+            torch.manual_seed(seed)
+            passes = [torch.softmax(self.net(x), dim=1).cpu().numpy()
+                      for _ in range(self.n_mc_samples)]
+        return np.stack(passes, axis=-1)
+
+    # ---------------------------------------------------------------- Predictions API
+    def score(self, fn: Callable[[np.ndarray], np.ndarray], field: str, idx: np.ndarray,
+              ) -> np.ndarray:
+        """Slice scores ``[n]``: ``fn`` per pixel on ``field``, reduced per slice.
+
+        Args:
+            fn: ``[b, c, h, w]`` (``"probas"``) or ``[b, c, h, w, t]`` (``"mc_probas"``) →
+                ``[b, h, w]`` pixel scores (or already ``[b]``).
+            field: ``"probas"`` or ``"mc_probas"``.
+            idx: ``[n]`` pool-absolute indices.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty(idx.size, dtype=np.float64)
+        pos = 0
+        for _, values in self._batches(field, idx):
+            pixel = np.asarray(fn(values), dtype=np.float64)
+            if pixel.ndim == 1:
+                scores = pixel
+            else:
+                foreground = None
+                if self.reduction == "foreground":
+                    background = values[:, 0].mean(axis=-1) if field == "mc_probas" \
+                        else values[:, 0]
+                    foreground = 1.0 - background
+                    if pixel.shape[-2:] != foreground.shape[-2:]:
+                        raise ValueError(f"pixel scores of shape {pixel.shape} do not end with "
+                                         f"the image size {foreground.shape[-2:]}")
+                    foreground = foreground.reshape(foreground.shape[0],
+                                                    *([1] * (pixel.ndim - 3)),
+                                                    *foreground.shape[-2:])
+                scores = reduce_pixels(pixel, self.reduction, foreground)
+            out[pos:pos + len(values)] = scores
+            pos += len(values)
+        return out
+
+    def get(self, field: str, idx: np.ndarray) -> np.ndarray:
+        """``"embeddings"`` ``[n, d]``; dense ``"probas"`` ``[n, c, h, w]`` or ``"mc_probas"``
+        ``[n, c, h, w, t]`` (for a few slices: prefer :meth:`score` over the pool)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if field == "embeddings":
+            return self._get_embeddings(idx)
+        parts = [values for _, values in self._batches(field, idx)]
+        if not parts:
+            c, (h, w) = self.net.n_classes, tuple(self.images.shape[-2:])
+            shape = (0, c, h, w) + ((self.n_mc_samples,) if field == "mc_probas" else ())
+            return np.zeros(shape, dtype=np.float32)
+        return np.concatenate(parts)
+
+    @torch.no_grad()
+    def _get_embeddings(self, idx: np.ndarray) -> np.ndarray:
+        missing = np.unique([i for i in idx.tolist() if i not in self._embeddings])
+        self.net.eval()
+        for start in range(0, missing.size, self._chunk("probas")):
+            batch = missing[start:start + self._chunk("probas")]
+            x = self.images[torch.as_tensor(batch)].to(self.device)
+            _, _, bottleneck = self.net.features(x)
+            pooled = bottleneck.mean(dim=(2, 3)).cpu().numpy().astype(np.float64)
+            self._embeddings.update(zip(batch.tolist(), pooled, strict=True))
+        d = self.net.channels[-1]
+        if idx.size == 0:
+            return np.zeros((0, d))
+        return np.stack([self._embeddings[i] for i in idx.tolist()])
+
+    def gradient_embeddings_array(self, idx: np.ndarray) -> np.ndarray:
+        """BADGE gradients ``[n, c * d]`` w.r.t. the final 1×1 convolution's weights.
+
+        For slice ``x`` with logits ``z = W h + b`` (per pixel), pseudo-label
+        ``ŷ = argmax z`` and per-sample loss ``L = DiceCE(z, ŷ)``, the gradient is
+        ``∂L/∂W = Σ_pixels (∂L/∂z) h^T``, a ``[c, d]`` matrix flattened row-major.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        c, d = self.net.n_classes, self.net.channels[0]
+        out = np.zeros((idx.size, c * d), dtype=np.float64)
+        self.net.eval()
+        chunk = self._chunk("probas")
+        for start in range(0, idx.size, chunk):
+            x = self.images[torch.as_tensor(idx[start:start + chunk])].to(self.device)
+            with torch.no_grad():
+                logits, feats, _ = self.net.features(x)
+            z = logits.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = dice_ce_per_sample(z, z.argmax(dim=1)).sum()
+                (grad,) = torch.autograd.grad(loss, z)
+            emb = torch.einsum("bchw,bdhw->bcd", grad, feats)
+            out[start:start + len(x)] = emb.reshape(len(x), c * d).cpu().numpy()
+        return out
+
+    def gradient_embedding(self, idx: np.ndarray):
+        """BADGE's embedding of ``idx`` as a ``DenseEmbedding`` ``[n, c * d]``."""
+        from medactive.selection.embedding import DenseEmbedding
+
+        return DenseEmbedding(self.gradient_embeddings_array(idx))

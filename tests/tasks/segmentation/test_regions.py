@@ -1,0 +1,289 @@
+"""Region-based (patch) active learning: tiling, oracle, partial loss, per-patch scores, loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.losses import DiceCELoss
+
+from medactive.errors import ConfigError, DataError
+from medactive.experiment import ExperimentConfig, run_experiment
+from medactive.loop.active_loop import LoopConfig, run_active_learning
+from medactive.scoring import uncertainty
+from medactive.strategies.base import create_strategy
+from medactive.tasks.segmentation import build_segmentation_task
+from medactive.tasks.segmentation.losses import IGNORE_INDEX, partial_dice_ce
+from medactive.tasks.segmentation.regions import (
+    RegionPredictions,
+    RegionSegmentationTask,
+    check_region_size,
+    region_ids,
+    tile_offsets,
+)
+from medactive.tasks.segmentation.train import augment, resize_masks
+
+SIZE, PATCH = 32, 16  # smoke preset: 32 px slices, 4 patches each
+
+
+# ---------------------------------------------------------------- tiling
+def test_tiles_of_an_8x8_image_with_patch_4():
+    assert tile_offsets(8, 4) == [(0, 0, 4, 4), (0, 4, 4, 4), (4, 0, 4, 4), (4, 4, 4, 4)]
+    assert list(region_ids(["a", "b"], 8, 4)) == [
+        "a@0,0", "a@0,4", "a@4,0", "a@4,4", "b@0,0", "b@0,4", "b@4,0", "b@4,4"]
+
+
+def test_tiles_that_do_not_divide_cover_every_pixel_once():
+    tiles = tile_offsets(10, 4)
+    assert [(r, c) for r, c, _, _ in tiles][:3] == [(0, 0), (0, 4), (0, 8)]
+    assert tiles[2] == (0, 8, 4, 2) and tiles[-1] == (8, 8, 2, 2)
+    cover = np.zeros((10, 10), int)
+    for r, c, h, w in tiles:
+        cover[r:r + h, c:c + w] += 1
+    assert (cover == 1).all()
+    assert tile_offsets(8, 8) == [(0, 0, 8, 8)]
+
+
+@pytest.mark.parametrize("bad", [0, -4, 33, 2.5, True, "16"])
+def test_bad_region_size_is_refused(bad):
+    with pytest.raises(ConfigError, match="region size"):
+        check_region_size(bad, 32)
+
+
+# ---------------------------------------------------------------- partial loss
+@pytest.mark.parametrize("batch", [False, True])
+def test_partial_loss_equals_dice_ce_when_all_labelled(batch):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 8, 8, generator=gen)
+    target = torch.randint(0, 4, (3, 8, 8), generator=gen)
+    expected = DiceCELoss(to_onehot_y=True, softmax=True, batch=batch)(logits, target[:, None])
+    got = partial_dice_ce(logits, target, batch=batch)
+    assert float(got) == pytest.approx(float(expected), rel=1e-6, abs=1e-7)
+
+
+def test_partial_loss_ignores_unlabelled_pixels():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 3, 8, 8, generator=gen)
+    target = torch.randint(0, 3, (2, 8, 8), generator=gen)
+    labelled = torch.zeros(2, 8, 8, dtype=torch.bool)
+    labelled[0, :4, :4] = True  # one 4x4 patch of slice 0, two of slice 1
+    labelled[1, 4:, :] = True
+    other = target.clone()
+    other[~labelled] = (target[~labelled] + 1) % 3  # different truth outside the labels
+
+    def loss_and_grad(t, mask):
+        z = logits.clone().requires_grad_(True)
+        loss = partial_dice_ce(z, t, mask)
+        return float(loss.detach()), torch.autograd.grad(loss, z)[0]
+
+    loss_a, grad_a = loss_and_grad(target, labelled)
+    loss_b, grad_b = loss_and_grad(other, labelled)
+    assert loss_a == pytest.approx(loss_b, abs=0) and torch.equal(grad_a, grad_b)
+    assert (grad_a.abs().sum(dim=1)[~labelled] == 0).all()  # no gradient from unlabelled pixels
+    # the IGNORE_INDEX encoding gives the same loss as the explicit mask
+    ignored = torch.where(labelled, target, torch.full_like(target, IGNORE_INDEX))
+    assert float(partial_dice_ce(logits, ignored)) == pytest.approx(loss_a, rel=1e-7)
+    # nothing labelled: finite, no NaN
+    none = torch.full_like(target, IGNORE_INDEX)
+    assert torch.isfinite(partial_dice_ce(logits, none))
+
+
+def test_partial_loss_doctest_value():
+    target = torch.tensor([[[0, 1], [IGNORE_INDEX, IGNORE_INDEX]]])
+    assert float(partial_dice_ce(torch.zeros(1, 2, 2, 2), target)) == pytest.approx(
+        0.5 + np.log(2), abs=1e-4)
+
+
+def test_augmentation_moves_the_unlabelled_marker_with_the_labels():
+    gen = torch.Generator().manual_seed(3)
+    masks = torch.randint(0, 3, (16, 8, 8), generator=gen)
+    labelled = torch.zeros(16, 8, 8, dtype=torch.bool)
+    labelled[:, :4, 4:] = True  # top-right patch only
+    masks[~labelled] = IGNORE_INDEX
+    images = labelled[:, None].float()  # the image shows where the labels are
+    x, y = augment(images, masks, torch.Generator().manual_seed(0), rotation_degrees=0.0)
+    assert torch.equal(y != IGNORE_INDEX, x[:, 0] > 0.5)
+    assert ((y != IGNORE_INDEX).sum(dim=(1, 2)) == 16).all()
+    moved = [i for i in range(16) if not torch.equal(y[i], masks[i])]
+    assert moved  # some rot90/flip happened, and the labels moved with the marker
+
+
+# ---------------------------------------------------------------- per-patch reduction
+class _FakeSlices:
+    """Stands in for SegmentationPredictions: fixed probabilities, one batch per slice."""
+
+    def __init__(self, probas: np.ndarray, reduction: str = "mean") -> None:
+        self.probas = probas
+        self.reduction = reduction
+        self.n_mc_samples = 2
+        self.net = type("Net", (), {"n_classes": probas.shape[1]})()
+
+    def _batches(self, field, idx):
+        for number, i in enumerate(idx.tolist()):
+            yield number, self.probas[[i]]
+
+
+def _hand_probas() -> np.ndarray:
+    """1 slice, 2 classes, 4x4: foreground probability per pixel in the quadrants."""
+    fg = np.array([[0.0, 0.2, 0.5, 0.5],
+                   [0.2, 0.2, 0.5, 0.5],
+                   [1.0, 0.0, 0.1, 0.3],
+                   [0.0, 0.0, 0.3, 0.1]])
+    return np.stack([1 - fg, fg])[None]
+
+
+@pytest.mark.parametrize("reduction, expected", [
+    ("mean", [0.15, 0.5, 0.25, 0.2]),
+    ("max", [0.2, 0.5, 1.0, 0.3]),
+    # foreground-weighted mean of the foreground probability: sum(fg^2) / sum(fg)
+    ("foreground", [0.2, 0.5, 1.0, 0.2 / 0.8]),
+])
+def test_scores_are_reduced_per_patch(reduction, expected):
+    preds = RegionPredictions(_FakeSlices(_hand_probas(), reduction), tile_offsets(4, 2),
+                              np.zeros(4, np.int64), np.arange(4))
+    scores = preds.score(lambda p: p[:, 1], "probas", np.array([3, 0, 1, 2]))
+    np.testing.assert_allclose(scores, np.array(expected)[[3, 0, 1, 2]], rtol=1e-12)
+
+
+def test_dense_crops_and_refusals():
+    preds = RegionPredictions(_FakeSlices(_hand_probas()), tile_offsets(4, 2),
+                              np.zeros(4, np.int64), np.arange(4))
+    crops = preds.get("probas", np.array([1, 2]))
+    assert crops.shape == (2, 2, 2, 2)
+    np.testing.assert_allclose(crops[0, 1], 0.5)
+    np.testing.assert_allclose(crops[1, 1], [[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ConfigError, match="per slice"):
+        preds.score(lambda p: p[:, 1].mean(axis=(1, 2)), "probas", np.array([0]))
+    uneven = RegionPredictions(_FakeSlices(_hand_probas()), tile_offsets(4, 3),
+                               np.zeros(4, np.int64), np.arange(4))
+    with pytest.raises(ConfigError, match="equal patches"):
+        uneven.get("probas", np.array([0]))
+
+
+# ---------------------------------------------------------------- the task
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, seg):
+    return seg.write_h5_layout(tmp_path_factory.mktemp("regions") / "acdc")
+
+
+@pytest.fixture(scope="module")
+def task(root):
+    return build_segmentation_task(root, preset="smoke", iterations=3, region_size=PATCH)
+
+
+@pytest.fixture(scope="module")
+def model(task):
+    idx = np.array([0, 5, 9, 20])
+    return task.fit(idx, task.pool_labels(idx), seed=0)
+
+
+def test_pool_is_patches_in_slice_then_row_major_order(task):
+    assert isinstance(task, RegionSegmentationTask)
+    n_slices = len(task.base.pool_ids)
+    assert len(task.pool_ids) == 4 * n_slices == 48
+    first = task.base.pool_ids[0]
+    assert list(task.pool_ids[:4]) == [f"{first}@0,0", f"{first}@0,16", f"{first}@16,0",
+                                       f"{first}@16,16"]
+    assert task.pool_ids[4].startswith(f"{task.base.pool_ids[1]}@")
+    assert len(set(task.pool_ids)) == len(task.pool_ids)
+    assert task.describe()["region"]["patches_per_slice"] == 4
+
+
+def test_oracle_reveals_only_the_patch(task):
+    truth = task.base.pool_labels(np.array([1]))[0]
+    resized = resize_masks(torch.from_numpy(truth.astype(np.int64))[None], SIZE)[0].numpy()
+    (label,) = task.pool_labels(np.array([4 + 3]))  # slice 1, patch at (16, 16)
+    assert label.shape == (PATCH, PATCH) and label.dtype == np.uint8
+    np.testing.assert_array_equal(label, resized[16:, 16:])
+    slices, maps = task.label_maps(np.array([7]), [label])
+    assert list(slices) == [1] and maps.shape == (1, SIZE, SIZE)
+    np.testing.assert_array_equal(maps[0, 16:, 16:].numpy(), resized[16:, 16:])
+    outside = maps[0].clone()
+    outside[16:, 16:] = IGNORE_INDEX
+    assert (outside == IGNORE_INDEX).all()
+    # a full resized map is accepted too: only the patch is read
+    _, again = task.label_maps(np.array([7]), [resized])
+    assert torch.equal(again, maps)
+
+
+def test_bad_patch_labels_are_refused(task):
+    with pytest.raises(DataError, match=r"@16,16.*shape"):
+        task.label_maps(np.array([3]), [np.zeros((5, 5), np.uint8)])
+    with pytest.raises(DataError, match=r"@16,16.*integers 0\.\."):
+        task.label_maps(np.array([3]), [np.full((PATCH, PATCH), 9, np.uint8)])
+
+
+def test_label_metrics(task):
+    metrics = task.label_metrics(np.array([0, 1, 5, 5]))
+    assert metrics == {"labelled_pixel_fraction": 3 * PATCH ** 2 / (12 * SIZE ** 2),
+                       "n_labelled_slices": 2.0}
+
+
+def test_fit_trains_on_slices_with_labelled_patches(task, model):
+    assert task.last_model is model and task.last_fit.iterations == 3
+    metrics = task.evaluate(model, "test")
+    assert 0.0 <= metrics["dice_mean"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["entropy", "random", "bald", "coreset_l2", "badge",
+                                  "typiclust", "margin", "mean_variance"])
+def test_queries_return_new_unique_patches(task, model, name):
+    labeled = np.array([0, 5, 9, 20])
+    unlabeled = np.setdiff1d(np.arange(len(task.pool_ids)), labeled)
+    strategy = create_strategy(name)
+    results = [strategy.query(task.predictions(model, seed=1), unlabeled, labeled, 6, rng=7)
+               for _ in range(2)]
+    idx = results[0].indices
+    assert idx.size == 6 and np.unique(idx).size == 6
+    assert not set(idx.tolist()) & set(labeled.tolist())
+    assert set(idx.tolist()) <= set(unlabeled.tolist())
+    np.testing.assert_array_equal(idx, results[1].indices)  # same seed, same selection
+
+
+def test_embeddings_differ_between_patches_of_a_slice(task, model):
+    preds = task.predictions(model, seed=0)
+    emb = preds.get("embeddings", np.arange(4))
+    assert emb.shape == (4, task.base.preset.channels[0])
+    assert not np.allclose(emb[0], emb[3])
+    grads = preds.gradient_embeddings_array(np.array([2, 0]))
+    assert grads.shape == (2, len(task.classes) * task.base.preset.channels[0])
+    np.testing.assert_allclose(grads[1], preds.gradient_embeddings_array(np.array([0]))[0],
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_patch_scores_match_a_dense_reference(task, model):
+    preds = task.predictions(model, seed=0)
+    idx = np.array([13, 2, 0, 47])
+    scores = preds.score(uncertainty.entropy, "probas", idx)
+    dense = preds.slices.get("probas", np.array([3, 0, 11]))
+    pixel = uncertainty.entropy(dense)
+    expected = [pixel[0, :16, 16:].mean(), pixel[1, 16:, :16].mean(), pixel[1, :16, :16].mean(),
+                pixel[2, 16:, 16:].mean()]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
+def test_loop_labels_patches_and_records_the_labelled_area(root, task, tmp_path):
+    config = ExperimentConfig(data=str(root), strategy="entropy", initial=4, budget=3, rounds=2,
+                              seed=0, task="segmentation", preset="smoke", epochs=3,
+                              device="cpu", data_options={"region_size": PATCH})
+    records = run_experiment(config, out_dir=tmp_path / "a", task=task)
+    assert [r.n_labeled for r in records] == [4, 7, 10]
+    fractions = [r.metrics["labelled_pixel_fraction"] for r in records]
+    step = 3 * PATCH ** 2 / (12 * SIZE ** 2)
+    assert fractions[0] == pytest.approx(4 * PATCH ** 2 / (12 * SIZE ** 2))
+    assert np.diff(fractions) == pytest.approx([step, step], abs=1e-12)
+    assert all(1 <= r.metrics["n_labelled_slices"] <= r.n_labeled for r in records)
+    again = run_experiment(config, out_dir=tmp_path / "b", task=task)
+    for a, b in zip(records, again, strict=True):
+        np.testing.assert_array_equal(a.added_idx, b.added_idx)
+        np.testing.assert_array_equal(a.queried_idx, b.queried_idx)
+    assert (tmp_path / "a" / "rounds.csv").read_text() == (tmp_path / "b" / "rounds.csv"
+                                                           ).read_text()
+    # the plain loop (what the benchmark runner calls) selects the same patches
+    plain = run_active_learning(task, LoopConfig("entropy", 4, 3, 2, seed=0))
+    np.testing.assert_array_equal(plain[1].added_idx, records[1].added_idx)
+
+
+def test_region_size_must_fit_the_network_input(root):
+    with pytest.raises(ConfigError, match="region size 64"):
+        build_segmentation_task(root, preset="smoke", region_size=64)
