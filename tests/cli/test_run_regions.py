@@ -71,3 +71,38 @@ def test_grid_region_size_reaches_the_task(tmp_path):
 def test_grid_refuses_a_bad_region_size(bad):
     with pytest.raises(ConfigError, match="region_size"):
         GridConfig.from_dict(_grid("acdc", bad))
+
+
+#: ``medactive run --region-size 16`` (entropy, 2 rounds of 4, 40 steps), recorded before the
+#: region pool carried its coordinate frame (issue 14): the selections must not change
+PINNED_RUN = {  # round: [(patch id, score)]
+    "0": [("patient003_frame01_slice_3@16,0", None), ("patient005_frame01_slice_2@0,16", None),
+          ("patient005_frame01_slice_2@16,16", None), ("patient005_frame01_slice_3@0,16", None)],
+    "1": [("patient004_frame01_slice_1@0,0", 1.3660597610689977),
+          ("patient004_frame01_slice_3@0,0", 1.3656161469192731),
+          ("patient003_frame01_slice_1@0,16", 1.365221524869002),
+          ("patient003_frame01_slice_1@0,0", 1.3645228199457615)],
+    "2": [("patient003_frame01_slice_2@16,16", 1.3289667015178184),
+          ("patient006_frame01_slice_1@16,16", 1.3287799554853803),
+          ("patient005_frame01_slice_3@16,16", 1.3287759612013315),
+          ("patient005_frame01_slice_1@16,16", 1.3285904233995887)],
+}
+
+
+@pytest.mark.slow
+def test_run_region_selections_are_pinned(tmp_path):
+    data = write_h5_layout(tmp_path / "acdc")
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), "--task", "segmentation", "--region-size", "16",
+                 "--strategy", "entropy", "--initial", "4", "--budget", "4", "--rounds", "2",
+                 "--preset", "smoke", "--epochs", "40", "--threads", "1", "--out",
+                 str(out)]) == 0
+    by_round: dict[str, list[tuple[str, float | None]]] = {}
+    for row in _rows(out / "selections.csv"):
+        score = float(row["score"]) if row["score"] else None
+        by_round.setdefault(row["round"], []).append((row["sample_id"], score))
+    assert by_round.keys() == PINNED_RUN.keys()
+    for key, pinned in PINNED_RUN.items():
+        assert [i for i, _ in by_round[key]] == [i for i, _ in pinned]
+        for (_, got), (_, want) in zip(by_round[key], pinned, strict=True):
+            assert got == want if want is None else got == pytest.approx(want, rel=1e-7)

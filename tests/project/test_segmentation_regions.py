@@ -356,3 +356,53 @@ def test_region_project_over_2d_images(tmp_path):
     out = export_batch(store, fmt="folder", out=tmp_path / "exp").path
     assert (out / "images" / "case1.png").is_file()
     assert {p.name for p in (out / "masks").iterdir()} == {f"{s}.png" for s in batch.sample_ids}
+
+
+# Selections of the project's region task, recorded on the code before the region pool carried
+# its coordinate frame (issue 14): the refactoring must not change which patches a query picks.
+PINNED_PROJECT_QUERIES = {  # strategy: (ids per round, scores per round)
+    "entropy": (
+        [["case1/2@8,0", "case2/2@8,0", "case1/1@8,0", "case1/0@8,0", "case2/0@8,0"],
+         ["case2/1@8,8", "case2/2@8,8", "case1/2@8,8", "case1/0@8,8", "case2/0@8,8"]],
+        [[1.077065, 1.077039, 1.076989, 1.076895, 1.076799],
+         [1.062482, 1.062255, 1.0621, 1.061885, 1.061872]]),
+    "margin": (
+        [["case1/1@8,8", "case2/0@8,8", "case2/1@8,8", "case1/0@8,8", "case1/2@8,0"]],
+        [[0.976303, 0.975516, 0.975212, 0.975167, 0.975126]]),
+    "bald": (
+        [["case1/2@0,0", "case2/2@0,0", "case2/1@0,0", "case1/2@0,8", "case1/1@0,0"]],
+        [[0.019346, 0.014692, 0.014091, 0.013908, 0.013479]]),
+    "coreset_l2": (
+        [["case2/1@0,8", "case2/2@0,0", "case2/2@8,8", "case2/0@0,8", "case1/1@0,0"]],
+        [[0.129763, 0.091166, 0.044125, 0.043434, 0.030978]]),
+    "badge": (
+        [["case1/1@0,8", "case1/2@8,8", "case1/2@0,0", "case2/1@0,8", "case1/1@8,0"]],
+        [[0.208629, 0.108932, 0.079145, 0.005063, 0.000935]]),
+    "typiclust": (
+        [["case1/2@0,8", "case1/0@0,8", "case1/1@0,8", "case1/2@8,0", "case1/2@8,8"]],
+        [[47.041539, 42.686174, 32.538361, 13.489049, 13.403724]]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["entropy", "margin", "bald", "coreset_l2", "badge",
+                                      "typiclust"])
+def test_project_region_query_selections_are_pinned(tmp_path, seg_folder, strategy):
+    # 60 steps: scores far enough apart that the pins do not hang on float ties
+    store = init_project(tmp_path / "proj", seg_folder, task="segmentation", preset="smoke",
+                         epochs=60, initial=2, region_size=P)
+    first = query(store, strategy=strategy, budget=5)
+    picked, scores = [first.sample_ids], [first.scores]
+    if strategy == "entropy":  # a second round trains on partial (patch) label maps
+        for sid in first.sample_ids:
+            vid, k = split_patch_id(sid)[0].split("/")
+            _, mask = seg_volume(int(vid.removeprefix("case")))
+            crop = patch_mask(store, sid, mask[int(k)], f"mask for {sid!r}")
+            store.add_label(NewLabel(sid, mask_path=store_png(store, crop)), annotator="ann")
+        second = query(store, strategy=strategy, budget=5)
+        picked.append(second.sample_ids)
+        scores.append(second.scores)
+    ids, pinned_scores = PINNED_PROJECT_QUERIES[strategy]
+    assert [list(p) for p in picked] == ids
+    for got, want in zip(scores, pinned_scores, strict=True):
+        np.testing.assert_allclose(np.asarray(got, float), want, rtol=1e-5, atol=1e-6)

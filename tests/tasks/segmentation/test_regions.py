@@ -287,3 +287,41 @@ def test_loop_labels_patches_and_records_the_labelled_area(root, task, tmp_path)
 def test_region_size_must_fit_the_network_input(root):
     with pytest.raises(ConfigError, match="region size 64"):
         build_segmentation_task(root, preset="smoke", region_size=64)
+
+
+#: selections of the simulated region task (40 steps on patches 0, 5, 9, 20), recorded before
+#: the region pool carried its coordinate frame (issue 14): they must not change
+PINNED_QUERIES: dict[str, tuple[list[int], list[float]]] = {
+    "entropy": ([10, 22, 18, 26, 46],
+                [1.366838958, 1.366823012, 1.366772351, 1.366616108, 1.366406319]),
+    "bald": ([11, 14, 18, 17, 33],
+             [0.01244856005, 0.01143569184, 0.008679310356, 0.008289021101, 0.007137887629]),
+    "coreset_l2": ([38, 36, 15, 22, 11],
+                   [0.1334015157, 0.1291754075, 0.1212148261, 0.102784056, 0.08920275305]),
+    "badge": ([12, 28, 43, 36, 15],
+              [0.1845127824, 0.004275010642, 0.03473459601, 0.009420864322, 0.02872997735]),
+    "typiclust": ([42, 39, 32, 14, 31],
+                  [39.95340447, 33.49412583, 27.05959004, 30.73505586, 33.39089176]),
+    "margin": ([12, 44, 16, 8, 4],
+               [0.9818573561, 0.980604062, 0.9805061902, 0.9802239135, 0.9794930013]),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(root):
+    task = build_segmentation_task(root, preset="smoke", iterations=40, region_size=PATCH)
+    labeled = np.array([0, 5, 9, 20])
+    return task, task.fit(labeled, task.pool_labels(labeled), seed=0), labeled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["entropy", "bald", "coreset_l2", "badge", "typiclust",
+                                  "margin"])
+def test_region_query_selections_are_pinned(trained, name):
+    task, model, labeled = trained
+    unlabeled = np.setdiff1d(np.arange(len(task.pool_ids)), labeled)
+    result = create_strategy(name).query(task.predictions(model, seed=1), unlabeled, labeled, 5,
+                                         rng=7)
+    idx, scores = PINNED_QUERIES[name]
+    assert result.indices.tolist() == idx
+    np.testing.assert_allclose(np.asarray(result.scores, float), scores, rtol=1e-6, atol=1e-9)
