@@ -57,3 +57,47 @@ class Task(Protocol):
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (data source, preset, model) for run.json."""
         ...
+
+
+class FunctionTask:
+    """A :class:`Task` made of plain functions: active learning around a model of your own.
+
+    Args:
+        pool_ids: ``[n_pool]`` ids of the pool samples (any strings or numbers).
+        fit: ``fit(labeled_idx, labels, seed, init_model) -> model``: train your model on pool
+            indices ``labeled_idx`` with ``labels`` (same order); ``init_model`` is the previous
+            round's model when fine-tuning, else ``None``.
+        predictions: ``predictions(model, seed) -> Predictions``: what strategies read over the
+            whole pool (e.g. :func:`medactive.inference.model_predictions`).
+        evaluate: ``evaluate(model, split) -> {name: value}`` for ``"val"`` and ``"test"``
+            (optional: no metrics without it).
+        pool_labels: ground truth of pool indices, for a simulated oracle (optional).
+        kind: ``"classification"`` or ``"segmentation"``.
+        primary_metric: the validation metric your ``fit`` keeps the best model by.
+    """
+
+    def __init__(self, pool_ids, fit, predictions, *, evaluate=None, pool_labels=None,
+                 kind: str = "classification", primary_metric: str = "accuracy") -> None:
+        self.pool_ids = np.asarray(pool_ids)
+        self._fit, self._predictions = fit, predictions
+        self._evaluate, self._pool_labels = evaluate, pool_labels
+        self.kind, self.primary_metric = kind, primary_metric
+
+    def pool_labels(self, idx: np.ndarray) -> list[Any]:
+        if self._pool_labels is None:
+            raise TypeError("this FunctionTask was given no pool_labels: tell the cycle labels "
+                            "yourself instead of using a simulated oracle")
+        return list(self._pool_labels(np.asarray(idx, dtype=np.int64)))
+
+    def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
+            init_model: Any | None = None) -> Any:
+        return self._fit(labeled_idx, labels, seed, init_model)
+
+    def evaluate(self, model: Any, split: str) -> dict[str, float]:
+        return {} if self._evaluate is None else dict(self._evaluate(model, split))
+
+    def predictions(self, model: Any, *, seed: int) -> Predictions:
+        return self._predictions(model, seed)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "task": "FunctionTask", "n_pool": int(self.pool_ids.size)}

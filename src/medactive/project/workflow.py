@@ -1,11 +1,11 @@
 """The human loop: create a project, query a batch, train, with the same loop as ``medactive run``.
 
-A project's rounds mirror :func:`~medactive.loop.active_loop.run_active_learning`: round ``k``'s
+A project's rounds are those of :class:`~medactive.loop.cycle.ActiveLearningCycle`: round ``k``'s
 batch forms the labeled set ``L_k`` (round 0's batch is the seeded random initial set, unless
 the project started with labels), and the model of round ``k`` is trained on ``L_k`` and selects
-batch ``k + 1``. ``project query`` rebuilds the records of the finished rounds from the database,
-runs the very same loop with an oracle that answers from the stored labels, stores the new batch
-as pending when the loop reaches it and stops there. So a human project selects exactly the
+batch ``k + 1``. ``project query`` rebuilds the cycle's records of the finished rounds from the
+database, tells it the stored labels of ``L_k``, then fits, evaluates and queries once and stores
+the batch as pending: people tell its labels through the page or ``project import``. So a human project selects exactly the
 samples that ``medactive run`` selects with the simulated oracle for the same data, seed and
 strategy, provided the expert gives the same labels.
 
@@ -35,7 +35,8 @@ import numpy as np
 
 from medactive._random import derive_seed
 from medactive.errors import ConfigError, DataError
-from medactive.loop.active_loop import LoopConfig, RoundRecord, initial_indices, run_active_learning
+from medactive.loop.cycle import ActiveLearningCycle
+from medactive.loop.records import LoopConfig, RoundRecord, initial_indices
 from medactive.project.importer import check_label_rows
 from medactive.project.store import (
     DB_NAME,
@@ -335,13 +336,8 @@ def labeled_state(store: ProjectStore) -> LabeledState:
                         [np.asarray(s, dtype=np.float64) for s in scores], labels, rnd, index)
 
 
-class _BatchStored(Exception):
-    """Raised by the project oracle to stop the loop once the new batch is stored."""
-
-
 class ProjectOracle:
-    """Answers the loop from the project's stored labels; a sample without one means the loop
-    has reached the batch a person must label, so the loop stops there."""
+    """The project's stored labels of pool indices (loaded with ``load``, e.g. mask files)."""
 
     def __init__(self, pool_ids: list[str], labels: dict[str, Any], load=None) -> None:
         self.pool_ids = pool_ids
@@ -353,7 +349,7 @@ class ProjectOracle:
         for i in np.asarray(idx, dtype=np.int64):
             sid = self.pool_ids[int(i)]
             if sid not in self.labels:
-                raise _BatchStored(sid)
+                raise ConfigError(f"sample {sid} has no stored label")
             value = self.labels[sid]
             out.append(self.load(value) if self.load is not None else value)
         return out
@@ -739,45 +735,39 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
                              metrics=dict(models.get(r, {})), added_idx=groups[r],
                              added_scores=scores[r], queried_idx=groups[r + 1],
                              queried_scores=scores[r + 1]) for r in range(k)]
-    # run_active_learning checks initial + rounds * budget <= n_pool; with past batches of other
-    # sizes, this "initial" makes that sum exactly |L_k| + budget.
-    config = LoopConfig(strategy=strategy, initial=n_labeled - k * budget, budget=budget,
+    config = LoopConfig(strategy=strategy, initial=int(groups[0].size), budget=budget,
                         rounds=k + 1, seed=seed, strategy_options=options)
     oracle = ProjectOracle(state.pool_ids, state.labels, load)
-    outcome: dict[str, QueryOutcome] = {}
-
-    def on_round(record: RoundRecord) -> None:
-        ids = [state.pool_ids[int(i)] for i in record.queried_idx]
-        with store.transaction() as tx:
-            fit = task.last_fit
-            if fit and not tx.execute("SELECT 1 FROM models WHERE labels_digest = ?",
-                                      (fit["digest"],)).fetchone():
-                store.add_model(record.round, fit["checkpoint"], record.metrics,
-                                n_labeled=record.n_labeled, labels_digest=fit["digest"], tx=tx)
-            # older batch items nobody labelled are closed: they are back in the pool
-            tx.execute("UPDATE queries SET status = 'skipped', lease_annotator = NULL, "
-                       "lease_expires = NULL WHERE status = 'pending'")
-            store.add_batch(k + 1, strategy, ids, list(record.queried_scores), budget=budget,
-                            options={"seed": seed, "strategy_options": options,
-                                     "model": fit.get("checkpoint")}, tx=tx)
-        outcome["batch"] = QueryOutcome(k + 1, strategy, ids,
-                                        [float(s) for s in record.queried_scores],
-                                        metrics=dict(record.metrics))
-
     if progress:
         strat = _ReportingStrategy(strat, strategy, report, task)
+    # round k of the project's cycle: L_k are the stored labels; the batch is stored, not told
+    cycle = ActiveLearningCycle(task, config, strategy=strat, completed=completed,
+                                initial_idx=groups[0] if k == 0 else None)
+    cycle.tell(cycle.labeled_idx, oracle.label(cycle.labeled_idx))
     try:
-        run_active_learning(task, config, oracle=oracle, completed=completed, on_round=on_round,
-                            initial_idx=groups[0] if k == 0 else None, strategy=strat)
-    except _BatchStored:
-        pass
+        cycle.fit()
+        cycle.evaluate()
+        batch = cycle.query(budget)
     finally:
         task.close_scoring()
-    if "batch" not in outcome:  # pragma: no cover - the loop always queries round k
-        raise RuntimeError("the loop ended without querying a batch")
-    logger.info("round %d: %d samples queried by %s", k + 1, len(outcome["batch"].sample_ids),
-                strategy)
-    return outcome["batch"]
+    record = cycle.records[-1]
+    ids = [state.pool_ids[int(i)] for i in batch.indices]
+    with store.transaction() as tx:
+        fit = task.last_fit
+        if fit and not tx.execute("SELECT 1 FROM models WHERE labels_digest = ?",
+                                  (fit["digest"],)).fetchone():
+            store.add_model(record.round, fit["checkpoint"], record.metrics,
+                            n_labeled=record.n_labeled, labels_digest=fit["digest"], tx=tx)
+        # older batch items nobody labelled are closed: they are back in the pool
+        tx.execute("UPDATE queries SET status = 'skipped', lease_annotator = NULL, "
+                   "lease_expires = NULL WHERE status = 'pending'")
+        store.add_batch(k + 1, strategy, ids, list(batch.scores), budget=budget,
+                        options={"seed": seed, "strategy_options": options,
+                                 "model": fit.get("checkpoint")}, tx=tx)
+    outcome = QueryOutcome(k + 1, strategy, ids, [float(s) for s in batch.scores],
+                           metrics=dict(record.metrics))
+    logger.info("round %d: %d samples queried by %s", k + 1, len(outcome.sample_ids), strategy)
+    return outcome
 
 
 def _check_files(store: ProjectStore, report: StageReport) -> None:
