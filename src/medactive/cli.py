@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from medactive import __version__
+from medactive._version import __version__
 from medactive.errors import MedactiveError
 
 _COMMAND_MODULES = (

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from medactive import __version__
+from medactive._version import __version__
 from medactive.errors import ConfigError
 from medactive.loop.active_loop import LoopConfig, RoundRecord, run_active_learning
 from medactive.loop.pseudo_label import PseudoLabelConfig
@@ -217,7 +217,7 @@ def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None
             raise ConfigError(f"--initial-strategy {config.initial_strategy} chooses on "
                               "self-supervised embeddings: add --ssl simclr (grid: ssl = {...}) "
                               "or --encoder")
-        from medactive.strategies.base import create_strategy
+        from medactive.strategies import create_strategy
 
         chooser = create_strategy(config.initial_strategy)
         if set(chooser.requires) - {"embeddings"}:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medactive.cli import main
-from medactive.strategies.base import list_strategies
+from medactive.strategies import list_strategies
 
 CORE = ["random", "least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald",
         "badge", "coreset_l2", "coreset_cosine"]

@@ -594,7 +594,7 @@ def _check_ssl(grid: GridConfig, spec: DatasetSpec, at: str) -> None:
                           "for classification only")
     _ssl(ssl, at)
     if initial != "random":
-        from medactive.strategies.base import create_strategy
+        from medactive.strategies import create_strategy
 
         chooser = create_strategy(initial)  # ConfigError listing names when unknown
         if set(chooser.requires) - {"embeddings"}:

@@ -25,12 +25,9 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medactive.bench.names import display_name
-
-if TYPE_CHECKING:  # report.py imports this module
-    from medactive.bench.report import MetricFormat, ResultTable
+from medactive.bench.tables import MetricFormat, ResultTable
 
 #: fractions of the fully supervised metric the table reports
 FRACTIONS = (0.95, 1.0)

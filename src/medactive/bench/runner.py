@@ -159,7 +159,7 @@ def check_grid(grid: GridConfig) -> None:
     except ImportError as exc:
         raise ConfigError(f"grid {grid.name!r}: cannot import backend {grid.backend!r} "
                           f"({exc})") from exc
-    from medactive.strategies.base import list_strategies
+    from medactive.strategies import list_strategies
 
     known = set(list_strategies())
     for spec in grid.datasets:

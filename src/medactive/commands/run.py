@@ -185,7 +185,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_strategies(args) -> int:
-    from medactive.strategies.base import strategy_descriptions
+    from medactive.strategies import strategy_descriptions
 
     descriptions = strategy_descriptions()
     width = max(map(len, descriptions))
@@ -300,7 +300,7 @@ def cmd_run(args) -> int:
         run_experiment,
     )
     from medactive.progress import stage
-    from medactive.strategies.base import create_strategy
+    from medactive.strategies import create_strategy
 
     create_strategy(args.strategy)  # fail fast on an unknown name
     _set_threads(args.threads)
@@ -372,7 +372,7 @@ def cmd_demo(args) -> int:
     from medactive.experiment import ExperimentConfig, run_experiment
     from medactive.plots import plot_learning_curves
     from medactive.progress import stage
-    from medactive.strategies.base import create_strategy
+    from medactive.strategies import create_strategy
     from medactive.tasks.classification.presets import get_preset
     from medactive.tasks.classification.task import ClassificationTask
 

@@ -38,7 +38,7 @@ from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import select_pseudo_labels
 from medactive.loop.records import LoopConfig, RoundRecord, cold_start_indices
 from medactive.predictions import Predictions
-from medactive.strategies.base import QueryResult, Strategy, create_strategy
+from medactive.strategies import QueryResult, Strategy, create_strategy
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from medactive._random import derive_seed
 from medactive._validation import check_budget
 from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import PseudoLabelConfig
-from medactive.strategies.base import create_strategy
+from medactive.strategies import create_strategy
 
 
 @dataclass(frozen=True)

@@ -682,7 +682,7 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
             pool, a batch still pending (unless ``allow_partial``), no labels to train on.
         DataError: image files missing (all listed; see ``project relocate``).
     """
-    from medactive.strategies.base import create_strategy
+    from medactive.strategies import create_strategy
 
     if budget < 1:
         raise ConfigError(f"--budget must be at least 1, got {budget}")

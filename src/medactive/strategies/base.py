@@ -16,7 +16,6 @@ import numpy as np
 
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget, check_indices
-from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 
 
@@ -85,35 +84,3 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
         raise ValueError(f"strategy {cls.name!r} is already registered")
     _REGISTRY[cls.name] = cls
     return cls
-
-
-def list_strategies() -> list[str]:
-    """Sorted names of all registered strategies."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def strategy_descriptions() -> dict[str, str]:
-    """``name -> one-line description`` for every registered strategy."""
-    _load_builtin()
-    return {name: getattr(_REGISTRY[name], "description", "") for name in sorted(_REGISTRY)}
-
-
-def create_strategy(name: str, **kwargs) -> Strategy:
-    """Instantiate the strategy registered as ``name`` with keyword options.
-
-    Raises:
-        ConfigError: unknown name (the message lists the valid names).
-    """
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    try:
-        return _REGISTRY[name](**kwargs)
-    except TypeError as exc:  # an unknown or missing option, e.g. create_strategy("bald", t=3)
-        raise ConfigError(f"bad options {kwargs} for strategy {name!r}: {exc}") from None
-
-
-def _load_builtin() -> None:
-    # importing the package registers every built-in strategy file
-    import medactive.strategies  # noqa: F401

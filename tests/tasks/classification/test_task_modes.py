@@ -10,7 +10,7 @@ import medactive.tasks.classification.task as task_module
 from medactive.data.pool import Dataset, Split
 from medactive.encoders import Encoder, load_encoder, save_encoder_file
 from medactive.errors import ConfigError
-from medactive.strategies.base import create_strategy
+from medactive.strategies import create_strategy
 from medactive.tasks.classification import ClassificationTask, get_preset
 from medactive.tasks.classification.head import HeadConfig
 from medactive.tasks.classification.model import build_classifier

@@ -8,7 +8,7 @@ import pytest
 
 from medactive.errors import ConfigError, DataError
 from medactive.loop.active_loop import LoopConfig, run_active_learning
-from medactive.strategies.base import create_strategy, list_strategies
+from medactive.strategies import create_strategy, list_strategies
 from medactive.tasks.segmentation import build_segmentation_task
 from medactive.tasks.segmentation.predictions import SegmentationPredictions
 
