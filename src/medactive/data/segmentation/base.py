@@ -4,12 +4,12 @@ Four on-disk layouts are read (see :func:`load_segmentation_data`):
 
 - ``"ssl4mis-h5"`` — ACDC preprocessed as in HiLab-git/SSL4MIS: ``data/slices/*.h5`` 2D training
   slices and ``data/*.h5`` 3D val/test volumes (datasets ``image``/``label``) listed in
-  ``train_slices.list``/``val.list``/``test.list`` (:mod:`.data_acdc`).
+  ``train_slices.list``/``val.list``/``test.list`` (:mod:`.acdc`).
 - ``"acdc-nifti"`` — the raw ACDC release: ``patientNNN/patientNNN_frameFF.nii.gz`` with
-  ``_gt`` masks and ``Info.cfg`` naming the ED/ES frames (:mod:`.data_acdc`).
-- ``"nifti-folder"`` — a folder of NIfTI image/mask pairs (:mod:`.data_nifti`).
+  ``_gt`` masks and ``Info.cfg`` naming the ED/ES frames (:mod:`.acdc`).
+- ``"nifti-folder"`` — a folder of NIfTI image/mask pairs (:mod:`.nifti`).
 - ``"image-folder"`` — 2D image/mask pairs (PNG, JPEG, TIFF) in ``images/`` + ``masks/``, each a
-  one-slice volume (:mod:`.data_png`).
+  one-slice volume (:mod:`.png`).
 
 Whatever the layout, a volume is an array ``[S, H, W]`` (slices first, as SSL4MIS stores it:
 NIfTI ``(x, y, z)`` arrays are transposed to ``(z, y, x)``) with a mask of the same shape holding

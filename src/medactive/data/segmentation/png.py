@@ -7,7 +7,7 @@ Many 2D segmentation sets (skin lesions, polyps, breast ultrasound, chest X-ray 
     FOLDER/val.list, FOLDER/test.list   optional: image ids (one NAME a line) for evaluation
     FOLDER/classes.txt                   optional: class names, background first
 
-(the image and mask folder names of :mod:`.data_nifti` are accepted too). The sample id is the
+(the image and mask folder names of :mod:`.nifti` are accepted too). The sample id is the
 image's path relative to ``images/`` without extension, with ``/`` separators.
 
 - **Images** are read as grey: the U-Net of :mod:`.unet` has one input channel, so an RGB(A)

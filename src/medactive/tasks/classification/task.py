@@ -1,6 +1,6 @@
 """Image classification as an active-learning task.
 
-Wraps a :class:`~medactive.data.pool.Dataset` and a :class:`~medactive.training.TrainConfig`:
+Wraps a :class:`~medactive.data.pool.Dataset` and a :class:`~medactive.tasks.classification.presets.TrainConfig`:
 ``fit`` trains a classifier and keeps the best validation checkpoint, ``evaluate`` reports
 accuracy / balanced accuracy / AUC / per-class recall, ``predictions`` hands strategies lazy,
 cached model outputs over the pool (one inference pass shared by probabilities and embeddings).
