@@ -246,6 +246,7 @@ def test_query_and_train_report_progress_when_not_a_terminal(tmp_path, capsys):
     assert "query: checking 12 image files" in err
     assert "query: round-0 model up to date (4 labels)" in err
     assert "scoring the pool: 8/8 (100%) samples" in err
+    assert "scoring the pool (" not in err  # one bar per field: the project's, not the task's too
     assert "query: selecting 3 of 8 samples with entropy" in err
 
 

@@ -132,6 +132,29 @@ def test_human_loop_selects_what_the_simulated_run_selects(tmp_path, strategy):
 
 
 @pytest.mark.slow
+def test_mc_scoring_shows_one_bar_not_the_tasks_too(project, tmp_path, capsys):
+    """The project reports pool scoring for every field; the task's own MC-dropout bar (shown
+    by `medactive run` for pools larger than one inference batch) stays off in projects."""
+    from medactive.project.workflow import StageReport, build_project_task
+
+    b0 = query(project, strategy="random", budget=4)
+    _label_batch(project, project.truth, b0.sample_ids, tmp_path)
+    task, _ = build_project_task(project, progress=True)
+    task.inner.config = task.inner.config.replace(inference_batch_size=3)
+    state = labeled_state(project)
+    model = task.fit(state.labeled_idx, [state.labels[project.pool_ids()[i]]
+                                         for i in state.labeled_idx], seed=0)
+    unlabeled = np.setdiff1d(np.arange(12), state.labeled_idx)
+    task.report = StageReport("t", True)
+    capsys.readouterr()
+    task.predictions(model, seed=1).get("mc_probas", unlabeled)
+    task.close_scoring()
+    err = capsys.readouterr().err
+    assert "scoring the pool: 8/8 (100%) samples" in err
+    assert "scoring the pool (MC dropout)" not in err
+
+
+@pytest.mark.slow
 def test_scoring_progress_in_pieces_gives_the_same_values(project, tmp_path, capsys):
     from medactive.project.workflow import StageReport, build_project_task
 

@@ -628,8 +628,10 @@ def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, dev
 
         encoder = load_encoder(meta["encoder"], weights=meta.get("encoder_weights"),
                                in_channels=channels)
+    # pool scoring is reported by ProjectTask for every field: the task's own bars stay off
     return ClassificationTask(dataset, config, device=device, progress=progress,
-                              encoder=encoder, train_mode=meta.get("train_mode") or "finetune"), None
+                              encoder=encoder, train_mode=meta.get("train_mode") or "finetune",
+                              scoring_progress=False), None
 
 
 def _check_encoder(task: str, encoder: str | None, weights: str | None,

@@ -93,6 +93,8 @@ class ClassificationTask:
         semi_options: overrides of :class:`FixMatchConfig` fields.
         embedding_cache_dir: where frozen mode keeps the encoder's embeddings (default
             :func:`~medactive.encoders.default_cache_dir`).
+        scoring_progress: the pool-scoring bars alone (default: as ``progress``); a project
+            turns them off because it reports scoring for every field itself.
 
     Raises:
         ConfigError: an unknown mode, frozen mode without an encoder, a head outside frozen
@@ -109,7 +111,8 @@ class ClassificationTask:
                  encoder: Encoder | None = None, train_mode: str = "finetune",
                  head: HeadConfig | None = None, semi_supervised: str | None = None,
                  semi_options: dict[str, Any] | None = None,
-                 embedding_cache_dir: str | Path | None = None) -> None:
+                 embedding_cache_dir: str | Path | None = None,
+                 scoring_progress: bool | None = None) -> None:
         if train_mode not in TRAIN_MODES:
             raise ConfigError(f"train mode must be one of {', '.join(TRAIN_MODES)}, got "
                               f"{train_mode!r}")
@@ -127,6 +130,9 @@ class ClassificationTask:
         self.config = config
         self.device = resolve_device(device)
         self.progress = progress
+        #: the pool-scoring bars of :meth:`predictions` (off where a caller reports scoring
+        #: itself, as a project does for every field)
+        self.scoring_progress = progress if scoring_progress is None else scoring_progress
         self.chunk_size, self.cache_dir, self.cache_dtype = chunk_size, cache_dir, cache_dtype
         self._round = 0
         self.pool_ids = dataset.train.ids
@@ -372,7 +378,7 @@ class ClassificationTask:
                     probas, feats = predict(model, train, idx, image_size=cfg.image_size,
                                             batch_size=cfg.inference_batch_size,
                                             device=self.device, with_features=True,
-                                            progress=self.progress,
+                                            progress=self.scoring_progress,
                                             desc="scoring the pool (probabilities)")
                 memo[key] = {"probas": probas, "embeddings": feats}
             out = memo[key].pop(field)
@@ -385,7 +391,7 @@ class ClassificationTask:
                 return head_mc_probas(model, pool[idx], n_samples=cfg.n_mc_samples, seed=seed)
             return predict_mc(model, train, idx, n_samples=cfg.n_mc_samples, seed=seed,
                               image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
-                              device=self.device, progress=self.progress,
+                              device=self.device, progress=self.scoring_progress,
                               desc="scoring the pool (MC dropout)")
 
         providers = {
