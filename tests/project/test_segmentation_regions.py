@@ -130,13 +130,13 @@ def test_label_map_for_training_ignores_unlabelled_pixels(region_project):
 
 def test_patch_scores_reduce_original_patches(region_project):
     """Pixel scores at the network size are resized to 12 x 16 and averaged per patch."""
-    from medactive.project.regions import OriginalPatchPredictions
+    from medactive.tasks.segmentation.regions import RegionPredictions
 
     store = region_project
     task, _ = build_project_task(store)
     inner = task.inner
     preds = inner.predictions(inner.new_model(0), seed=0)
-    assert isinstance(preds, OriginalPatchPredictions)
+    assert isinstance(preds, RegionPredictions) and preds.pool.frame == "original"
     size = inner.image_size
     ramp = np.tile(np.arange(size, dtype=np.float64), (size, 1))  # score = column index
 
@@ -406,3 +406,55 @@ def test_project_region_query_selections_are_pinned(tmp_path, seg_folder, strate
     assert [list(p) for p in picked] == ids
     for got, want in zip(scores, pinned_scores, strict=True):
         np.testing.assert_allclose(np.asarray(got, float), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def square_folder(tmp_path) -> Path:
+    """Six volumes of 3 slices of 32 x 32 (the smoke network size), all with masks; case4 is
+    validation, case5 test: a folder both ``medactive run`` and a project read alike."""
+    from tests.segmentation_data import synthetic_volume, write_nifti
+
+    root = tmp_path / "square"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        image, mask = synthetic_volume(rng, 3, shape=(32, 32))
+        write_nifti(root / "images" / f"case{i}.nii.gz", image)
+        write_nifti(root / "masks" / f"case{i}.nii.gz", mask, dtype=np.uint8)
+    (root / "val.list").write_text("case4\n")
+    (root / "test.list").write_text("case5\n")
+    return root
+
+
+@pytest.mark.slow
+def test_project_on_network_sized_slices_selects_like_a_simulated_run(tmp_path, square_folder):
+    """Slices already at the network size: the project's original-frame patches are the
+    simulated run's network-frame patches, and both select the same ones."""
+    from medactive.loop.active_loop import LoopConfig, run_active_learning
+    from medactive.strategies import create_strategy
+    from medactive.tasks.segmentation import build_segmentation_task
+    from medactive.tasks.segmentation.regions import RegionSegmentationTask
+
+    simulated = build_segmentation_task(square_folder, preset="smoke", iterations=3,
+                                        region_size=16)
+    store = init_project(tmp_path / "proj", square_folder, task="segmentation", preset="smoke",
+                         region_size=16, classes=["bg", "rv", "myo", "lv"])
+    project = build_project_task(store)[0].inner
+    assert (simulated.pool.frame, project.pool.frame) == ("network", "original")
+    assert project.pool_ids.tolist() == simulated.pool_ids.tolist() == store.pool_ids()
+    assert np.array_equal(project.pool.network_boxes, simulated.pool.boxes)
+    labeled = np.array([0, 5, 9, 20])
+    model = simulated.fit(labeled, simulated.pool_labels(labeled), seed=0)
+    unlabeled = np.setdiff1d(np.arange(48), labeled)
+    for name in ("entropy", "badge", "coreset_l2"):
+        a, b = (create_strategy(name).query(t.predictions(model, seed=1), unlabeled, labeled, 5,
+                                            rng=7) for t in (simulated, project))
+        assert a.indices.tolist() == b.indices.tolist(), name
+        np.testing.assert_array_equal(a.scores, b.scores)
+    # the whole loop, with the project's pool over the simulated (ground-truth) slices
+    project_style = RegionSegmentationTask(simulated.base, pool=project.pool)
+    config = LoopConfig("entropy", 4, 3, 2, seed=0)
+    runs = [run_active_learning(t, config) for t in (simulated, project_style)]
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a.added_idx, b.added_idx)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medactive.data.segmentation.masks import read_slice_mask
 from medactive.errors import DataError
 from medactive.project.store import Label, NewLabel, ProjectStore, atomic_write_bytes
 
@@ -246,34 +247,10 @@ def check_mask_folder(folder: str | Path, *, sample_ids: set[str],
     return rows
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """A mask file (NIfTI or PNG) as an integer array (2-D; a single-slice volume is squeezed)."""
-    path = Path(path)
-    try:
-        if path.name.lower().endswith((".nii", ".nii.gz")):
-            import nibabel as nib
-
-            arr = np.asarray(nib.load(str(path)).dataobj)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as img:
-                arr = np.asarray(img)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: mask file not found") from exc
-    except Exception as exc:  # nibabel and Pillow raise many types for a corrupt file
-        raise DataError(f"{path}: not a readable mask ({exc})") from exc
-    if arr.ndim == 3 and 1 in arr.shape:
-        arr = arr.reshape([s for s in arr.shape if s != 1] or [1])
-    return arr
-
-
 def _check_mask(file: Path, sample_id: str, mask_shape, n_classes: int) -> str | None:
     if not file.is_file():
         return f"mask file {file} not found"
     try:
-        from medactive.project.volumes import read_slice_mask
-
         arr = read_slice_mask(file)
     except DataError as exc:
         return str(exc)
@@ -368,7 +345,7 @@ def _patch_crops(store: ProjectStore, rows: list[LabelRow], source: Path
                  ) -> dict[int, tuple[str, np.ndarray]]:
     """``{id(row): (masks/<hash>.png, [h, w] patch label)}`` of the mask rows of a region
     project (each file read once)."""
-    from medactive.project.volumes import mask_png, patch_mask, read_slice_mask
+    from medactive.project.volumes import mask_png, patch_mask
 
     out: dict[int, tuple[str, np.ndarray]] = {}
     problems: list[tuple[int, str]] = []

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from medactive.data.segmentation.masks import read_slice_mask
 from medactive.errors import ConfigError, DataError
 from medactive.project.store import ProjectStore, Sample, atomic_write_bytes, file_sha256
 
@@ -308,7 +309,7 @@ def mask_shapes(store: ProjectStore, sample_id: str) -> list[tuple[int, int]]:
 def patch_mask(store: ProjectStore, sample_id: str, arr: np.ndarray, where: str) -> np.ndarray:
     """The stored label of patch ``sample_id`` from a mask of the patch or of its slice,
     checked (shape, class values; errors name ``where``)."""
-    from medactive.project.regions import crop_patch_mask
+    from medactive.tasks.segmentation.regions import crop_patch_mask
 
     box = sample_box(store, sample_id)
     if box is None:
@@ -344,19 +345,6 @@ def render_slice(store: ProjectStore, sample: Sample) -> np.ndarray:
         return arr[..., 0] if channels == 1 else arr
     volume = read_volume(path)
     return np.round(np.clip(volume[int(sample.frame)], 0, 1) * 255).astype(np.uint8)
-
-
-def read_slice_mask(path: str | Path) -> np.ndarray:
-    """A 2D mask file as ``[H, W]``: PNG rows are ``H``; NIfTI ``(x, y)`` is transposed."""
-    path = Path(path)
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        arr, _ = _nifti().read_nifti(path, mask=True)
-        if arr.shape[0] != 1:
-            raise DataError(f"{path}: a slice mask must have one slice, got {arr.shape[0]}")
-        return arr[0]
-    from medactive.project.importer import read_mask
-
-    return read_mask(path)
 
 
 def _check_slice_mask(arr: np.ndarray, shape: tuple[int, int], n_classes: int, where: str):
@@ -507,8 +495,8 @@ def _gz(img) -> bytes:
 
 def build_segmentation_project_task(store: ProjectStore, *, device: str, progress: bool):
     """The :class:`~medactive.tasks.segmentation.task.SegmentationTask` of the project (of a region
-    project: a :class:`~medactive.project.regions.ProjectRegionTask` over it, whose pool is the
-    patches) and the function that reads a stored mask label."""
+    project: a :class:`~medactive.tasks.segmentation.regions.RegionSegmentationTask` over it whose
+    pool is the patches in the original frame) and the function that reads a stored mask label."""
     from medactive.data.segmentation.base import SegmentationData, SliceRef, VolumeRef
     from medactive.tasks.segmentation.task import SegmentationTask
 
@@ -529,7 +517,7 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
     patch = meta.get("region_size")
     train, slice_shapes = [], []
     slice_index: dict[str, int] = {}
-    patch_slices, boxes = [], []
+    patch_slices = []
     for s in pool:
         vid = _vid(s, volumes, region=patch is not None)
         shape = tuple(volumes[vid]["shape"][1:])
@@ -538,11 +526,7 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
             slice_index[sid] = len(train)
             train.append(SliceRef(sid, vid, vid, str(root / s.path), slice_loader(s, shape)))
             slice_shapes.append(shape)
-        if patch is not None:
-            from medactive.project.regions import patch_box
-
-            patch_slices.append(slice_index[sid])
-            boxes.append(patch_box(s.id, shape, int(patch)))
+        patch_slices.append(slice_index[sid])
     evals: dict[str, list] = {"val": [], "test": []}
     excluded = store.excluded_ids()
     for vid, vol in volumes.items():
@@ -586,8 +570,9 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
     load = lambda rel: read_slice_mask(store.directory / rel)
     if patch is None:
         return task, load
-    from medactive.project.regions import ProjectRegionTask
+    from medactive.project.regions import original_pool
+    from medactive.tasks.segmentation.regions import RegionSegmentationTask
 
-    region = ProjectRegionTask(task, [s.id for s in pool], np.asarray(patch_slices),
-                               np.asarray(boxes), np.asarray(slice_shapes), int(patch))
-    return region, load
+    regions = original_pool([s.id for s in pool], patch_slices, slice_shapes, int(patch),
+                            int(preset.image_size))
+    return RegionSegmentationTask(task, pool=regions), load

@@ -11,10 +11,11 @@ from medactive.errors import ConfigError, DataError
 from medactive.experiment import ExperimentConfig, run_experiment
 from medactive.loop.active_loop import LoopConfig, run_active_learning
 from medactive.scoring import uncertainty
-from medactive.strategies.base import create_strategy
+from medactive.strategies import create_strategy
 from medactive.tasks.segmentation import build_segmentation_task
 from medactive.tasks.segmentation.losses import IGNORE_INDEX, partial_dice_ce
 from medactive.tasks.segmentation.regions import (
+    RegionPool,
     RegionPredictions,
     RegionSegmentationTask,
     check_region_size,
@@ -139,25 +140,77 @@ def _hand_probas() -> np.ndarray:
     ("foreground", [0.2, 0.5, 1.0, 0.2 / 0.8]),
 ])
 def test_scores_are_reduced_per_patch(reduction, expected):
-    preds = RegionPredictions(_FakeSlices(_hand_probas(), reduction), tile_offsets(4, 2),
-                              np.zeros(4, np.int64), np.arange(4))
+    preds = RegionPredictions(_FakeSlices(_hand_probas(), reduction),
+                              RegionPool.tiled(["s"], 4, 2))
     scores = preds.score(lambda p: p[:, 1], "probas", np.array([3, 0, 1, 2]))
     np.testing.assert_allclose(scores, np.array(expected)[[3, 0, 1, 2]], rtol=1e-12)
 
 
 def test_dense_crops_and_refusals():
-    preds = RegionPredictions(_FakeSlices(_hand_probas()), tile_offsets(4, 2),
-                              np.zeros(4, np.int64), np.arange(4))
+    preds = RegionPredictions(_FakeSlices(_hand_probas()), RegionPool.tiled(["s"], 4, 2))
     crops = preds.get("probas", np.array([1, 2]))
     assert crops.shape == (2, 2, 2, 2)
     np.testing.assert_allclose(crops[0, 1], 0.5)
     np.testing.assert_allclose(crops[1, 1], [[1.0, 0.0], [0.0, 0.0]])
     with pytest.raises(ConfigError, match="per slice"):
         preds.score(lambda p: p[:, 1].mean(axis=(1, 2)), "probas", np.array([0]))
-    uneven = RegionPredictions(_FakeSlices(_hand_probas()), tile_offsets(4, 3),
-                               np.zeros(4, np.int64), np.arange(4))
+    uneven = RegionPredictions(_FakeSlices(_hand_probas()), RegionPool.tiled(["s"], 4, 3))
     with pytest.raises(ConfigError, match="equal patches"):
         uneven.get("probas", np.array([0]))
+
+
+def _original_twin(pool: RegionPool) -> RegionPool:
+    """The same patches as an original-frame pool whose slices are already network-sized."""
+    return RegionPool(ids=pool.ids, slices=pool.slices, boxes=pool.boxes,
+                      slice_shapes=pool.slice_shapes, frame="original",
+                      network_size=pool.network_size, region_size=pool.region_size)
+
+
+def test_original_frame_equal_to_the_network_frame_scores_and_selects_alike():
+    """4x4 slice, 2x2 patches: mean binary entropy per patch is 0.375 (pixels 0, .2, .2, .2),
+    ln 2 (all .5), 0 (1, 0, 0, 0) and 0.468 (.1, .3, .3, .1): entropy picks @0,2 then @2,2."""
+    network = RegionPool.tiled(["s"], 4, 2)
+    original = _original_twin(network)
+    assert original.frame == "original" and np.array_equal(original.network_boxes, network.boxes)
+    picked = []
+    for pool in (network, original):
+        preds = RegionPredictions(_FakeSlices(_hand_probas()), pool)
+        np.testing.assert_allclose(preds.score(lambda p: p[:, 1], "probas", np.arange(4)),
+                                   [0.15, 0.5, 0.25, 0.2], rtol=1e-12)
+        result = create_strategy("entropy").query(preds, np.arange(4), np.array([], int), 2,
+                                                  rng=0)
+        picked.append(pool.ids[result.indices].tolist())
+    assert picked == [["s@0,2", "s@2,2"], ["s@0,2", "s@2,2"]]
+
+
+def test_original_frame_resizes_scores_to_the_slice():
+    """An 8x8 original slice seen by a 4x4 network: a score that is the network column index
+    0..3 is resized (bilinear, pixel centres) to the 8 columns 0, .25, .75, 1.25, 1.75, 2.25,
+    2.75, 3 and averaged per 4x4 patch: 0.5625 on the left, 2.4375 on the right."""
+    pool = RegionPool(ids=["s@0,0", "s@0,4", "s@4,0", "s@4,4"], slices=[0, 0, 0, 0],
+                      boxes=[(0, 0, 4, 4), (0, 4, 4, 4), (4, 0, 4, 4), (4, 4, 4, 4)],
+                      slice_shapes=[(8, 8)], frame="original", network_size=4, region_size=4)
+    assert pool.network_boxes.tolist() == [[0, 0, 2, 2], [0, 2, 2, 2], [2, 0, 2, 2],
+                                           [2, 2, 2, 2]]
+    ramp = np.tile(np.arange(4.0), (4, 1))
+    preds = RegionPredictions(_FakeSlices(_hand_probas()), pool)
+    scores = preds.score(lambda p: np.broadcast_to(ramp, (len(p), 4, 4)), "probas",
+                         np.arange(4))
+    np.testing.assert_allclose(scores, [0.5625, 2.4375, 0.5625, 2.4375], rtol=1e-12)
+
+
+def test_region_pool_refuses_inconsistent_input():
+    with pytest.raises(ValueError, match="unknown region frame"):
+        RegionPool(ids=["a@0,0"], slices=[0], boxes=[(0, 0, 2, 2)], slice_shapes=[(2, 2)],
+                   frame="resized", network_size=2, region_size=2)
+    with pytest.raises(ValueError, match="same length"):
+        RegionPool(ids=["a@0,0", "a@0,2"], slices=[0], boxes=[(0, 0, 2, 2)],
+                   slice_shapes=[(2, 2)], frame="original", network_size=2, region_size=2)
+    with pytest.raises(ValueError, match="network-frame slices are 4x4"):
+        RegionPool(ids=["a@0,0"], slices=[0], boxes=[(0, 0, 2, 2)], slice_shapes=[(2, 2)],
+                   frame="network", network_size=4, region_size=2)
+    with pytest.raises(ConfigError, match="region size"):
+        RegionPool.tiled(["a"], 4, 5)
 
 
 # ---------------------------------------------------------------- the task
@@ -282,6 +335,15 @@ def test_loop_labels_patches_and_records_the_labelled_area(root, task, tmp_path)
     # the plain loop (what the benchmark runner calls) selects the same patches
     plain = run_active_learning(task, LoopConfig("entropy", 4, 3, 2, seed=0))
     np.testing.assert_array_equal(plain[1].added_idx, records[1].added_idx)
+
+
+def test_task_takes_a_region_size_or_a_pool(task):
+    with pytest.raises(ValueError, match="not both or neither"):
+        RegionSegmentationTask(task.base)
+    with pytest.raises(ValueError, match="not both or neither"):
+        RegionSegmentationTask(task.base, PATCH, pool=task.pool)
+    with pytest.raises(ValueError, match="12 slices"):
+        RegionSegmentationTask(task.base, pool=RegionPool.tiled(["a"], SIZE, PATCH))
 
 
 def test_region_size_must_fit_the_network_input(root):
