@@ -24,16 +24,22 @@ def add_parsers(subparsers) -> None:
         "their ground truth. Writes run.json, rounds.csv, selections.csv, timings.csv, run.log "
         "(and pseudo_labels.csv with --pseudo-label-entropy, pretrained.pt with --ssl). "
         "With --encoder, rounds start from a pretrained encoder or (--train-mode frozen) "
-        "train only a head on its cached embeddings.")
-    p.add_argument("--data", required=True,
+        "train only a head on its cached embeddings. --config FILE gives the settings from a "
+        "TOML file (the fields of one bench-grid unit) or a run.json; flags override it.")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="run settings from FILE: TOML with the fields of a bench grid's unit "
+                   "(data, strategy, initial, budget, rounds, seed, preset, ..., tables such "
+                   "as data_options), or the run.json of an earlier run to repeat it; flags "
+                   "given beside it override the file (see docs/RUN_CONFIG.md)")
+    p.add_argument("--data",
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
                    "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
-    p.add_argument("--strategy", required=True, help="strategy name (see `medactive strategies`)")
-    p.add_argument("--initial", type=int, required=True,
+    p.add_argument("--strategy", help="strategy name (see `medactive strategies`)")
+    p.add_argument("--initial", type=int,
                    help="size of the initial set (at least 1)")
-    p.add_argument("--budget", type=int, required=True,
+    p.add_argument("--budget", type=int,
                    help="samples queried per round (at least 1)")
-    p.add_argument("--rounds", type=int, required=True,
+    p.add_argument("--rounds", type=int,
                    help="number of query rounds; 0 trains and evaluates on the initial set only "
                    "(ROUNDS + 1 models in all)")
     p.add_argument("--seed", type=int, default=0, help="master seed, 0 or more (default 0)")
@@ -302,9 +308,9 @@ def cmd_run(args) -> int:
     from medactive.progress import stage
     from medactive.strategies import create_strategy
 
-    create_strategy(args.strategy)  # fail fast on an unknown name
     _set_threads(args.threads)
-    config = experiment_config(args, args.strategy)
+    config = run_settings(args)
+    create_strategy(config.strategy)  # fail fast on an unknown name
     check_ssl_options(config)  # before loading data: refused for segmentation
     out = Path(args.out)
     has_run = (out / "rounds.csv").is_file()
@@ -316,7 +322,7 @@ def cmd_run(args) -> int:
         raise ConfigError("--classes applies to classification data (an image folder with a "
                           "labels CSV, or a MedMNIST .npz)")
     show = not args.no_progress
-    stage(f"loading {args.data} ...", enabled=show)
+    stage(f"loading {config.data} ...", enabled=show)
     task = build_task(config, progress=show)
     _print_data(task)
     completed = resume_run(out, config, task.pool_ids) if args.resume and has_run else []
@@ -330,6 +336,39 @@ def cmd_run(args) -> int:
                              on_round=lambda r: _print_round(r, task.primary_metric))
     print(f"done in {time.perf_counter() - start:.1f}s: {len(records)} rounds -> {args.out}")
     return 0
+
+
+def run_settings(args):
+    """The :class:`~medactive.experiment.ExperimentConfig` of ``medactive run``: the flags, or
+    with ``--config`` the file's settings overridden by the flags given explicitly."""
+    from medactive.experiment import ExperimentConfig
+    from medactive.run_config import merge_flags, missing_required, read_run_config
+
+    flags = experiment_config(args, args.strategy)
+    if args.config is None:
+        settings = flags.to_dict()
+    else:
+        given = explicit_flags(getattr(args, "argv", None))
+        settings = merge_flags(read_run_config(args.config), flags.to_dict(), given)
+    missing = missing_required(settings)
+    if missing:
+        where = f" or in {args.config}" if args.config else " (or in a --config file)"
+        raise ConfigError("missing " + ", ".join(f"--{m}" for m in missing) + f": give "
+                          f"{'them' if len(missing) > 1 else 'it'} as a flag{where}")
+    defaults = ExperimentConfig(data="", strategy="", initial=1, budget=1, rounds=0).to_dict()
+    return ExperimentConfig(**{**defaults, **settings})
+
+
+def explicit_flags(argv: list[str] | None) -> set[str]:
+    """The ``run`` flags (argparse dests) given on the command line ``argv``, defaults aside."""
+    if not argv or "run" not in argv:
+        return set()
+    sub = argparse.ArgumentParser(add_help=False).add_subparsers()
+    add_parsers(sub)
+    parser = sub.choices["run"]
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv[argv.index("run") + 1:])))
 
 
 def _print_data(task) -> None:
