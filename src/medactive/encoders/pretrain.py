@@ -70,7 +70,8 @@ def pretrain_encoder(dataset: Dataset, out: str | Path, *, ssl: SSLConfig = MEDI
         dataset: its train split is the pool; val/test (with labels) serve the quality report.
         out: the encoder file.
         ssl: pretraining settings.
-        model, width: the backbone (``smallcnn`` or ``resnet18``).
+        model: the backbone (``smallcnn`` or ``resnet18``).
+        width: its width (channels of the first block; ``None``: the model's default).
         seed: seeds initialisation, batch order and augmentation.
         measure: compute the kNN / linear-probe quality at the end.
 

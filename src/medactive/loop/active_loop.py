@@ -42,11 +42,12 @@ from medactive.loop.records import (  # noqa: F401 - the loop's public names, on
     cold_start_indices,
     initial_indices,
 )
+from medactive.loop.task import Task
 from medactive.oracle.simulated import Oracle, SimulatedOracle
 from medactive.strategies.base import Strategy
 
 
-def run_active_learning(task, config: LoopConfig, *, oracle: Oracle | None = None,
+def run_active_learning(task: Task, config: LoopConfig, *, oracle: Oracle | None = None,
                         completed: Sequence[RoundRecord] = (),
                         on_round: Callable[[RoundRecord], None] | None = None,
                         initial_idx: np.ndarray | None = None,

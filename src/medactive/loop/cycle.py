@@ -37,6 +37,7 @@ from medactive._validation import check_budget
 from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import select_pseudo_labels
 from medactive.loop.records import LoopConfig, RoundRecord, cold_start_indices
+from medactive.loop.task import Task
 from medactive.predictions import Predictions
 from medactive.strategies import QueryResult, Strategy, create_strategy
 
@@ -72,7 +73,7 @@ class ActiveLearningCycle:
             initial set larger than the pool.
     """
 
-    def __init__(self, task, config: LoopConfig, *, strategy: Strategy | None = None,
+    def __init__(self, task: Task, config: LoopConfig, *, strategy: Strategy | None = None,
                  completed: Sequence[RoundRecord] = (), initial_idx: np.ndarray | None = None,
                  truth: Callable[[np.ndarray], list[Any]] | None = None) -> None:
         check_pseudo_label_support(task, config)
@@ -268,7 +269,7 @@ class ActiveLearningCycle:
                               "query() predictions of your own)")
 
 
-def check_pseudo_label_support(task, config: LoopConfig) -> None:
+def check_pseudo_label_support(task: Task, config: LoopConfig) -> None:
     """Refuse pseudo-labelling for a task that cannot train on pseudo-labels.
 
     Raises:

@@ -17,6 +17,7 @@ from medactive._random import derive_seed
 from medactive._validation import check_budget
 from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import PseudoLabelConfig
+from medactive.loop.task import Task
 from medactive.strategies import create_strategy
 
 
@@ -101,7 +102,7 @@ def initial_indices(n_pool: int, initial: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_pool, size=initial, replace=False)).astype(np.int64)
 
 
-def cold_start_indices(task, initial: int, seed: int, strategy: str,
+def cold_start_indices(task: Task, initial: int, seed: int, strategy: str,
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The initial set chosen by ``strategy`` on ``task``'s self-supervised embeddings.
 

@@ -7,6 +7,7 @@ workflow; they differ only in the oracle and where state is kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -76,7 +77,11 @@ class FunctionTask:
         primary_metric: the validation metric your ``fit`` keeps the best model by.
     """
 
-    def __init__(self, pool_ids, fit, predictions, *, evaluate=None, pool_labels=None,
+    def __init__(self, pool_ids: Sequence[Any] | np.ndarray,
+                 fit: Callable[[np.ndarray, list[Any], int, Any | None], Any],
+                 predictions: Callable[[Any, int], Predictions], *,
+                 evaluate: Callable[[Any, str], dict[str, float]] | None = None,
+                 pool_labels: Callable[[np.ndarray], Sequence[Any]] | None = None,
                  kind: str = "classification", primary_metric: str = "accuracy") -> None:
         self.pool_ids = np.asarray(pool_ids)
         self._fit, self._predictions = fit, predictions

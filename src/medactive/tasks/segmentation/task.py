@@ -334,7 +334,7 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
                             train_options: dict[str, Any] | None = None,
                             region_size: int | None = None,
                             semi_supervised: str | None = None,
-                            semi_options: dict[str, Any] | None = None):
+                            semi_options: dict[str, Any] | None = None) -> Any:
     """Read a segmentation dataset and build its :class:`SegmentationTask`.
 
     Args:
@@ -359,7 +359,7 @@ def build_segmentation_task(data: str | Path, *, preset: str = "cpu", seed: int 
         semi_options: overrides of :class:`~.mean_teacher.MeanTeacherConfig` fields.
 
     Returns:
-        A :class:`SegmentationTask`, or a ``RegionSegmentationTask`` over it.
+        The :class:`SegmentationTask`, or a ``RegionSegmentationTask`` over it.
 
     Raises:
         DataError: unreadable or inconsistent data (the message names the file).
