@@ -33,15 +33,17 @@ def add_parsers(subparsers) -> None:
                    "given beside it override the file (see docs/RUN_CONFIG.md)")
     p.add_argument("--data",
                    help="dataset: a MedMNIST .npz, an image folder with labels.csv, an "
-                   "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded PneumoniaMNIST)")
-    p.add_argument("--strategy", help="strategy name (see `medactive strategies`)")
+                   "NCT-CRC-HE / ISIC 2020 / ACDC folder, or 'default' (embedded "
+                   "PneumoniaMNIST); required, here or in --config")
+    p.add_argument("--strategy", help="strategy name (see `medactive strategies`); required, "
+                   "here or in --config")
     p.add_argument("--initial", type=int,
-                   help="size of the initial set (at least 1)")
+                   help="size of the initial set (at least 1); required, here or in --config")
     p.add_argument("--budget", type=int,
-                   help="samples queried per round (at least 1)")
+                   help="samples queried per round (at least 1); required, here or in --config")
     p.add_argument("--rounds", type=int,
                    help="number of query rounds; 0 trains and evaluates on the initial set only "
-                   "(ROUNDS + 1 models in all)")
+                   "(ROUNDS + 1 models in all); required, here or in --config")
     p.add_argument("--seed", type=int, default=0, help="master seed, 0 or more (default 0)")
     p.add_argument("--out", required=True,
                    help="output folder (created; checked to be writable before anything runs)")
