@@ -12,7 +12,7 @@ from medactive.strategies import create_strategy, list_strategies, strategy_desc
 N_POOL, N_CLASSES, DIM, T = 40, 3, 6, 4
 EXPECTED = {"random", "least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald",
             "badge", "coreset_l2", "coreset_cosine", "typiclust", "random_balanced",
-            "random_foreground"}
+            "random_foreground", "kmeans", "max_cover", "probcover", "facility_location"}
 UNCERTAINTY = ["least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald"]
 
 
