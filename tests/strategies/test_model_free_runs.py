@@ -1,4 +1,5 @@
-"""End to end: the model-free strategies in ``medactive run`` on the embedded PneumoniaMNIST."""
+"""End to end: the model-free strategies in ``medactive run`` on the embedded PneumoniaMNIST
+and on a small ACDC-layout segmentation fixture (pooled bottleneck features as embeddings)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,16 @@ def test_kmeans_cold_start_on_simclr_embeddings(tmp_path):
     initial = [r for r in rows if r["round"] == "0"]
     assert len(initial) == 20 and all(float(r["score"]) >= 1 for r in initial)  # cluster sizes
     assert len([r for r in rows if r["round"] == "1"]) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kmeans", "max_cover", "probcover", "facility_location"])
+def test_segmentation_query_on_bottleneck_features(name, tmp_path):
+    from tests.segmentation_data import write_h5_layout
+
+    data = write_h5_layout(tmp_path / "acdc")
+    out = tmp_path / name
+    assert main(["run", "--data", str(data), "--strategy", name, "--initial", "4",
+                 "--budget", "2", "--rounds", "1", "--seed", "5", "--preset", "smoke",
+                 "--threads", "1", "--out", str(out)]) == 0
+    assert len([r for r in _selections(out) if r["round"] == "1"]) == 2
