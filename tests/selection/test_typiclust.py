@@ -112,3 +112,13 @@ def test_errors():
         typiclust(X, 1, knn_backend="annoy")
     with pytest.raises(ValueError, match="X_labeled"):
         typiclust(X, 1, X_labeled=np.zeros((2, 3)))
+
+
+def test_authors_eligibility_rule_is_min_cluster_size_6():
+    # the authors' code keeps clusters of more than 5 points (documented in the module): a
+    # cluster of exactly 5 is eligible by default here, and not with min_cluster_size=6
+    X = np.concatenate([np.arange(5.0)[:, None] * 0.1, 100 + np.arange(8.0)[:, None] * 0.1])
+    default, _ = typiclust(X, 2, rng=0)
+    assert sorted(int(p >= 5) for p in default.tolist()) == [0, 1]
+    authors, _ = typiclust(X, 2, rng=0, min_cluster_size=6)
+    assert all(p >= 5 for p in authors.tolist())

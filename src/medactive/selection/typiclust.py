@@ -10,9 +10,33 @@ the ``min(n_neighbors, size - 1)`` nearest neighbours inside the cluster
 (:func:`medactive.selection.neighbors.knn_graph`). When no cluster qualifies, the remaining
 unlabeled points are taken by typicality over all points.
 
-Typicality is computed once per cluster over all its members (labeled ones included, since
-they are part of the density), not recomputed after each pick as in the authors' code; picks
-never change a cluster's members, so the two differ only in which points count as neighbours.
+Differences from the authors' code (``avihu111/TypiClust``, ``deep-al/pycls/al/typiclust.py``,
+checked for issue 12). medactive keeps its own rules: the pinned selections of the region
+tests (``tests/tasks/segmentation/test_regions.py``, ``tests/project/...``) rest on them, and
+they follow the paper's text where the code departs from it (item 3).
+
+1. Eligible clusters: the code keeps clusters of *more than* 5 points (``size > 5``); here
+   ``size >= min_cluster_size`` (default 5), so a cluster of exactly 5 is eligible here only.
+   ``min_cluster_size=6`` gives the code's rule.
+2. Neighbours: the code uses ``k = min(20, ⌊m / 2⌋)``, ``m`` the cluster's points not yet
+   labeled or picked, and recomputes the typicality among those ``m`` points before every
+   pick. Here ``k = min(n_neighbors, size - 1)`` over all the cluster's points (labeled ones
+   included, as part of the density), computed once per cluster. Picks never change a
+   cluster's members, so the two differ in ``k`` and in which points count as neighbours:
+   for a cluster of 25 points the code uses ``k = 12`` at its first pick, here ``k = 20``.
+3. Distance: the code averages FAISS ``IndexFlatL2`` outputs, which are *squared* L2
+   distances, ``1 / (mean d² + 1e-5)``; here the paper's ``1 / (mean d + 1e-12)`` (Eq. 2).
+4. Cluster order: the code sorts the eligible clusters once by (labeled count, -size) and
+   visits them round-robin; here each pick re-chooses the cluster with the fewest labeled or
+   picked points (ties: largest, then lowest id). Without labels (cold start) both give the
+   same order (up to ties in size); with labels spread unevenly they can differ (a cluster with 0 labels gets a
+   second pick here before a cluster with 2 labels gets its first).
+5. Exhaustion: the code has no fallback (no eligible cluster, or an eligible cluster with no
+   unlabeled point left, fails); here such clusters are skipped and, when none is left, the
+   remaining picks go by typicality over all points.
+6. k-means: the code uses full ``KMeans`` up to 50 clusters and ``MiniBatchKMeans`` (batch
+   5,000) above; here always :func:`~medactive.selection.clustering.kmeans` (MiniBatchKMeans,
+   batch 4,096, or FAISS).
 
 Example:
     >>> import numpy as np
@@ -45,7 +69,8 @@ def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         X_labeled: ``[m, d]`` labeled vectors (clustered with ``X``, never picked).
         rng: seed or Generator; the k-means seed (and pynndescent's) is drawn from it.
         n_neighbors: ``k`` of the typicality (paper: 20), capped at the cluster size - 1.
-        min_cluster_size: clusters with fewer members are never chosen (paper: 5).
+        min_cluster_size: clusters with fewer members are never chosen (default 5; the
+            authors' code keeps clusters of more than 5, i.e. ``min_cluster_size=6``).
         max_clusters: cap on ``K`` (paper: 500); ``None`` = no cap.
         kmeans_backend: ``"sklearn"`` or ``"faiss"`` (:func:`~medactive.selection.clustering.kmeans`).
         knn_backend: ``"faiss"`` or ``"pynndescent"`` (:func:`~medactive.selection.neighbors.knn_graph`).

@@ -7,7 +7,9 @@ its ``k`` nearest neighbours in the cluster) of the cluster with the fewest labe
 This is the density/typicality branch of the survey's representativeness taxonomy (§3); it is
 beyond the survey's benchmark list. The paper embeds with self-supervised features; here the
 embeddings are the task model's, as for Core-Set (segmentation: the pooled bottleneck
-features). See :func:`medactive.selection.typiclust.typiclust`.
+features). See :func:`medactive.selection.typiclust.typiclust`, whose docstring lists
+precisely where the neighbour rule (``k``, eligible clusters, distances, cluster order)
+differs from the authors' code.
 
 References:
     Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit high
@@ -30,7 +32,8 @@ class TypiClust(Strategy):
     Args:
         kmeans_backend: ``"sklearn"`` (MiniBatchKMeans) or ``"faiss"``.
         n_neighbors: ``k`` of the typicality (paper: 20), capped at the cluster size - 1.
-        min_cluster_size: smaller clusters are never chosen (paper: 5).
+        min_cluster_size: smaller clusters are never chosen (default 5; the authors' code
+            keeps clusters of more than 5 points, i.e. 6 here).
         max_clusters: cap on the number of clusters ``|L| + B`` (paper: 500); ``None`` = no
             cap.
         knn_backend: ``"faiss"`` (exact, HNSW on huge clusters) or ``"pynndescent"``.
