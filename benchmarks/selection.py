@@ -17,8 +17,15 @@ Implementations (column ``impl``):
   The naive matrices are float64 by default (``--naive-dtype``): scikit-learn upcasts float32
   to float64 in blocks on every distance call, which is several times slower.
 
+The model-free representativeness strategies (issue 12: ``kmeans``, ``max_cover``,
+``probcover``, ``facility_location``) are registered, so they run by default too (embeddings
+only); :data:`REPRESENTATIVENESS` names them for ``--strategies representativeness``. They have
+no naive baseline: the straightforward versions need a dense ``n × n`` similarity (64 GB in
+float64 at n = 9·10^4), which is what their sparse kNN graphs avoid.
+
 Usage:
     python benchmarks/selection.py                      # n = 1e4, 9e4, 1e6 (takes long)
+    python benchmarks/selection.py --n 90000 --impls ours --strategies representativeness
     python benchmarks/selection.py --n 10000 --strategies badge coreset_l2
 
 Output: CSV on standard output, ``strategy,n,impl,seconds,peak_mb``; progress on stderr.
@@ -46,6 +53,8 @@ except ImportError:  # running from a checkout without installing
 logger = logging.getLogger("benchmarks.selection")
 HEADER = "strategy,n,impl,seconds,peak_mb"
 NAIVE = ("badge", "coreset_l2", "coreset_cosine")
+#: ``--strategies representativeness`` expands to these (issue 12, survey §3.2)
+REPRESENTATIVENESS = ("kmeans", "max_cover", "probcover", "facility_location")
 
 
 # ---------------------------------------------------------------- inputs
@@ -190,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 90_000, 1_000_000])
     parser.add_argument("--strategies", nargs="+", default=None,
-                        help="default: every registered strategy")
+                        help="default: every registered strategy; 'representativeness' = "
+                        + " ".join(REPRESENTATIVENESS))
     parser.add_argument("--impls", nargs="+", default=["ours", "naive"],
                         choices=["ours", "naive"])
     parser.add_argument("--budget", type=int, default=1000)
@@ -213,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     from medactive.strategies import list_strategies
 
-    strategies = args.strategies or list_strategies()
+    strategies = []
+    for name in args.strategies or list_strategies():
+        strategies.extend(REPRESENTATIVENESS if name == "representativeness" else [name])
     env = dict(os.environ)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

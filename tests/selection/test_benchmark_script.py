@@ -28,3 +28,16 @@ def test_benchmark_prints_csv():
                                             ("entropy", "ours")}
     for row in rows:
         assert row[1] == "400" and float(row[3]) >= 0 and float(row[4]) >= 0
+
+
+@pytest.mark.slow
+def test_benchmark_representativeness_group():
+    if not SCRIPT.is_file():
+        pytest.skip(f"{SCRIPT} not found")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--n", "300", "--budget", "5",
+                           "--n-labeled", "10", "--dim", "16", "--impls", "ours",
+                           "--strategies", "representativeness"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(",") for line in proc.stdout.strip().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["kmeans", "max_cover", "probcover", "facility_location"]
