@@ -119,3 +119,11 @@ def test_errors():
         facility_location_greedy(S, 1, weights=-np.ones(3))
     with pytest.raises(ValueError, match="square"):
         facility_location_greedy(sp.csr_matrix(np.ones((2, 3))), 1)
+
+
+def test_l2_normalise_in_place_only_when_asked():
+    X = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    copied = l2_normalise(X)
+    assert X[0, 0] == 3.0 and copied[0].tolist() == pytest.approx([0.6, 0.8])
+    same = l2_normalise(X, copy=False)
+    assert same is X and X[0].tolist() == pytest.approx([0.6, 0.8]) and X[1].tolist() == [0, 0]

@@ -36,3 +36,18 @@ def test_equals_the_selection_function_on_unlabeled_then_labeled_rows():
 def test_bad_options(options, match):
     with pytest.raises(ConfigError, match=match):
         create_strategy("facility_location", **options)
+
+
+def test_stacked_unit_embeddings_block_by_block(monkeypatch):
+    from medactive.strategies import _embeddings
+
+    monkeypatch.setattr(_embeddings, "BLOCK", 3)  # several blocks on 8 rows
+    emb = np.arange(20.0).reshape(10, 2) + 1
+    preds = ArrayPredictions(embeddings=emb)
+    out = _embeddings.stacked_unit_embeddings(preds, np.array([9, 0, 4, 2, 7, 1]),
+                                              np.array([3, 8]))
+    expected = emb[[9, 0, 4, 2, 7, 1, 3, 8]]
+    np.testing.assert_allclose(out, expected / np.linalg.norm(expected, axis=1)[:, None],
+                               rtol=1e-6)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(emb, np.arange(20.0).reshape(10, 2) + 1)  # input untouched

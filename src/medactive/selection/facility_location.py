@@ -50,15 +50,27 @@ from medactive.selection.neighbors import knn_graph
 N_NEIGHBORS = 20
 
 
-def l2_normalise(X: np.ndarray) -> np.ndarray:
-    """``[n, d]`` float32 rows scaled to unit L2 norm (zero rows stay zero)."""
+def l2_normalise(X: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    """``[n, d]`` float32 rows scaled to unit L2 norm (zero rows stay zero).
+
+    Args:
+        X: ``[n, d]`` vectors.
+        copy: ``False`` scales a writable float32 ``X`` in place (no second ``[n, d]`` array;
+            at 10^6 × 512 that is 2 GB saved).
+    """
     X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be [n, d], got shape {X.shape}")
     norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)).astype(np.float32)
-    return X / np.where(norms > 0, norms, 1.0)[:, None]
+    scale = np.where(norms > 0, norms, np.float32(1.0))[:, None]
+    if not copy and X.flags.writeable:
+        X /= scale
+        return X
+    return X / scale
 
 
 def knn_similarity(X: np.ndarray, n_neighbors: int = N_NEIGHBORS, *, backend: str = "faiss",
-                   rng: RandomLike = None) -> sp.csr_matrix:
+                   rng: RandomLike = None, copy: bool = True) -> sp.csr_matrix:
     """Sparse symmetric cosine similarity on the kNN graph of ``X``.
 
     Args:
@@ -66,14 +78,13 @@ def knn_similarity(X: np.ndarray, n_neighbors: int = N_NEIGHBORS, *, backend: st
         n_neighbors: neighbours per point, capped at ``n - 1``.
         backend: ``"faiss"`` or ``"pynndescent"`` (:func:`~medactive.selection.neighbors.knn_graph`).
         rng: seed or Generator (pynndescent only).
+        copy: ``False`` normalises a float32 ``X`` in place (see :func:`l2_normalise`).
 
     Returns:
         ``[n, n]`` CSR float64 with ``max(0, cos)`` on kNN edges (either direction), 1 on the
         diagonal; at most ``n (2 k + 1)`` stored entries.
     """
-    Xn = l2_normalise(X)
-    if Xn.ndim != 2:
-        raise ValueError(f"X must be [n, d], got shape {Xn.shape}")
+    Xn = l2_normalise(X, copy=copy)
     n = Xn.shape[0]
     k = min(int(n_neighbors), n - 1)
     diag = sp.identity(n, dtype=np.float64, format="csr")

@@ -47,6 +47,7 @@ import scipy.sparse as sp
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget
 from medactive.selection import clustering
+from medactive.selection.facility_location import l2_normalise
 from medactive.selection.neighbors import knn_graph
 
 #: default cap on the neighbours kept per node of the ball graph
@@ -186,13 +187,37 @@ def probcover(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
     X_labeled = np.asarray(X_labeled, dtype=np.float32)
     if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
         raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
-    rng = check_random_state(rng)
-    n_u = X.shape[0]
     X_all = np.concatenate([X, X_labeled])
     if normalize:
-        from medactive.selection.facility_location import l2_normalise
+        X_all = l2_normalise(X_all, copy=False)  # X_all is our own concatenation
+    return probcover_stacked(X_all, X.shape[0], budget, rng=rng, delta=delta, alpha=alpha,
+                             n_clusters=n_clusters, max_neighbors=max_neighbors,
+                             kmeans_backend=kmeans_backend, knn_backend=knn_backend)
 
-        X_all = l2_normalise(X_all)
+
+def probcover_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
+                      rng: RandomLike = None, delta: float | None = None,
+                      alpha: float = ALPHA, n_clusters: int = N_CLUSTERS,
+                      max_neighbors: int = MAX_NEIGHBORS, kmeans_backend: str = "sklearn",
+                      knn_backend: str = "faiss") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`probcover` on one stacked array, with no copy or normalisation of it.
+
+    Args:
+        X_all: ``[n, d]`` vectors, the first ``n_candidates`` rows unlabeled (candidates),
+            the rest labeled; already normalised if wanted.
+        n_candidates: ``n_u``, ``budget <= n_u <= n``.
+        budget, rng, delta, alpha, n_clusters, max_neighbors, kmeans_backend, knn_backend:
+            as in :func:`probcover`.
+
+    Returns:
+        ``(positions [budget] into the first n_u rows, gains [budget])``.
+    """
+    X_all = np.asarray(X_all, dtype=np.float32)
+    if X_all.ndim != 2 or not 0 <= n_candidates <= X_all.shape[0]:
+        raise ValueError(f"X_all must be [n, d] with n >= n_candidates = {n_candidates}, "
+                         f"got shape {X_all.shape}")
+    budget = check_budget(budget, n_candidates)
+    rng = check_random_state(rng)
     n = X_all.shape[0]
     k = min(int(max_neighbors), n - 1)
     if k < 1:
@@ -203,5 +228,5 @@ def probcover(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
                                       backend=kmeans_backend)
         delta = purity_delta(idx, dist, pseudo, alpha)
     G = ball_graph(idx, dist, float(delta))
-    return max_coverage_greedy(G, budget, candidates=np.arange(n_u),
-                               covered_by=np.arange(n_u, n), rng=rng)
+    return max_coverage_greedy(G, budget, candidates=np.arange(n_candidates),
+                               covered_by=np.arange(n_candidates, n), rng=rng)

@@ -29,6 +29,7 @@ from medactive.selection.facility_location import (
     facility_location_greedy,
     knn_similarity,
 )
+from medactive.strategies._embeddings import stacked_unit_embeddings
 from medactive.strategies._options import check_knn_backend, check_positive_int
 from medactive.strategies.base import QueryResult, Strategy, register_strategy
 
@@ -59,14 +60,16 @@ class _CoverStrategy(Strategy):
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
         n_u = unlabeled_idx.size
-        X = predictions.get("embeddings", np.concatenate([unlabeled_idx, labeled_idx]))
-        S = knn_similarity(X, self.n_neighbors, backend=self.knn_backend, rng=rng)
-        weights = np.ones(X.shape[0])
+        X = stacked_unit_embeddings(predictions, unlabeled_idx, labeled_idx)
+        S = knn_similarity(X, self.n_neighbors, backend=self.knn_backend, rng=rng, copy=False)
+        n = X.shape[0]
+        del X  # the graph is all the greedy needs
+        weights = np.ones(n)
         if self.universe == "unlabeled":
             weights[n_u:] = 0.0
         positions, gains = facility_location_greedy(
             S, budget, candidates=self._candidates(predictions, unlabeled_idx, budget),
-            chosen=np.arange(n_u, X.shape[0]), weights=weights)
+            chosen=np.arange(n_u, n), weights=weights)
         return QueryResult(unlabeled_idx[positions], gains)
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 from medactive.selection import clustering
-from medactive.selection.probcover import ALPHA, MAX_NEIGHBORS, N_CLUSTERS, probcover
+from medactive.selection.probcover import ALPHA, MAX_NEIGHBORS, N_CLUSTERS, probcover_stacked
+from medactive.strategies._embeddings import stacked_unit_embeddings
 from medactive.strategies._options import check_knn_backend, check_positive_int
 from medactive.strategies.base import QueryResult, Strategy, register_strategy
 
@@ -83,13 +84,11 @@ class ProbCover(Strategy):
 
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        X = predictions.get("embeddings", unlabeled_idx)
-        X_labeled = predictions.get("embeddings", labeled_idx) if labeled_idx.size else None
-        positions, gains = probcover(X, budget, X_labeled=X_labeled, rng=rng, delta=self.delta,
-                                     alpha=self.alpha, n_clusters=self.n_clusters,
-                                     max_neighbors=self.max_neighbors,
-                                     kmeans_backend=self.kmeans_backend,
-                                     knn_backend=self.knn_backend)
+        X_all = stacked_unit_embeddings(predictions, unlabeled_idx, labeled_idx)
+        positions, gains = probcover_stacked(
+            X_all, unlabeled_idx.size, budget, rng=rng, delta=self.delta, alpha=self.alpha,
+            n_clusters=self.n_clusters, max_neighbors=self.max_neighbors,
+            kmeans_backend=self.kmeans_backend, knn_backend=self.knn_backend)
         return QueryResult(unlabeled_idx[positions], gains)
 
     def __repr__(self) -> str:
