@@ -14,6 +14,11 @@ EXPECTED = {"random", "least_confidence", "entropy", "margin", "mean_variance", 
             "badge", "coreset_l2", "coreset_cosine", "typiclust", "random_balanced",
             "random_foreground", "kmeans", "max_cover", "probcover", "facility_location"}
 UNCERTAINTY = ["least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald"]
+#: composed names (SAMPLER:SCORE, hybrid:A+B, fusion:A+B): every sampler at least once
+COMPOSED = ["topk:entropy", "power:bald", "softmax:margin", "rank:least_confidence",
+            "stochastic_batches:mean_variance", "cluster:margin", "kdpp:dbal",
+            "class_balanced:entropy", "clasp:entropy", "fusion:entropy+bald",
+            "power:fusion:margin+bald", "hybrid:entropy+coreset_l2", "hybrid:power:bald+kdpp:entropy"]
 
 
 def _softmax(logits, axis=1):
@@ -41,7 +46,7 @@ def test_registry_has_the_core_strategies():
         assert description and "\n" not in description, name
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED) + COMPOSED)
 def test_query_contract(name, predictions, split):
     unlabeled, labeled = split
     strategy = create_strategy(name)
@@ -55,7 +60,7 @@ def test_query_contract(name, predictions, split):
     np.testing.assert_array_equal(result.scores, again.scores)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED) + COMPOSED)
 def test_whole_pool_and_budget_errors(name, predictions, split):
     unlabeled, labeled = split
     strategy = create_strategy(name)
@@ -67,7 +72,7 @@ def test_whole_pool_and_budget_errors(name, predictions, split):
         strategy.query(predictions, unlabeled, labeled, 0, rng=0)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED) + COMPOSED)
 def test_only_requires_are_read(name, predictions, split):
     """A strategy reads only the fields it declares (so the loop computes only those)."""
     strategy = create_strategy(name)

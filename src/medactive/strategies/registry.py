@@ -41,9 +41,48 @@ def create_strategy(name: str, **kwargs) -> Strategy:
     Raises:
         ConfigError: unknown name (the message lists the valid names).
     """
+    if name not in _REGISTRY and ":" in name:  # SAMPLER:SCORE, hybrid:A+B, fusion:A+B
+        from medactive.strategies.composed import create_composed
+
+        return create_composed(name, create=create_strategy, **kwargs)
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}"
+                          " (or SAMPLER:SCORE, see `medactive strategies`)")
     try:
         return _REGISTRY[name](**kwargs)
     except TypeError as exc:  # an unknown or missing option, e.g. create_strategy("bald", t=3)
         raise ConfigError(f"bad options {kwargs} for strategy {name!r}: {exc}") from None
+
+
+def list_samplers() -> list[str]:
+    """Sorted sampler names, the ``SAMPLER`` of a composed name ``SAMPLER:SCORE``."""
+    from medactive.strategies.composed import list_samplers as samplers
+
+    return samplers()
+
+
+def list_scores() -> list[str]:
+    """Sorted names of the single-score strategies, the ``SCORE`` of ``SAMPLER:SCORE``."""
+    from medactive.strategies.composed import list_scores as scores
+
+    return scores()
+
+
+def strategy_listing() -> str:
+    """The text ``medactive strategies`` prints: strategies, then samplers and scores apart,
+    then the composed-name syntax."""
+    from medactive.strategies.composed import SAMPLERS
+
+    descriptions = strategy_descriptions()
+    scores = list_scores()
+    width = max(map(len, [*descriptions, *SAMPLERS]))
+    lines = ["Strategies:"]
+    lines += [f"  {n:<{width}}  {t}" for n, t in descriptions.items() if n not in scores]
+    lines += ["", "Scores (use alone, or as SCORE in SAMPLER:SCORE):"]
+    lines += [f"  {n:<{width}}  {descriptions[n]}" for n in scores]
+    lines += ["", "Samplers (SAMPLER:SCORE, e.g. power:bald; topk:entropy = entropy):"]
+    lines += [f"  {n:<{width}}  {SAMPLERS[n].description}" for n in sorted(SAMPLERS)]
+    lines += ["", ("Hybrids: hybrid:A+B (top m·k by strategy A, then k of them by strategy B; "
+                   "option m=10), fusion:A+B[+...] (weighted sum of rank-normalised scores; "
+                   "option weights).")]
+    return "\n".join(lines)
