@@ -14,7 +14,8 @@ from medactive.loop.pseudo_label import DEFAULT_DECAY, DEFAULT_ENTROPY, PseudoLa
 
 
 def add_parsers(subparsers) -> None:
-    p = subparsers.add_parser("strategies", help="list the registered query strategies")
+    p = subparsers.add_parser("strategies", help="list the registered query strategies, scores "
+                              "and samplers (SAMPLER:SCORE)")
     p.set_defaults(func=cmd_strategies)
 
     p = subparsers.add_parser(
@@ -193,12 +194,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_strategies(args) -> int:
-    from medactive.strategies import strategy_descriptions
+    from medactive.strategies.registry import strategy_listing
 
-    descriptions = strategy_descriptions()
-    width = max(map(len, descriptions))
-    for name, text in descriptions.items():
-        print(f"{name:<{width}}  {text}")
+    print(strategy_listing())
     return 0
 
 
