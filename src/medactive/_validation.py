@@ -135,3 +135,24 @@ def check_output_dir(path: str | Path, *, name: str = "--out") -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def check_pool_embeddings(X, X_labeled, budget: int):
+    """``(X [n, d] float32, X_labeled [m, d] float32, budget)`` checked: 2-D, same width, a
+    budget the pool allows (``X_labeled`` ``None``: no labeled rows).
+
+    Raises:
+        ValueError: wrong shapes. ConfigError: the budget is out of range.
+    """
+    import numpy as np
+
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be [n, d], got shape {X.shape}")
+    budget = check_budget(budget, X.shape[0])
+    if X_labeled is None:
+        X_labeled = np.zeros((0, X.shape[1]), dtype=np.float32)
+    X_labeled = np.asarray(X_labeled, dtype=np.float32)
+    if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
+        raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
+    return X, X_labeled, budget

@@ -115,22 +115,15 @@ def cluster_margin(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike
     Returns:
         ``[k]`` int64 positions into ``scores``, in round-robin order.
     """
-    from medactive.selection.topk import top_k
+    from medactive.selection.topk import top_candidates
 
     scores = check_scores(scores)
     k = check_budget(k, scores.size)
     X = np.asarray(X)
-    if X.shape[0] != scores.size:
-        raise ValueError(f"X has {X.shape[0]} rows for {scores.size} scores")
-    for name, value in (("candidates_per_pick", candidates_per_pick),
-                        ("max_candidates", max_candidates)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            from medactive.errors import ConfigError
-
-            raise ConfigError(f"cluster: {name} must be a positive integer, got {value!r}")
     rng = check_random_state(rng)
-    n_cand = min(scores.size, max(k, min(candidates_per_pick * k, max_candidates)))
-    cand = top_k(scores, n_cand, rng=rng)
+    cand = top_candidates(scores, X, k, candidates_per_pick=candidates_per_pick,
+                          max_candidates=max_candidates, rng=rng, name="cluster")
+    n_cand = cand.size
     n_clusters = k if n_clusters is None else check_budget(n_clusters, n_cand,
                                                            name="n_clusters")
     labels = agglomerative_labels(X[cand], min(n_clusters, n_cand), linkage=linkage)

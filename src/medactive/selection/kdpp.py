@@ -151,20 +151,14 @@ def kdpp_select(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike,
     Returns:
         ``[k]`` int64 positions into ``scores`` in draw order.
     """
-    from medactive.selection.topk import top_k
+    from medactive.selection.topk import top_candidates
 
     scores = check_scores(scores)
     k = check_budget(k, scores.size)
     X = np.asarray(X)
-    if X.shape[0] != scores.size:
-        raise ValueError(f"X has {X.shape[0]} rows for {scores.size} scores")
-    for name, value in (("candidates_per_pick", candidates_per_pick),
-                        ("max_candidates", max_candidates)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"kdpp: {name} must be a positive integer, got {value!r}")
     rng = check_random_state(rng)
-    n_cand = min(scores.size, max(k, min(candidates_per_pick * k, max_candidates)))
-    cand = top_k(scores, n_cand, rng=rng)
+    cand = top_candidates(scores, X, k, candidates_per_pick=candidates_per_pick,
+                          max_candidates=max_candidates, rng=rng, name="kdpp")
     L = quality_kernel(X[cand], scores[cand], floor=floor)
     L[np.diag_indices_from(L)] += 1e-6 * float(np.mean(np.diag(L)))
     return cand[sample_kdpp(L, k, rng=rng)]

@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from medactive._random import RandomLike, check_random_state
-from medactive._validation import check_budget
+from medactive._validation import check_budget, check_pool_embeddings
 from medactive.selection import clustering
 from medactive.selection.facility_location import l2_normalise
 from medactive.selection.neighbors import knn_graph
@@ -178,15 +178,7 @@ def probcover(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         ``(positions [budget] into X, gains [budget])``: picks in order and how many points
         each newly covered.
     """
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"X must be [n, d], got shape {X.shape}")
-    budget = check_budget(budget, X.shape[0])
-    if X_labeled is None:
-        X_labeled = np.zeros((0, X.shape[1]), dtype=np.float32)
-    X_labeled = np.asarray(X_labeled, dtype=np.float32)
-    if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
-        raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
+    X, X_labeled, budget = check_pool_embeddings(X, X_labeled, budget)
     X_all = np.concatenate([X, X_labeled])
     if normalize:
         X_all = l2_normalise(X_all, copy=False)  # X_all is our own concatenation

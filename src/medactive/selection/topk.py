@@ -47,3 +47,20 @@ def random_subset(n: int, k: int, *, rng: RandomLike) -> np.ndarray:
     """``k`` distinct positions in ``range(n)`` drawn uniformly without replacement."""
     k = check_budget(k, n)
     return check_random_state(rng).choice(n, size=k, replace=False).astype(np.int64)
+
+
+def top_candidates(scores: np.ndarray, X: np.ndarray, k: int, *, candidates_per_pick: int,
+                   max_candidates: int, rng, name: str) -> np.ndarray:
+    """Positions of the ``min(n, max(k, min(candidates_per_pick * k, max_candidates)))``
+    highest ``scores`` (ties at random by ``rng``): the candidates a diversity sampler chooses
+    ``k`` among. ``X`` must have a row per score; ``name`` prefixes the option errors."""
+    from medactive.errors import ConfigError
+
+    if np.asarray(X).shape[0] != scores.size:
+        raise ValueError(f"X has {np.asarray(X).shape[0]} rows for {scores.size} scores")
+    for option, value in (("candidates_per_pick", candidates_per_pick),
+                          ("max_candidates", max_candidates)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name}: {option} must be a positive integer, got {value!r}")
+    n_cand = min(scores.size, max(k, min(candidates_per_pick * k, max_candidates)))
+    return top_k(scores, n_cand, rng=rng)

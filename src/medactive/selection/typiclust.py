@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from medactive._random import RandomLike, check_random_state
-from medactive._validation import check_budget
+from medactive._validation import check_pool_embeddings
 from medactive.errors import ConfigError
 from medactive.scoring.representativeness import typicality
 from medactive.selection import clustering, neighbors
@@ -84,15 +84,7 @@ def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit
         high and low budgets", ICML 2022.
     """
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"X must be [n, d], got shape {X.shape}")
-    budget = check_budget(budget, X.shape[0])
-    if X_labeled is None:
-        X_labeled = np.zeros((0, X.shape[1]), dtype=np.float32)
-    X_labeled = np.asarray(X_labeled, dtype=np.float32)
-    if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
-        raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
+    X, X_labeled, budget = check_pool_embeddings(X, X_labeled, budget)
     check_options(n_neighbors=n_neighbors, min_cluster_size=min_cluster_size,
                   max_clusters=max_clusters, kmeans_backend=kmeans_backend,
                   knn_backend=knn_backend)
