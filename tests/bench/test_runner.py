@@ -105,6 +105,17 @@ def test_unknown_strategy_is_refused_before_anything_runs(tmp_path):
         run_grid(grid, ResultStore(tmp_path))
 
 
+def test_composed_strategy_names_pass_the_grid_check_and_bad_ones_name_the_part(tmp_path):
+    from medactive.bench.runner import check_grid
+
+    check_grid(fake_grid(strategies=("power:margin", "hybrid:margin+kmeans",
+                                     "fusion:margin+bald")))
+    with pytest.raises(ConfigError, match="dataset .*unknown sampler 'nosuch'"):
+        run_grid(fake_grid(strategies=("fake_random", "nosuch:margin")), ResultStore(tmp_path))
+    with pytest.raises(ConfigError, match="'kmeans' is not a score"):
+        check_grid(fake_grid(strategies=("topk:kmeans",)))
+
+
 def test_other_options_for_stored_units_are_refused(tmp_path):
     store = ResultStore(tmp_path)
     run_grid(fake_grid(seeds=(0,), supervised_seeds=0), store)

@@ -159,16 +159,22 @@ def check_grid(grid: GridConfig) -> None:
     except ImportError as exc:
         raise ConfigError(f"grid {grid.name!r}: cannot import backend {grid.backend!r} "
                           f"({exc})") from exc
-    from medactive.strategies import list_strategies
+    from medactive.strategies import create_strategy, list_strategies
 
     known = set(list_strategies())
     for spec in grid.datasets:
-        unknown = [s for s in grid.strategies_for(spec.name)
-                   if split_strategy(s)[0] not in known]
+        at = f"grid {grid.name!r}, dataset {spec.name!r}"
+        names = [split_strategy(s)[0] for s in grid.strategies_for(spec.name)]
+        unknown = [s for s in names if s not in known and ":" not in s]
         if unknown:
-            raise ConfigError(f"grid {grid.name!r}, dataset {spec.name!r}: unknown strategy "
-                              f"{', '.join(map(repr, unknown))}; choose from: "
-                              f"{', '.join(sorted(known))}")
+            raise ConfigError(f"{at}: unknown strategy {', '.join(map(repr, unknown))}; choose "
+                              f"from: {', '.join(sorted(known))} (or SAMPLER:SCORE, see "
+                              "`medactive strategies`)")
+        for name in (s for s in names if ":" in s):  # composed: parse with default options
+            try:
+                create_strategy(name)
+            except ConfigError as exc:
+                raise ConfigError(f"{at}: {exc}") from None
     validate = getattr(backend, "validate", None)
     if validate is not None:
         for spec in grid.datasets:
