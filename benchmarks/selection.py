@@ -23,10 +23,17 @@ only); :data:`REPRESENTATIVENESS` names them for ``--strategies representativene
 no naive baseline: the straightforward versions need a dense ``n × n`` similarity (64 GB in
 float64 at n = 9·10^4), which is what their sparse kNN graphs avoid.
 
+Composed names (``SAMPLER:SCORE``, ``hybrid:A+B``, ``fusion:A+B``, see
+:mod:`medactive.strategies.composed`) are accepted by ``--strategies``; :data:`SAMPLERS` (each
+sampler over ``margin``, one hybrid and one fusion) is ``--strategies samplers`` and is part of
+the default run. A field a strategy requires other than ``embeddings``, ``probas`` and
+``mc_probas`` (e.g. ``dal_unlabeled``) is made as a uniform ``[0, 1)`` float32 score ``[n]``.
+
 Usage:
     python benchmarks/selection.py                      # n = 1e4, 9e4, 1e6 (takes long)
     python benchmarks/selection.py --n 90000 --impls ours --strategies representativeness
     python benchmarks/selection.py --n 10000 --strategies badge coreset_l2
+    python benchmarks/selection.py --n 90000 1000000 --impls ours --strategies samplers
 
 Output: CSV on standard output, ``strategy,n,impl,seconds,peak_mb``; progress on stderr.
 """
@@ -55,6 +62,13 @@ HEADER = "strategy,n,impl,seconds,peak_mb"
 NAIVE = ("badge", "coreset_l2", "coreset_cosine")
 #: ``--strategies representativeness`` expands to these (issue 12, survey §3.2)
 REPRESENTATIVENESS = ("kmeans", "max_cover", "probcover", "facility_location")
+#: ``--strategies samplers`` expands to these: each sampler over one score, a hybrid, a fusion
+SAMPLERS = ("power:margin", "softmax:margin", "rank:margin", "stochastic_batches:margin",
+            "cluster:margin", "kdpp:margin", "class_balanced:margin", "clasp:margin",
+            "hybrid:margin+kmeans", "fusion:margin+entropy")
+GROUPS = {"representativeness": REPRESENTATIVENESS, "samplers": SAMPLERS}
+#: fields built from the synthetic embeddings; any other required field is a [n] score
+MODEL_FIELDS = ("embeddings", "probas", "mc_probas")
 
 
 # ---------------------------------------------------------------- inputs
@@ -64,7 +78,7 @@ def make_inputs(n: int, fields: tuple[str, ...], args: argparse.Namespace) -> di
     centres = rng.normal(scale=2.0, size=(args.classes, args.dim)).astype(np.float32)
     weights = rng.normal(scale=0.2, size=(args.dim, args.classes)).astype(np.float32)
     out = {}
-    if fields:
+    if any(f in MODEL_FIELDS for f in fields):
         emb = np.empty((n, args.dim), dtype=np.float32)
         for start in range(0, n, 65536):
             stop = min(start + 65536, n)
@@ -86,6 +100,9 @@ def make_inputs(n: int, fields: tuple[str, ...], args: argparse.Namespace) -> di
                 noise = rng.normal(size=(stop - start, args.classes, args.mc_samples))
                 out["mc_probas"][start:stop] = _softmax(logits[:, :, None] + noise, axis=1)
         del emb
+    for field in fields:  # e.g. dal_unlabeled, vaal_unlabeled: a per-sample score in [0, 1)
+        if field not in MODEL_FIELDS:
+            out[field] = rng.random(n, dtype=np.float32)
     labeled = np.sort(rng.choice(n, size=args.n_labeled, replace=False))
     unlabeled = np.setdiff1d(np.arange(n), labeled)
     return {"fields": out, "labeled": labeled, "unlabeled": unlabeled}
@@ -199,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 90_000, 1_000_000])
     parser.add_argument("--strategies", nargs="+", default=None,
-                        help="default: every registered strategy; 'representativeness' = "
-                        + " ".join(REPRESENTATIVENESS))
+                        help="names, plain or composed (SAMPLER:SCORE, hybrid:A+B, "
+                        "fusion:A+B); default: every registered strategy, then 'samplers'; "
+                        "'representativeness' = " + " ".join(REPRESENTATIVENESS)
+                        + "; 'samplers' = " + " ".join(SAMPLERS))
     parser.add_argument("--impls", nargs="+", default=["ours", "naive"],
                         choices=["ours", "naive"])
     parser.add_argument("--budget", type=int, default=1000)
@@ -221,11 +240,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    from medactive.strategies import list_strategies
+    from medactive.errors import ConfigError
+    from medactive.strategies import create_strategy, list_strategies
 
     strategies = []
-    for name in args.strategies or list_strategies():
-        strategies.extend(REPRESENTATIVENESS if name == "representativeness" else [name])
+    for name in args.strategies or [*list_strategies(), "samplers"]:
+        strategies.extend(GROUPS.get(name, [name]))
+    strategies = list(dict.fromkeys(strategies))
+    try:  # an unknown name: one line before any process starts
+        for name in strategies:
+            create_strategy(name)
+    except (ConfigError, KeyError, ValueError) as exc:
+        parser.error(f"--strategies: {exc}")
     env = dict(os.environ)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

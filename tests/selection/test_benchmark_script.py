@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "selection.py"
@@ -41,3 +42,51 @@ def test_benchmark_representativeness_group():
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split(",") for line in proc.stdout.strip().splitlines()[1:]]
     assert [r[0] for r in rows] == ["kmeans", "max_cover", "probcover", "facility_location"]
+
+
+@pytest.mark.slow
+def test_benchmark_samplers_group_and_composed_names():
+    if not SCRIPT.is_file():
+        pytest.skip(f"{SCRIPT} not found")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--n", "2000", "--budget", "20",
+                           "--n-labeled", "20", "--dim", "16", "--impls", "ours",
+                           "--strategies", "samplers", "topk:entropy"],
+                          check=False, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "strategy,n,impl,seconds,peak_mb"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in rows] == [
+        "power:margin", "softmax:margin", "rank:margin", "stochastic_batches:margin",
+        "cluster:margin", "kdpp:margin", "class_balanced:margin", "clasp:margin",
+        "hybrid:margin+kmeans", "fusion:margin+entropy", "topk:entropy"]
+    for row in rows:
+        assert row[1] == "2000" and row[2] == "ours" and float(row[3]) >= 0 \
+            and float(row[4]) >= 0
+
+
+@pytest.mark.slow
+def test_benchmark_unknown_strategy_is_one_line():
+    if not SCRIPT.is_file():
+        pytest.skip(f"{SCRIPT} not found")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--n", "300", "--impls", "ours",
+                           "--strategies", "nope:margin"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_make_inputs_builds_unknown_fields_as_unit_scores():
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_selection", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = argparse.Namespace(seed=0, classes=3, dim=4, mc_samples=2, n_labeled=5)
+    out = module.make_inputs(50, ("some_score_unlabeled",), args)
+    score = out["fields"]["some_score_unlabeled"]
+    assert set(out["fields"]) == {"some_score_unlabeled"}
+    assert score.shape == (50,) and score.dtype == np.float32
+    assert score.min() >= 0.0 and score.max() < 1.0 and np.unique(score).size == 50
+    assert out["labeled"].size == 5 and out["unlabeled"].size == 45
