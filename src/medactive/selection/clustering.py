@@ -23,6 +23,8 @@ from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget
 
 BACKENDS = ("sklearn", "faiss")
+#: rows per block of :func:`representatives` (its memory: O(n) plus one block of rows)
+BLOCK = 4096
 
 
 def kmeans(X: np.ndarray, n_clusters: int, *, rng: RandomLike = None, backend: str = "sklearn",
@@ -85,8 +87,12 @@ def representatives(X: np.ndarray, centres: np.ndarray, labels: np.ndarray) -> n
         have no representative). Ties go to the lowest position.
     """
     X, labels = np.asarray(X), np.asarray(labels, dtype=np.int64)
-    diff = X - np.asarray(centres, dtype=X.dtype)[labels]
-    d2 = np.einsum("ij,ij->i", diff, diff)
+    centres = np.asarray(centres, dtype=X.dtype)
+    d2 = np.empty(X.shape[0], dtype=np.result_type(X.dtype, np.float32))
+    for start in range(0, X.shape[0], BLOCK):  # no [n, d] temporaries (4 GB at n = 10^6)
+        stop = start + BLOCK
+        diff = X[start:stop] - centres[labels[start:stop]]
+        d2[start:stop] = np.einsum("ij,ij->i", diff, diff)
     order = np.lexsort((np.arange(X.shape[0]), d2, labels))
     first = np.ones(order.size, dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]

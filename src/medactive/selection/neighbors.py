@@ -51,19 +51,28 @@ def knn_graph(X: np.ndarray, n_neighbors: int, *, backend: str = "faiss",
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     k = n_neighbors + 1  # the point itself comes back among its own neighbours
     if backend == "faiss":
-        import faiss
-
-        index = faiss.IndexFlatL2(X.shape[1]) if n <= EXACT_MAX_N else faiss.IndexHNSWFlat(
-            X.shape[1], 32)
-        index.add(X)
-        d2, idx = index.search(X, k)
-        dist = np.sqrt(np.maximum(d2, 0.0))
+        idx, dist = _faiss_search(X, k)  # the index (a copy of X) is freed on return
+        np.sqrt(np.maximum(dist, 0.0, out=dist), out=dist)  # squared -> distances, in place
     else:
         from pynndescent import NNDescent
 
         seed = int(check_random_state(rng).integers(2**31 - 1))
         idx, dist = NNDescent(X, n_neighbors=k, random_state=seed).neighbor_graph
-    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), n_neighbors)
+    return _drop_self(idx.astype(np.int64, copy=False), dist.astype(np.float32, copy=False),
+                      n_neighbors)
+
+
+def _faiss_search(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids [n, k] int64, squared distances [n, k] float32)`` of every row of ``X`` among
+    ``X``. The index holds its own copy of ``X`` (2 GB at 10^6 × 512); it lives only here, so
+    it is gone before the caller trims and copies the results."""
+    import faiss
+
+    n, d = X.shape
+    index = faiss.IndexFlatL2(d) if n <= EXACT_MAX_N else faiss.IndexHNSWFlat(d, 32)
+    index.add(X)
+    d2, idx = index.search(X, k)
+    return idx, d2
 
 
 def typicality(X: np.ndarray, n_neighbors: int = 20, **kwargs) -> np.ndarray:
