@@ -7,6 +7,10 @@ A strategy never sees a model: the loop gives it a :class:`Predictions` object t
 - ``"mc_probas"``: MC-dropout probabilities ``[n, c, t]`` (segmentation ``[n, c, H, W, t]``);
   the last axis holds the ``t`` stochastic passes.
 - ``"embeddings"``: penultimate features ``[n, d]``.
+- ``"dal_unlabeled"``, ``"vaal_unlabeled"``: ``[n]`` in [0, 1], the probability a
+  labeled-vs-unlabeled discriminator (DAL's on the embeddings, VAAL's on a VAE latent) gives to
+  "unlabeled"; the task trains the discriminator for the labeled set it is given
+  (:mod:`medactive.tasks.discrepancy`).
 
 Per-sample scores of dense fields go through :meth:`Predictions.score`, which a segmentation
 implementation overrides to reduce pixel scores per slice while streaming, so a full
@@ -32,7 +36,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("probas", "mc_probas", "embeddings")
+#: per-sample scores computed by networks the task trains beside the model (one value a sample)
+SCORE_FIELDS = ("dal_unlabeled", "vaal_unlabeled")
+FIELDS = ("probas", "mc_probas", "embeddings", *SCORE_FIELDS)
 
 
 class Predictions:
@@ -95,11 +101,14 @@ class ArrayPredictions(Predictions):
         probas: ``[n_pool, c]`` or ``None``.
         mc_probas: ``[n_pool, c, t]`` or ``None``.
         embeddings: ``[n_pool, d]`` or ``None``.
+        dal_unlabeled, vaal_unlabeled: ``[n_pool]`` discriminator scores or ``None``.
     """
 
     def __init__(self, *, probas: np.ndarray | None = None, mc_probas: np.ndarray | None = None,
-                 embeddings: np.ndarray | None = None) -> None:
-        self._fields = {"probas": probas, "mc_probas": mc_probas, "embeddings": embeddings}
+                 embeddings: np.ndarray | None = None, dal_unlabeled: np.ndarray | None = None,
+                 vaal_unlabeled: np.ndarray | None = None) -> None:
+        self._fields = {"probas": probas, "mc_probas": mc_probas, "embeddings": embeddings,
+                        "dal_unlabeled": dal_unlabeled, "vaal_unlabeled": vaal_unlabeled}
         if mc_probas is not None:
             self.n_mc_samples = int(np.shape(mc_probas)[-1])
 

@@ -104,3 +104,30 @@ def test_function_task_runs_the_whole_loop():
     records = run_active_learning(task, config)
     assert [r.metrics["test_n"] for r in records] == [3, 5, 7]
     assert fits == [(3, False), (5, True), (7, True)]
+
+
+def test_a_task_taking_labeled_idx_gets_the_rounds_labeled_set_for_dal():
+    """DAL's discriminator is trained against the labeled set: the cycle hands it over to
+    tasks whose predictions take ``labeled_idx`` (and not to those that do not)."""
+    task = FakeTask()
+    seen = []
+    inner = task.predictions
+
+    def predictions(model, *, seed, labeled_idx):
+        seen.append(labeled_idx.copy())
+        preds = inner(model, seed=seed)
+        unlabeled = np.ones(len(task.pool_ids))
+        unlabeled[labeled_idx] = 0.0  # "unlike the labeled set" = not labeled
+        preds.get = lambda field, idx, _g=preds.get: (unlabeled[idx] if field == "dal_unlabeled"
+                                                      else _g(field, idx))
+        return preds
+
+    task.predictions = predictions
+    cycle = ActiveLearningCycle(task, LoopConfig(strategy="dal", initial=6, budget=4, rounds=1,
+                                                 seed=0))
+    cycle.tell(cycle.awaiting, task.pool_labels(cycle.awaiting))
+    cycle.fit()
+    labeled_before = np.sort(cycle.labeled_idx)
+    batch = cycle.query()
+    np.testing.assert_array_equal(seen[0], labeled_before)
+    assert not set(batch.indices.tolist()) & set(labeled_before.tolist())

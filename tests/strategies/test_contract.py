@@ -6,19 +6,21 @@ import numpy as np
 import pytest
 
 from medactive.errors import ConfigError
-from medactive.predictions import ArrayPredictions
+from medactive.predictions import FIELDS, ArrayPredictions
 from medactive.strategies import create_strategy, list_strategies, strategy_descriptions
 
 N_POOL, N_CLASSES, DIM, T = 40, 3, 6, 4
 EXPECTED = {"random", "least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald",
             "badge", "coreset_l2", "coreset_cosine", "typiclust", "random_balanced",
-            "random_foreground", "kmeans", "max_cover", "probcover", "facility_location"}
+            "random_foreground", "kmeans", "max_cover", "probcover", "facility_location",
+            "dal", "vaal"}
 UNCERTAINTY = ["least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald"]
 #: composed names (SAMPLER:SCORE, hybrid:A+B, fusion:A+B): every sampler at least once
 COMPOSED = ["topk:entropy", "power:bald", "softmax:margin", "rank:least_confidence",
             "stochastic_batches:mean_variance", "cluster:margin", "kdpp:dbal",
             "class_balanced:entropy", "clasp:entropy", "fusion:entropy+bald",
-            "power:fusion:margin+bald", "hybrid:entropy+coreset_l2", "hybrid:power:bald+kdpp:entropy"]
+            "power:fusion:margin+bald", "hybrid:entropy+coreset_l2", "hybrid:power:bald+kdpp:entropy",
+            "power:dal", "hybrid:vaal+kmeans"]
 
 
 def _softmax(logits, axis=1):
@@ -31,7 +33,9 @@ def predictions():
     rng = np.random.default_rng(0)
     return ArrayPredictions(probas=_softmax(rng.normal(size=(N_POOL, N_CLASSES))),
                             mc_probas=_softmax(rng.normal(size=(N_POOL, N_CLASSES, T))),
-                            embeddings=rng.normal(size=(N_POOL, DIM)).astype(np.float32))
+                            embeddings=rng.normal(size=(N_POOL, DIM)).astype(np.float32),
+                            dal_unlabeled=rng.uniform(size=N_POOL),
+                            vaal_unlabeled=rng.uniform(size=N_POOL))
 
 
 @pytest.fixture
@@ -50,7 +54,7 @@ def test_registry_has_the_core_strategies():
 def test_query_contract(name, predictions, split):
     unlabeled, labeled = split
     strategy = create_strategy(name)
-    assert set(strategy.requires) <= {"probas", "mc_probas", "embeddings"}
+    assert set(strategy.requires) <= set(FIELDS)
     result = strategy.query(predictions, unlabeled, labeled, 7, rng=3)
     assert result.indices.shape == (7,) and result.scores.shape == (7,)
     assert len(set(result.indices.tolist())) == 7
@@ -77,7 +81,7 @@ def test_only_requires_are_read(name, predictions, split):
     """A strategy reads only the fields it declares (so the loop computes only those)."""
     strategy = create_strategy(name)
     fields = {f: predictions._fields[f] if f in strategy.requires else None
-              for f in ("probas", "mc_probas", "embeddings")}
+              for f in FIELDS}
     strategy.query(ArrayPredictions(**fields), *split, 3, rng=0)
 
 

@@ -37,7 +37,7 @@ from medactive._validation import check_budget
 from medactive.errors import ConfigError
 from medactive.loop.pseudo_label import select_pseudo_labels
 from medactive.loop.records import LoopConfig, RoundRecord, cold_start_indices
-from medactive.loop.task import Task
+from medactive.loop.task import Task, task_predictions
 from medactive.predictions import Predictions
 from medactive.strategies import QueryResult, Strategy, create_strategy
 
@@ -211,8 +211,9 @@ class ActiveLearningCycle:
         budget = check_budget(budget, unlabeled.size)
         if predictions is None:
             self._check_model()
-            predictions = self.task.predictions(
-                self.model, seed=derive_seed(self.config.seed, "predict", self.round))
+            predictions = task_predictions(
+                self.task, self.model, seed=derive_seed(self.config.seed, "predict", self.round),
+                labeled_idx=np.sort(self.labeled_idx))
         start = time.perf_counter()
         if self._started is None:
             self._started = start

@@ -7,6 +7,7 @@ workflow; they differ only in the oracle and where state is kept.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -52,7 +53,12 @@ class Task(Protocol):
         ...
 
     def predictions(self, model: Any, *, seed: int) -> Predictions:
-        """Lazy model outputs over the pool (fields are computed when a strategy asks)."""
+        """Lazy model outputs over the pool (fields are computed when a strategy asks).
+
+        A task may also take ``labeled_idx=`` (the round's labeled pool indices): what it
+        needs for fields trained against the labeled set, e.g. DAL's and VAAL's
+        discriminators. :func:`task_predictions` passes it to the tasks that take it.
+        """
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -106,3 +112,12 @@ class FunctionTask:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "task": "FunctionTask", "n_pool": int(self.pool_ids.size)}
+
+
+def task_predictions(task: Task, model: Any, *, seed: int,
+                     labeled_idx: np.ndarray) -> Predictions:
+    """``task.predictions(model, seed=seed)``, with ``labeled_idx=`` when the task takes it."""
+    params = inspect.signature(task.predictions).parameters
+    if "labeled_idx" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return task.predictions(model, seed=seed, labeled_idx=labeled_idx)
+    return task.predictions(model, seed=seed)

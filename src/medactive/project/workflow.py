@@ -37,6 +37,7 @@ from medactive._random import derive_seed
 from medactive.errors import ConfigError, DataError
 from medactive.loop.cycle import ActiveLearningCycle
 from medactive.loop.records import LoopConfig, RoundRecord, initial_indices
+from medactive.loop.task import task_predictions
 from medactive.project.importer import check_label_rows
 from medactive.project.store import (
     DB_NAME,
@@ -525,8 +526,8 @@ class ProjectTask:
             self.report(f"evaluating on the {split} set ({n} samples)")
         return self.inner.evaluate(model, split)
 
-    def predictions(self, model, *, seed: int):
-        preds = self.inner.predictions(model, seed=seed)
+    def predictions(self, model, *, seed: int, labeled_idx=None):
+        preds = task_predictions(self.inner, model, seed=seed, labeled_idx=labeled_idx)
         providers = getattr(preds, "providers", None)
         if self.report.enabled and isinstance(providers, dict):
             n_unlabeled = len(self.pool_ids) - int(self.last_fit.get("n_labeled", 0))

@@ -8,6 +8,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     badge,
     bald,
     coreset,
+    dal,
     dbal,
     entropy,
     facility_location,
@@ -21,6 +22,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     random_foreground,
     random_sampling,
     typiclust,
+    vaal,
 )
 from medactive.strategies.base import _REGISTRY, Strategy
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from medactive.data.pool import Dataset
+from medactive.data.tensors import load_images
 from medactive.encoders import Encoder, cached_embeddings, fingerprint_ids
 from medactive.encoders.simclr import SSLConfig, backbone_embeddings, pretrain_simclr
 from medactive.errors import ConfigError
@@ -55,6 +56,7 @@ from medactive.tasks.classification.model import Classifier
 from medactive.tasks.classification.presets import TrainConfig
 from medactive.tasks.classification.semi_supervised import FixMatchConfig, semi_supervised_config
 from medactive.tasks.classification.train import fit_classifier, predict, predict_mc
+from medactive.tasks.discrepancy import discrepancy_providers
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +363,11 @@ class ClassificationTask:
                             batch_size=self.config.inference_batch_size, device=self.device)
         return classification_metrics(data.labels, probas)
 
-    def predictions(self, model, *, seed: int) -> CachedPredictions:
+    def predictions(self, model, *, seed: int,
+                    labeled_idx: np.ndarray | None = None) -> CachedPredictions:
+        """Lazy pool outputs of ``model``; ``labeled_idx`` (the round's labeled set) is what
+        the discriminator fields ``"dal_unlabeled"`` / ``"vaal_unlabeled"`` are trained
+        against (:mod:`medactive.tasks.discrepancy`)."""
         train, cfg = self.dataset.train, self.config
         memo: dict[bytes, dict[str, np.ndarray]] = {}
         frozen = self.train_mode == "frozen"
@@ -398,14 +404,19 @@ class ClassificationTask:
             "probas": lambda idx: forward(idx, "probas"),
             "embeddings": lambda idx: forward(idx, "embeddings"),
             "mc_probas": mc,
+            **discrepancy_providers(
+                len(train), labeled_idx, seed=seed,
+                embeddings=lambda idx: preds.get("embeddings", idx),
+                images=lambda idx, size: load_images(train, idx, size)),
         }
         cache_dir = None
         if self.cache_dir is not None:
             self._round += 1
             cache_dir = Path(self.cache_dir) / f"predictions_{self._round:03d}"
-        return CachedPredictions(len(train), providers, n_mc_samples=cfg.n_mc_samples,
-                                 chunk_size=self.chunk_size, cache_dir=cache_dir,
-                                 dtype=self.cache_dtype)
+        preds = CachedPredictions(len(train), providers, n_mc_samples=cfg.n_mc_samples,
+                                  chunk_size=self.chunk_size, cache_dir=cache_dir,
+                                  dtype=self.cache_dtype)
+        return preds
 
     def describe(self) -> dict[str, Any]:
         ds = self.dataset

@@ -35,8 +35,9 @@ import torch.nn.functional as F
 
 from medactive._random import derive_seed
 from medactive.errors import ConfigError
-from medactive.predictions import FIELDS, Predictions
+from medactive.predictions import FIELDS, SCORE_FIELDS, Predictions
 from medactive.progress import progress_bar
+from medactive.tasks.discrepancy import discrepancy_providers
 from medactive.tasks.segmentation.unet import UNet2D, mc_dropout
 
 #: how a slice's pixel scores become one score
@@ -133,6 +134,8 @@ class SegmentationPredictions(Predictions):
         reduction: pixel → slice reduction of :meth:`score` (see :func:`reduce_pixels`).
         progress: report passes over more than one batch (:mod:`medactive.progress`: a bar on
             a terminal, plain lines otherwise).
+        labeled_idx: the round's labeled slices, what DAL's discriminator (field
+            ``"dal_unlabeled"``, on the bottleneck embeddings) is trained against.
 
     Example:
         >>> preds = task.predictions(model, seed=0)  # doctest: +SKIP
@@ -142,8 +145,8 @@ class SegmentationPredictions(Predictions):
 
     def __init__(self, net: UNet2D, images: torch.Tensor, *, seed: int = 0,
                  device: torch.device | str = "cpu", batch_size: int = 64,
-                 n_mc_samples: int = 20, reduction: str = "mean", progress: bool = False
-                 ) -> None:
+                 n_mc_samples: int = 20, reduction: str = "mean", progress: bool = False,
+                 labeled_idx: np.ndarray | None = None) -> None:
         reduction = check_reduction(reduction)
         self.net = net
         self.images = images
@@ -155,6 +158,8 @@ class SegmentationPredictions(Predictions):
         self.n_pool = int(images.shape[0])
         self.progress = bool(progress)
         self._embeddings: dict[int, np.ndarray] = {}
+        self._dal = discrepancy_providers(self.n_pool, labeled_idx, seed=self.seed,
+                                          embeddings=self._get_embeddings)["dal_unlabeled"]
 
     # ---------------------------------------------------------------- streaming
     def _chunk(self, field: str) -> int:
@@ -207,10 +212,13 @@ class SegmentationPredictions(Predictions):
         Args:
             fn: ``[b, c, h, w]`` (``"probas"``) or ``[b, c, h, w, t]`` (``"mc_probas"``) →
                 ``[b, h, w]`` pixel scores (or already ``[b]``).
-            field: ``"probas"`` or ``"mc_probas"``.
+            field: ``"probas"`` or ``"mc_probas"`` (a per-slice field such as
+                ``"dal_unlabeled"`` is scored as it is, without pixels to reduce).
             idx: ``[n]`` pool-absolute indices.
         """
         idx = np.asarray(idx, dtype=np.int64)
+        if field in SCORE_FIELDS:
+            return np.asarray(fn(self.get(field, idx)), dtype=np.float64)
         out = np.empty(idx.size, dtype=np.float64)
         pos = 0
         for _, values in self._batches(field, idx):
@@ -240,6 +248,11 @@ class SegmentationPredictions(Predictions):
         idx = np.asarray(idx, dtype=np.int64)
         if field == "embeddings":
             return self._get_embeddings(idx)
+        if field == "dal_unlabeled":
+            return self._dal(idx)
+        if field == "vaal_unlabeled":
+            raise ConfigError("vaal is for classification; for segmentation use dal (on the "
+                              "U-Net's bottleneck features)")
         parts = [values for _, values in self._batches(field, idx)]
         if not parts:
             c, (h, w) = self.net.n_classes, tuple(self.images.shape[-2:])

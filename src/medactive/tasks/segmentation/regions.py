@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from medactive.errors import ConfigError, DataError
-from medactive.predictions import FIELDS, Predictions
+from medactive.predictions import FIELDS, SCORE_FIELDS, Predictions
 from medactive.tasks.segmentation.losses import IGNORE_INDEX
 from medactive.tasks.segmentation.predictions import (
     SegmentationPredictions,
@@ -680,6 +680,9 @@ class RegionPredictions(Predictions):
         idx = np.asarray(idx, dtype=np.int64)
         if field == "embeddings":
             return self._get_embeddings(idx)
+        if field in SCORE_FIELDS:
+            raise ConfigError(f"{field!r} (dal / vaal) is not available for region queries; "
+                              "use it on whole slices")
         if field not in FIELDS:
             raise KeyError(f"unknown prediction field {field!r}; known: {', '.join(FIELDS)}")
         boxes = self.pool.network_boxes

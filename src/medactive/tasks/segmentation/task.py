@@ -240,12 +240,15 @@ class SegmentationTask:
                                                                strict=True)})
         return out
 
-    def predictions(self, model: UNet2D, *, seed: int) -> SegmentationPredictions:
-        """Streamed outputs of ``model`` over the pool (see :mod:`.predictions`)."""
+    def predictions(self, model: UNet2D, *, seed: int,
+                    labeled_idx: np.ndarray | None = None) -> SegmentationPredictions:
+        """Streamed outputs of ``model`` over the pool (see :mod:`.predictions`);
+        ``labeled_idx`` is what DAL's discriminator is trained against."""
         return SegmentationPredictions(model, self._pool_images, seed=seed, device=self.device,
                                        batch_size=self.preset.predict_batch_size,
                                        n_mc_samples=self.preset.n_mc_samples,
-                                       reduction=self.reduction, progress=self.progress)
+                                       reduction=self.reduction, progress=self.progress,
+                                       labeled_idx=labeled_idx)
 
     def describe(self) -> dict[str, Any]:
         """Data source, preset (with its deviations from the survey), model and metric units."""
