@@ -214,6 +214,9 @@ class ActiveLearningCycle:
             predictions = task_predictions(
                 self.task, self.model, seed=derive_seed(self.config.seed, "predict", self.round),
                 labeled_idx=np.sort(self.labeled_idx))
+            passes = getattr(self.strategy, "n_mc_samples", None)
+            if passes is not None:  # the strategy's n_mc_samples option, routed to the task
+                predictions.n_mc_samples = int(passes)
         start = time.perf_counter()
         if self._started is None:
             self._started = start

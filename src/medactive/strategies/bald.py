@@ -16,7 +16,7 @@ from medactive.strategies.base import register_strategy
 
 @register_strategy
 class BALD(MCScoreStrategy):
-    """Top-b by BALD over ``T`` MC-dropout passes (``n_mc_samples``, default 25)."""
+    """Top-b by BALD over ``T`` MC-dropout passes (``n_mc_samples``; default: the training preset's, 25 for ``cpu``)."""
 
     name = "bald"
     description = ("Top-b by BALD, the mutual information between prediction and weights over "

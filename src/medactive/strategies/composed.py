@@ -132,7 +132,7 @@ class _Score:
                               f"got {weights.tolist()}")
         self.weights = weights
         self.requires = tuple(dict.fromkeys(f for p in self.parts for f in p.requires))
-        mc = [p.n_mc_samples for p in self.parts if hasattr(p, "n_mc_samples")]
+        mc = [p.n_mc_samples for p in self.parts if getattr(p, "n_mc_samples", None)]
         if mc:
             self.n_mc_samples = max(mc)
 
@@ -227,7 +227,7 @@ class HybridStrategy(Strategy):
         self.first, self.second, self.m, self.name = first, second, int(m), name
         self.requires = tuple(dict.fromkeys(first.requires + second.requires))
         self.description = (f"top {m}·k by {first.name}, then k of those by {second.name}")
-        mc = [s.n_mc_samples for s in (first, second) if hasattr(s, "n_mc_samples")]
+        mc = [s.n_mc_samples for s in (first, second) if getattr(s, "n_mc_samples", None)]
         if mc:
             self.n_mc_samples = max(mc)
 

@@ -96,6 +96,34 @@ def test_frozen_predictions_feed_every_strategy_field(encoder):
     assert described["train_mode"] == "frozen" and described["head"]["kind"] == "linear"
 
 
+def test_a_strategys_n_mc_samples_reaches_the_task_through_the_cycle(encoder):
+    """Issue 11's fix in passing: ``bald`` with ``n_mc_samples=3`` scores 3 passes, not the
+    preset's, and the DAL field comes from the same predictions with the labeled set."""
+    from medactive.loop import ActiveLearningCycle, LoopConfig
+
+    task = _frozen(encoder, semi_supervised=None)
+    assert get_preset("smoke").n_mc_samples != 3
+    stacks = []
+    real = task.predictions
+
+    def spy(model, **kwargs):
+        preds = real(model, **kwargs)
+        stacks.append(preds)
+        return preds
+
+    task.predictions = spy
+    cycle = ActiveLearningCycle(task, LoopConfig(strategy="bald", initial=8, budget=4,
+                                                 rounds=1, seed=0,
+                                                 strategy_options={"n_mc_samples": 3}))
+    cycle.tell(cycle.awaiting, task.pool_labels(cycle.awaiting))
+    cycle.fit()
+    cycle.query()
+    assert stacks[0].get("mc_probas", np.arange(4)).shape == (4, 2, 3)
+    # a strategy left at its default scores the preset's passes
+    preds = task.predictions(cycle.model, seed=0)
+    assert preds.get("mc_probas", np.arange(4)).shape[-1] == get_preset("smoke").n_mc_samples
+
+
 def test_frozen_standardises_with_pool_statistics(encoder):
     task = _frozen(encoder)
     pool = task.embeddings("train")
