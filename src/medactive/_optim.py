@@ -7,7 +7,8 @@ import torch
 
 def optimisation_step(loss: torch.Tensor, optimiser, scheduler, *, what: str,
                       epoch: int) -> float:
-    """One optimiser and scheduler step on ``loss``; returns its value.
+    """One optimiser and scheduler step on ``loss`` (``scheduler`` may be ``None``); returns
+    its value.
 
     Raises:
         FloatingPointError: the loss is NaN or infinite (naming ``what`` and the epoch).
@@ -18,5 +19,6 @@ def optimisation_step(loss: torch.Tensor, optimiser, scheduler, *, what: str,
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
-    scheduler.step()
+    if scheduler is not None:
+        scheduler.step()
     return loss.item()

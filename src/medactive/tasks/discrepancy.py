@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from medactive._optim import optimisation_step
 from medactive.errors import ConfigError
 
 
@@ -123,16 +124,12 @@ def dal_scores(features: np.ndarray, labeled: np.ndarray, *, seed: int,
         net = _mlp(x.shape[1], config.hidden, 3)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-        for _ in range(config.max_epochs):
+        for epoch in range(config.max_epochs):
             net.train()
             for batch in torch.randperm(n, generator=gen).split(config.batch_size):
                 loss = F.binary_cross_entropy_with_logits(net(xt[batch]).squeeze(1), y[batch],
                                                           weight=weight[batch])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"dal discriminator loss became {loss.item()}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimisation_step(loss, opt, None, what="dal discriminator", epoch=epoch)
             with torch.no_grad():
                 p = torch.sigmoid(net.eval()(xt).squeeze(1))
             right = ((p > 0.5).float() == y).float()
@@ -209,19 +206,13 @@ def vaal_scores(images: Callable[[np.ndarray], torch.Tensor], n_pool: int,
                 # the VAE's adversarial term: make every latent look labeled
                 loss_v = loss_v + config.adversary * F.binary_cross_entropy_with_logits(
                     disc(mu).squeeze(1), ones[:x.shape[0]])
-            if not torch.isfinite(loss_v):
-                raise FloatingPointError(f"vaal VAE loss became {loss_v.item()} at step {step}")
-            opt_v.zero_grad(set_to_none=True)
-            loss_v.backward()
-            opt_v.step()
+            optimisation_step(loss_v, opt_v, None, what="vaal VAE", epoch=step)
             with torch.no_grad():
                 mu_l, mu_u = vae.encode(xl)[0], vae.encode(xu)[0]
             loss_d = (F.binary_cross_entropy_with_logits(disc(mu_l).squeeze(1), ones[:len(mu_l)])
                       + F.binary_cross_entropy_with_logits(disc(mu_u).squeeze(1),
                                                            zeros[:len(mu_u)]))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            optimisation_step(loss_d, opt_d, None, what="vaal discriminator", epoch=step)
         vae.eval()
         out = np.empty(n_pool, dtype=np.float64)
         with torch.no_grad():
