@@ -101,7 +101,8 @@ class ArrayPredictions(Predictions):
         probas: ``[n_pool, c]`` or ``None``.
         mc_probas: ``[n_pool, c, t]`` or ``None``.
         embeddings: ``[n_pool, d]`` or ``None``.
-        dal_unlabeled, vaal_unlabeled: ``[n_pool]`` discriminator scores or ``None``.
+        dal_unlabeled: ``[n_pool]`` DAL discriminator scores or ``None``.
+        vaal_unlabeled: ``[n_pool]`` VAAL discriminator scores or ``None``.
     """
 
     def __init__(self, *, probas: np.ndarray | None = None, mc_probas: np.ndarray | None = None,

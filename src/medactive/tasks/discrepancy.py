@@ -238,7 +238,8 @@ def discrepancy_providers(n_pool: int, labeled_idx: np.ndarray | None, *, seed: 
         seed: the round's prediction seed (DAL uses it, VAAL ``seed + 1``).
         embeddings: ``embeddings(idx) -> [len(idx), d]``, the round model's representation.
         images: ``images(idx, size) -> [len(idx), C, size, size]`` in [0, 1] (VAAL's input).
-        dal, vaal: the training recipes.
+        dal: DAL's training recipe.
+        vaal: VAAL's training recipe.
     """
     scores: dict[str, np.ndarray] = {}
 
