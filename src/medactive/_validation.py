@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -156,3 +157,9 @@ def check_pool_embeddings(X, X_labeled, budget: int):
     if X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]:
         raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape {X_labeled.shape}")
     return X, X_labeled, budget
+
+
+def accepts_keyword(fn, key: str) -> bool:
+    """Whether callable ``fn`` takes keyword argument ``key`` (by name or through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters
+    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

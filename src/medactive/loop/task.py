@@ -7,12 +7,12 @@ workflow; they differ only in the oracle and where state is kept.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from medactive._validation import accepts_keyword
 from medactive.predictions import Predictions
 
 
@@ -117,7 +117,6 @@ class FunctionTask:
 def task_predictions(task: Task, model: Any, *, seed: int,
                      labeled_idx: np.ndarray) -> Predictions:
     """``task.predictions(model, seed=seed)``, with ``labeled_idx=`` when the task takes it."""
-    params = inspect.signature(task.predictions).parameters
-    if "labeled_idx" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if accepts_keyword(task.predictions, "labeled_idx"):
         return task.predictions(model, seed=seed, labeled_idx=labeled_idx)
     return task.predictions(model, seed=seed)

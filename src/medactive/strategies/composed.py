@@ -30,13 +30,13 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from medactive._validation import accepts_keyword
 from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 from medactive.selection.class_balance import clasp, class_balanced
@@ -101,11 +101,6 @@ def list_scores() -> list[str]:
                   if isinstance(cls, type) and issubclass(cls, TopScoreStrategy))
 
 
-def _accepts(factory, key: str) -> bool:
-    params = inspect.signature(factory).parameters
-    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 class _Score:
     """A per-sample score: a registered single-score strategy, or a fusion of several."""
 
@@ -118,7 +113,7 @@ class _Score:
         self.parts: list[TopScoreStrategy] = []
         for name in names:
             cls = _REGISTRY[name]
-            mine = {k: v for k, v in options.items() if _accepts(cls, k)}
+            mine = {k: v for k, v in options.items() if accepts_keyword(cls, k)}
             try:
                 self.parts.append(cls(**mine))
             except TypeError as exc:
@@ -247,7 +242,7 @@ def _split_options(options: dict[str, Any], own: set[str]) -> tuple[dict, dict]:
 
 
 def _check_used(name: str, rest: dict[str, Any], factories) -> None:
-    unused = sorted(k for k in rest if not any(_accepts(f, k) for f in factories))
+    unused = sorted(k for k in rest if not any(accepts_keyword(f, k) for f in factories))
     if unused:
         raise ConfigError(f"bad options {rest} for strategy {name!r}: unknown option(s) "
                           f"{', '.join(unused)}")
@@ -324,5 +319,5 @@ def _name_accepts(part: str, key: str) -> bool:
     if rest and head in SAMPLERS:
         scores = rest[len("fusion:"):].split("+") if rest.startswith("fusion:") else [rest]
         return key in SAMPLERS[head].options or (key == "weights" and len(scores) > 1) or any(
-            s in _REGISTRY and _accepts(_REGISTRY[s], key) for s in scores)
-    return part in _REGISTRY and _accepts(_REGISTRY[part], key)
+            s in _REGISTRY and accepts_keyword(_REGISTRY[s], key) for s in scores)
+    return part in _REGISTRY and accepts_keyword(_REGISTRY[part], key)
