@@ -11,6 +11,13 @@ A strategy never sees a model: the loop gives it a :class:`Predictions` object t
   labeled-vs-unlabeled discriminator (DAL's on the embeddings, VAAL's on a VAE latent) gives to
   "unlabeled"; the task trains the discriminator for the labeled set it is given
   (:mod:`medactive.tasks.discrepancy`).
+- ``"member_probas"``: ``[n, c, m]`` class probabilities of the ``m`` members of a deep ensemble
+  (or committee) the task trained for the round (segmentation ``[n, c, H, W, m]``).
+- ``"tta_probas"``: ``[n, c, t]`` probabilities on ``t`` random test-time augmentations of each
+  input (segmentation ``[n, c, H, W, t]``, each map mapped back to the original frame).
+- ``"dirichlet_alpha"``: ``[n, c]`` Dirichlet parameters of an evidential head (all > 0).
+- ``"predicted_loss"``: ``[n]`` the loss a learning-loss module predicts for each sample.
+- ``"dfal_distance"``: ``[n]`` the norm of the DeepFool perturbation that changes the prediction.
 
 Per-sample scores of dense fields go through :meth:`Predictions.score`, which a segmentation
 implementation overrides to reduce pixel scores per slice while streaming, so a full
@@ -37,8 +44,14 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 #: per-sample scores computed by networks the task trains beside the model (one value a sample)
-SCORE_FIELDS = ("dal_unlabeled", "vaal_unlabeled")
-FIELDS = ("probas", "mc_probas", "embeddings", *SCORE_FIELDS)
+SCORE_FIELDS = ("dal_unlabeled", "vaal_unlabeled", "predicted_loss", "dfal_distance")
+#: stacks ``[n, c, ..., k]`` whose last axis holds ``k`` predictions of one sample (MC passes,
+#: ensemble members, test-time augmentations)
+STACK_FIELDS = ("mc_probas", "member_probas", "tta_probas")
+#: fields holding probabilities over the class axis 1 (renormalised after a float16 cache)
+PROBA_FIELDS = ("probas", *STACK_FIELDS)
+FIELDS = ("probas", "mc_probas", "embeddings", "member_probas", "tta_probas", "dirichlet_alpha",
+          *SCORE_FIELDS)
 
 
 class Predictions:
@@ -101,15 +114,21 @@ class ArrayPredictions(Predictions):
         probas: ``[n_pool, c]`` or ``None``.
         mc_probas: ``[n_pool, c, t]`` or ``None``.
         embeddings: ``[n_pool, d]`` or ``None``.
-        dal_unlabeled: ``[n_pool]`` DAL discriminator scores or ``None``.
-        vaal_unlabeled: ``[n_pool]`` VAAL discriminator scores or ``None``.
+        **fields: any other field of :data:`FIELDS` by name (``member_probas=...``,
+            ``dal_unlabeled=...``), full-pool arrays.
+
+    Raises:
+        TypeError: a keyword that is not a field name.
     """
 
     def __init__(self, *, probas: np.ndarray | None = None, mc_probas: np.ndarray | None = None,
-                 embeddings: np.ndarray | None = None, dal_unlabeled: np.ndarray | None = None,
-                 vaal_unlabeled: np.ndarray | None = None) -> None:
-        self._fields = {"probas": probas, "mc_probas": mc_probas, "embeddings": embeddings,
-                        "dal_unlabeled": dal_unlabeled, "vaal_unlabeled": vaal_unlabeled}
+                 embeddings: np.ndarray | None = None, **fields: np.ndarray | None) -> None:
+        unknown = sorted(set(fields) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"unknown prediction field(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(FIELDS)}")
+        self._fields = {name: None for name in FIELDS}
+        self._fields.update(probas=probas, mc_probas=mc_probas, embeddings=embeddings, **fields)
         if mc_probas is not None:
             self.n_mc_samples = int(np.shape(mc_probas)[-1])
 
@@ -178,7 +197,7 @@ class CachedPredictions(Predictions):
         values = self._cache[field][idx]
         if values.dtype == np.float16:
             values = values.astype(np.float32)
-            if field in ("probas", "mc_probas"):
+            if field in PROBA_FIELDS:
                 values /= values.sum(axis=1, keepdims=True)
         return values
 
