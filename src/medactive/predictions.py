@@ -107,6 +107,30 @@ class Predictions:
         return FactorisedEmbedding(a, feats)
 
 
+class FieldRows:
+    """A lazy ``[len(idx), ...]`` view of one field: rows are fetched when indexed.
+
+    Lets a selection function that reads only some rows (the top-scored candidates of a
+    diversity sampler) take "the unlabeled pool's embeddings" without the pool's copy.
+
+    Example:
+        >>> rows = FieldRows(ArrayPredictions(probas=np.eye(3)), "probas", np.array([2, 0]))
+        >>> rows.shape[0], rows[np.array([1])].tolist()
+        (2, [[1.0, 0.0, 0.0]])
+    """
+
+    def __init__(self, predictions: Predictions, field: str, idx: np.ndarray) -> None:
+        self.predictions, self.field = predictions, field
+        self.idx = np.asarray(idx, dtype=np.int64)
+        self.shape = (self.idx.size,)
+
+    def __len__(self) -> int:
+        return self.idx.size
+
+    def __getitem__(self, positions) -> np.ndarray:
+        return self.predictions.get(self.field, self.idx[positions])
+
+
 class ArrayPredictions(Predictions):
     """Predictions held in full-pool arrays (tests, cached results, precomputed outputs).
 

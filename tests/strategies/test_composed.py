@@ -100,3 +100,27 @@ def test_options_go_to_sampler_and_score():
         create_strategy("fusion:entropy+bald", weights=[1.0])
     with pytest.raises(ConfigError, match="choose one of"):
         create_strategy("no_such_strategy")
+
+
+class _CountingPredictions(ArrayPredictions):
+    """Records how many rows of each field were fetched."""
+
+    def __init__(self, **fields):
+        super().__init__(**fields)
+        self.fetched: dict[str, int] = {}
+
+    def get(self, field, idx):
+        self.fetched[field] = self.fetched.get(field, 0) + len(idx)
+        return super().get(field, idx)
+
+
+@pytest.mark.parametrize("sampler", ["cluster", "kdpp"])
+def test_diversity_samplers_fetch_only_the_candidates_embeddings(sampler):
+    # 200 unlabeled samples, b = 3, 10 candidates a pick: 30 embedding rows, not 200
+    rng = np.random.default_rng(0)
+    probas = rng.dirichlet(np.ones(3), size=200)
+    preds = _CountingPredictions(probas=probas, embeddings=rng.normal(size=(200, 4)))
+    picked = create_strategy(f"{sampler}:margin").query(preds, np.arange(200), np.array([], int),
+                                                          3, rng=0).indices
+    assert preds.fetched["embeddings"] == 30
+    assert preds.fetched["probas"] == 200 and len(set(picked.tolist())) == 3

@@ -100,7 +100,8 @@ def cluster_margin(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike
     """Cluster-margin selection of ``k`` among ``n`` scored candidates.
 
     Args:
-        X: ``[n, d]`` embeddings of the candidates.
+        X: ``[n, d]`` embeddings of the candidates (only the top-scored rows are read, so
+            a lazy :class:`~medactive.predictions.FieldRows` fetches just those).
         scores: ``[n]`` finite scores (higher = more informative; cluster-margin's own is the
             margin score).
         k: ``1 <= k <= n``.
@@ -119,12 +120,11 @@ def cluster_margin(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike
 
     scores = check_scores(scores)
     k = check_budget(k, scores.size)
-    X = np.asarray(X)
     rng = check_random_state(rng)
     cand = top_candidates(scores, X, k, candidates_per_pick=candidates_per_pick,
                           max_candidates=max_candidates, rng=rng, name="cluster")
     n_cand = cand.size
     n_clusters = k if n_clusters is None else check_budget(n_clusters, n_cand,
                                                            name="n_clusters")
-    labels = agglomerative_labels(X[cand], min(n_clusters, n_cand), linkage=linkage)
+    labels = agglomerative_labels(np.asarray(X[cand]), min(n_clusters, n_cand), linkage=linkage)
     return cand[round_robin(labels, k, rng=rng)]

@@ -142,7 +142,8 @@ def kdpp_select(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike,
     """``k`` positions by a k-DPP on the top-scored candidates (:func:`quality_kernel`).
 
     Args:
-        X: ``[n, d]`` embeddings; scores: ``[n]``; k: ``1 <= k <= n``; rng: seed or Generator.
+        X: ``[n, d]`` embeddings (only the candidates' rows are read: a lazy
+            :class:`~medactive.predictions.FieldRows` fetches just those); scores: ``[n]``; k: ``1 <= k <= n``; rng: seed or Generator.
         candidates_per_pick: ``m``; the ``N = min(n, max(k, min(m k, max_candidates)))``
             top-scored samples are the k-DPP's ground set.
         max_candidates: cap on ``N`` (see the module's bound), unless ``k`` is larger.
@@ -155,10 +156,9 @@ def kdpp_select(X: np.ndarray, scores: np.ndarray, k: int, *, rng: RandomLike,
 
     scores = check_scores(scores)
     k = check_budget(k, scores.size)
-    X = np.asarray(X)
     rng = check_random_state(rng)
     cand = top_candidates(scores, X, k, candidates_per_pick=candidates_per_pick,
                           max_candidates=max_candidates, rng=rng, name="kdpp")
-    L = quality_kernel(X[cand], scores[cand], floor=floor)
+    L = quality_kernel(np.asarray(X[cand]), scores[cand], floor=floor)
     L[np.diag_indices_from(L)] += 1e-6 * float(np.mean(np.diag(L)))
     return cand[sample_kdpp(L, k, rng=rng)]

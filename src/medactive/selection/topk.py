@@ -53,11 +53,14 @@ def top_candidates(scores: np.ndarray, X: np.ndarray, k: int, *, candidates_per_
                    max_candidates: int, rng, name: str) -> np.ndarray:
     """Positions of the ``min(n, max(k, min(candidates_per_pick * k, max_candidates)))``
     highest ``scores`` (ties at random by ``rng``): the candidates a diversity sampler chooses
-    ``k`` among. ``X`` must have a row per score; ``name`` prefixes the option errors."""
+    ``k`` among. ``X`` must have a row per score (an array, or anything with ``shape`` and
+    row indexing such as :class:`medactive.predictions.FieldRows`, which is not read here);
+    ``name`` prefixes the option errors."""
     from medactive.errors import ConfigError
 
-    if np.asarray(X).shape[0] != scores.size:
-        raise ValueError(f"X has {np.asarray(X).shape[0]} rows for {scores.size} scores")
+    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    if n_rows != scores.size:
+        raise ValueError(f"X has {n_rows} rows for {scores.size} scores")
     for option, value in (("candidates_per_pick", candidates_per_pick),
                           ("max_candidates", max_candidates)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -38,7 +38,7 @@ import numpy as np
 
 from medactive._validation import accepts_keyword
 from medactive.errors import ConfigError
-from medactive.predictions import Predictions
+from medactive.predictions import FieldRows, Predictions
 from medactive.selection.class_balance import clasp, class_balanced
 from medactive.selection.cluster_margin import cluster_margin
 from medactive.selection.kdpp import kdpp_select
@@ -188,11 +188,11 @@ class ComposedStrategy(Strategy):
             pos = fn(scores, budget, beta=opts["beta"], rng=rng)
         elif s == "stochastic_batches":
             pos = stochastic_batches(scores, budget, n_batches=opts["n_batches"], rng=rng)
-        elif s == "cluster":
-            X = predictions.get("embeddings", unlabeled_idx)
+        elif s == "cluster":  # only the top-scored candidates' embeddings are fetched
+            X = FieldRows(predictions, "embeddings", unlabeled_idx)
             pos = cluster_margin(X, scores, budget, rng=rng, **opts)
         elif s == "kdpp":
-            X = predictions.get("embeddings", unlabeled_idx)
+            X = FieldRows(predictions, "embeddings", unlabeled_idx)
             pos = kdpp_select(X, scores, budget, rng=rng, **opts)
         else:  # class_balanced, clasp: classes of the labeled set by the model's predictions
             member = predicted_membership(predictions, unlabeled_idx)
