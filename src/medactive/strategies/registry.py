@@ -10,6 +10,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     coreset,
     dal,
     dbal,
+    egl,
     entropy,
     facility_location,
     kmeans,
