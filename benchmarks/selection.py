@@ -3,7 +3,8 @@
 For every pool size ``n`` and every registered strategy, the selection runs in a fresh process
 that first builds synthetic model outputs (embeddings ``[n, dim]`` float32 in ``classes``
 Gaussian clusters, softmax probabilities ``[n, classes]`` and MC-dropout stacks
-``[n, classes, T]``, only the fields the strategy requires), with a random labeled set of
+``[n, classes, T]``, with ensemble-member and augmentation stacks made the same way, and
+Dirichlet parameters ``exp(logits) + 1``; only the fields the strategy requires), with a random labeled set of
 ``--n-labeled`` samples. It then resets the kernel's peak-RSS counter, runs the query for
 ``--budget`` samples and reports the wall time and the peak resident memory added above the
 process holding its inputs (``VmHWM`` after minus ``VmRSS`` before, from /proc/self/status).
@@ -34,6 +35,7 @@ Usage:
     python benchmarks/selection.py --n 90000 --impls ours --strategies representativeness
     python benchmarks/selection.py --n 10000 --strategies badge coreset_l2
     python benchmarks/selection.py --n 90000 1000000 --impls ours --strategies samplers
+    python benchmarks/selection.py --n 10000 90000 --impls ours --strategies uncertainty
 
 Output: CSV on standard output, ``strategy,n,impl,seconds,peak_mb``; progress on stderr.
 """
@@ -66,9 +68,18 @@ REPRESENTATIVENESS = ("kmeans", "max_cover", "probcover", "facility_location")
 SAMPLERS = ("power:margin", "softmax:margin", "rank:margin", "stochastic_batches:margin",
             "cluster:margin", "kdpp:margin", "class_balanced:margin", "clasp:margin",
             "hybrid:margin+kmeans", "fusion:margin+entropy")
-GROUPS = {"representativeness": REPRESENTATIVENESS, "samplers": SAMPLERS}
+#: ``--strategies uncertainty`` expands to these (issue 11, survey §3.1), ``entropy`` first as
+#: the baseline the docs divide by; the training side of the methods that train extra models is
+#: measured by benchmarks/uncertainty_cost.py
+UNCERTAINTY = ("entropy", "bald", "batchbald", "ensemble_entropy", "ensemble_bald",
+               "qbc_vote_entropy", "qbc_kl", "tta_kl", "egl", "egl_entropy", "learning_loss",
+               "evidential", "evidential_epistemic", "dfal")
+GROUPS = {"representativeness": REPRESENTATIVENESS, "samplers": SAMPLERS,
+          "uncertainty": UNCERTAINTY}
+#: stacks ``[n, classes, k]`` of ``k`` predictions per sample, built like MC-dropout passes
+STACKS = ("mc_probas", "member_probas", "tta_probas")
 #: fields built from the synthetic embeddings; any other required field is a [n] score
-MODEL_FIELDS = ("embeddings", "probas", "mc_probas")
+MODEL_FIELDS = ("embeddings", "probas", "dirichlet_alpha", *STACKS)
 
 
 # ---------------------------------------------------------------- inputs
@@ -89,16 +100,22 @@ def make_inputs(n: int, fields: tuple[str, ...], args: argparse.Namespace) -> di
             out["embeddings"] = emb
         if "probas" in fields:
             out["probas"] = np.empty((n, args.classes), dtype=np.float32)
-        if "mc_probas" in fields:
-            out["mc_probas"] = np.empty((n, args.classes, args.mc_samples), dtype=np.float32)
+        if "dirichlet_alpha" in fields:
+            out["dirichlet_alpha"] = np.empty((n, args.classes), dtype=np.float32)
+        for field in STACKS:
+            if field in fields:
+                out[field] = np.empty((n, args.classes, args.mc_samples), dtype=np.float32)
         for start in range(0, n, 65536):
             stop = min(start + 65536, n)
             logits = emb[start:stop] @ weights
             if "probas" in out:
                 out["probas"][start:stop] = _softmax(logits, axis=1)
-            if "mc_probas" in out:
-                noise = rng.normal(size=(stop - start, args.classes, args.mc_samples))
-                out["mc_probas"][start:stop] = _softmax(logits[:, :, None] + noise, axis=1)
+            if "dirichlet_alpha" in out:  # evidence exp(logits), alpha = evidence + 1
+                out["dirichlet_alpha"][start:stop] = np.exp(np.clip(logits, -20, 20)) + 1.0
+            for field in STACKS:
+                if field in out:
+                    noise = rng.normal(size=(stop - start, args.classes, args.mc_samples))
+                    out[field][start:stop] = _softmax(logits[:, :, None] + noise, axis=1)
         del emb
     for field in fields:  # e.g. dal_unlabeled, vaal_unlabeled: a per-sample score in [0, 1)
         if field not in MODEL_FIELDS:
