@@ -7,6 +7,7 @@ from medactive.errors import ConfigError
 from medactive.strategies import (  # noqa: F401  (imported to register)
     badge,
     bald,
+    batchbald,
     coreset,
     dal,
     dbal,

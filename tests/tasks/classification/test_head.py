@@ -99,3 +99,20 @@ def test_head_config_errors():
         HeadConfig.from_dict({"depth": 3})
     with pytest.raises(ConfigError, match="dropout"):
         HeadConfig(dropout=1.0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16])
+def test_head_mc_probas_is_the_same_however_the_pool_is_chunked(chunk):
+    """Masks depend on (seed, pool index) only: rows asked in blocks (the pool's request
+    blocks) or in small batches equal the rows of one call, and sample i's pass 0 is not
+    sample j's pass 0 because they sit at the same place of two blocks."""
+    x, y = _separable(40, d=5)
+    head = fit_head(x, y, n_classes=3, config=HeadConfig(kind="mlp", hidden=7, steps=5),
+                    seed=0)
+    idx = np.arange(100, 140)
+    whole = head_mc_probas(head, x, idx=idx, n_samples=4, seed=1)
+    blocks = np.concatenate([head_mc_probas(head, x[s:s + chunk], idx=idx[s:s + chunk],
+                                            n_samples=4, seed=1, batch_size=2)
+                             for s in range(0, 40, chunk)])
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-6)
+    assert not np.allclose(head_mc_probas(head, x, idx=idx, n_samples=4, seed=2), whole)

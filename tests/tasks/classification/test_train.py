@@ -79,3 +79,20 @@ def test_flip_is_a_flip():
     y = augment_batch(x, "flip", torch.Generator().manual_seed(0))
     flipped = (y[:, 0, 0, 0] == 3).sum()
     assert 0 < flipped < 64 and torch.all((y[:, 0, 0] == x[0, 0, 0]).all(-1) | (y[:, 0, 0] == x[0, 0, 0].flip(-1)).all(-1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [1, 3, 16])
+def test_predict_mc_is_the_same_however_the_pool_is_chunked(chunk):
+    """Each sample's dropout masks come from (seed, its pool index), not from the blocking: the
+    pool's request blocks (separate calls) and the inference batches give the same stack."""
+    split = _toy_split(20)
+    model = _fit(split, 0, epochs=1, dropout=0.5)
+    idx = np.array([4, 17, 0, 9, 12, 3, 19, 1, 8, 15, 6, 11, 2, 18, 7, 14, 10, 5, 13, 16])
+    whole = predict_mc(model, split, idx, n_samples=3, seed=5, image_size=None)
+    blocks = np.concatenate([
+        predict_mc(model, split, idx[s:s + chunk], n_samples=3, seed=5, image_size=None,
+                   batch_size=2) for s in range(0, idx.size, chunk)])
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-6)
+    other_round = predict_mc(model, split, idx, n_samples=3, seed=6, image_size=None)
+    assert not np.allclose(other_round, whole)  # the round's seed still changes the masks

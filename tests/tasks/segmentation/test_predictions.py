@@ -135,3 +135,18 @@ def test_pool_scoring_reports_progress_when_asked(net_and_images, capsys):
     err = capsys.readouterr().err
     assert "scoring 7 slices (predictions)" in err and "7/7" in err and "\r" not in err
     np.testing.assert_array_equal(quiet, loud)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16])
+def test_mc_probas_are_the_same_however_the_pool_is_chunked(net_and_images, chunk):
+    """Each slice's channel-dropout masks come from (seed, its pool index): requests in blocks
+    and any inference batch size give the stack of one request."""
+    net, images = net_and_images
+    idx = np.array([6, 2, 0, 5, 3, 1, 4])
+    whole = _preds(net, images, batch_size=7).get("mc_probas", idx)
+    preds = _preds(net, images, batch_size=2)
+    blocks = np.concatenate([preds.get("mc_probas", idx[s:s + chunk])
+                             for s in range(0, idx.size, chunk)])
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-5)
+    other = SegmentationPredictions(net, images, seed=2, batch_size=7, n_mc_samples=4)
+    assert not np.allclose(other.get("mc_probas", idx), whole)

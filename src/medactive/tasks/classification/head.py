@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from medactive._validation import config_from_options
 from medactive.errors import ConfigError
-from medactive.tasks.classification.model import Classifier
+from medactive.tasks.classification.model import Classifier, mc_row_seeds
 
 if TYPE_CHECKING:
     from medactive.tasks.classification.semi_supervised import FixMatchConfig
@@ -309,13 +309,23 @@ def head_probas(model: Classifier, features: np.ndarray, *, batch_size: int = 81
 
 @torch.no_grad()
 def head_mc_probas(model: Classifier, features: np.ndarray, *, n_samples: int, seed: int,
-                   batch_size: int = 8192) -> np.ndarray:
-    """MC-dropout probabilities ``[n, c, t]`` of the head (``t = n_samples`` masks)."""
+                   idx: np.ndarray | None = None, batch_size: int = 8192) -> np.ndarray:
+    """MC-dropout probabilities ``[n, c, t]`` of the head (``t = n_samples`` masks).
+
+    Args:
+        features: ``[n, d]`` pool embeddings of the samples ``idx``.
+        idx: ``[n]`` their pool indices (default ``0..n-1``): sample ``idx[i]``'s masks come
+            from ``derive_seed(seed, "mc_dropout", idx[i])``, so the stack is the same however
+            the pool is split into requests and batches. ``seed`` is the round's.
+    """
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    idx = np.arange(len(features)) if idx is None else np.asarray(idx)
+    if idx.shape != (len(features),):
+        raise ValueError(f"idx has shape {idx.shape}, features have {len(features)} rows")
     out = []
     for start in range(0, len(features), batch_size):
         x = torch.as_tensor(np.ascontiguousarray(features[start:start + batch_size],
                                                  dtype=np.float32))
-        out.append(model.mc_head(model.features(x), n_samples, gen).double().numpy())
+        seeds = mc_row_seeds(seed, idx[start:start + batch_size])
+        out.append(model.mc_head(model.features(x), n_samples, row_seeds=seeds).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.fc.out_features, n_samples))

@@ -11,10 +11,16 @@ Backbones (:mod:`medactive.encoders.backbones`): MONAI's ResNet-18 (``"resnet18"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from medactive._random import derive_seed
 from medactive.encoders.backbones import build_backbone
+
+#: uniforms drawn at once for per-row dropout masks (float32: 16 MB)
+_MASK_BLOCK_ELEMENTS = 1 << 22
 
 
 class Classifier(nn.Module):
@@ -41,10 +47,30 @@ class Classifier(nn.Module):
         return self.fc(nn.functional.dropout(h, self.dropout_p, training=self.training))
 
     def mc_head(self, h: torch.Tensor, n_samples: int, generator: torch.Generator | None = None,
-                ) -> torch.Tensor:
-        """Class probabilities ``[n, c, t]`` of ``t`` dropout masks applied to features ``h``."""
-        out = []
+                *, row_seeds: Sequence[int] | None = None) -> torch.Tensor:
+        """Class probabilities ``[n, c, t]`` of ``t`` dropout masks applied to features ``h``.
+
+        Args:
+            h: ``[n, d]`` penultimate features.
+            n_samples: passes ``t``.
+            generator: draws the masks of the whole batch (they then depend on the batch).
+            row_seeds: ``[n]`` one seed per row instead: row ``i``'s ``t`` masks come from a
+                generator seeded with ``row_seeds[i]``, so a sample's passes are the same
+                whichever rows share its batch (:func:`row_dropout_masks`).
+        """
         keep = 1.0 - self.dropout_p
+        if self.dropout_p > 0 and row_seeds is not None:
+            # rows in blocks so the [rows, t, d] uniforms stay ~16 MB whatever the batch
+            step = max(1, _MASK_BLOCK_ELEMENTS // (n_samples * h.shape[1]))
+            out = []
+            for start in range(0, h.shape[0], step):
+                rows = h[start:start + step]
+                masks = row_dropout_masks(row_seeds[start:start + step], n_samples,
+                                          h.shape[1], keep).to(h.device)
+                out.append(torch.stack([torch.softmax(self.fc(rows * masks[:, k] / keep), dim=1)
+                                        for k in range(n_samples)], dim=-1))
+            return torch.cat(out) if out else self.mc_head(h, n_samples)
+        out = []
         for _ in range(n_samples):
             if self.dropout_p > 0:
                 mask = torch.rand(h.shape, generator=generator, device="cpu").to(h.device) < keep
@@ -53,6 +79,23 @@ class Classifier(nn.Module):
                 h_t = h
             out.append(torch.softmax(self.fc(h_t), dim=1))
         return torch.stack(out, dim=-1)
+
+
+def mc_row_seeds(seed: int, idx: Sequence[int]) -> list[int]:
+    """Per-sample MC-dropout seeds ``derive_seed(seed, "mc_dropout", i)`` for pool indices
+    ``idx``: a sample's masks depend on the round's seed and the sample, not on the blocking."""
+    return [derive_seed(seed, "mc_dropout", int(i)) for i in idx]
+
+
+def row_dropout_masks(row_seeds: Sequence[int], n_samples: int, dim: int, keep: float,
+                      ) -> torch.Tensor:
+    """Keep-masks ``[n, t, d]`` (bool, CPU), row ``i`` drawn from its own generator seeded with
+    ``row_seeds[i]`` (one ``[t, d]`` draw a row, one reseeded generator for all rows)."""
+    uniform = torch.empty(len(row_seeds), n_samples, dim)
+    gen = torch.Generator()
+    for i, seed in enumerate(row_seeds):
+        torch.rand((n_samples, dim), generator=gen.manual_seed(int(seed)), out=uniform[i])
+    return uniform < keep
 
 
 def build_classifier(name: str, *, in_channels: int, n_classes: int, width: int | None = None,

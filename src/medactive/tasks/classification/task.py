@@ -396,7 +396,7 @@ class ClassificationTask:
             # the passes the predictions hold (the preset's, or a strategy's n_mc_samples)
             passes = preds.n_mc_samples
             if frozen:
-                return head_mc_probas(model, pool[idx], n_samples=passes, seed=seed)
+                return head_mc_probas(model, pool[idx], idx=idx, n_samples=passes, seed=seed)
             return predict_mc(model, train, idx, n_samples=passes, seed=seed,
                               image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
                               device=self.device, progress=self.scoring_progress,

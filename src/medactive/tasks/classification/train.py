@@ -24,7 +24,7 @@ from medactive.data.pool import Split
 from medactive.data.tensors import load_images, normalise_batch
 from medactive.progress import progress_bar
 from medactive.tasks.classification.augment import augment_batch
-from medactive.tasks.classification.model import Classifier, build_classifier
+from medactive.tasks.classification.model import Classifier, build_classifier, mc_row_seeds
 from medactive.tasks.classification.presets import TrainConfig
 from medactive.tasks.classification.semi_supervised import (
     FixMatchConfig,
@@ -266,14 +266,20 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
 def predict_mc(model: Classifier, split: Split, idx: np.ndarray, *, n_samples: int, seed: int,
                image_size: int | None, batch_size: int = 512, device: str = "cpu",
                progress: bool = False, desc: str = "predict (MC dropout)") -> np.ndarray:
-    """MC-dropout probabilities ``[n, c, t]``: backbone once per batch, head ``t`` times."""
+    """MC-dropout probabilities ``[n, c, t]``: backbone once per batch, head ``t`` times.
+
+    Sample ``idx[i]``'s masks come from ``derive_seed(seed, "mc_dropout", idx[i])``
+    (:func:`~medactive.tasks.classification.model.mc_row_seeds`), so a stack is the same however
+    the pool is split into requests and batches; ``seed`` is the round's.
+    """
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
     out = []
     bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress and len(idx) > batch_size)
     for start in range(0, len(idx), batch_size):
-        x = normalise_batch(load_images(split, idx[start:start + batch_size], image_size)).to(device)
-        out.append(model.mc_head(model.features(x), n_samples, gen).double().cpu().numpy())
+        rows = idx[start:start + batch_size]
+        x = normalise_batch(load_images(split, rows, image_size)).to(device)
+        out.append(model.mc_head(model.features(x), n_samples, row_seeds=mc_row_seeds(seed, rows))
+                   .double().cpu().numpy())
         bar.update(x.shape[0])
     bar.close()
     return np.concatenate(out) if out else np.zeros((0, model.fc.out_features, n_samples))

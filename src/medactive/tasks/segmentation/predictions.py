@@ -15,8 +15,9 @@
   convolution, ``[n, c * d]`` with ``d`` the channels entering it (64 for the survey's U-Net).
 
 MC-dropout passes (``"mc_probas"``) keep batch norm frozen and re-enable the channel dropout
-layers; their randomness is seeded from ``seed`` and the batch number, so the same call gives
-the same values.
+layers (:func:`per_sample_dropout`); each slice's masks come from a generator seeded with
+``seed`` (the round's) and the slice's pool index, so a stack is the same however the pool is
+split into requests and batches.
 
 References:
     Gal, Islam and Ghahramani, "Deep Bayesian Active Learning with Image Data", ICML 2017.
@@ -27,7 +28,8 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from medactive.errors import ConfigError
 from medactive.predictions import FIELDS, SCORE_FIELDS, Predictions
 from medactive.progress import progress_bar
 from medactive.tasks.discrepancy import discrepancy_providers
-from medactive.tasks.segmentation.unet import UNet2D, mc_dropout
+from medactive.tasks.segmentation.unet import UNet2D
 
 #: how a slice's pixel scores become one score
 REDUCTIONS = ("mean", "max", "foreground")
@@ -121,6 +123,43 @@ def dice_ce_per_sample(logits: torch.Tensor, target: torch.Tensor, *, smooth: fl
     return dice_loss + ce
 
 
+@contextmanager
+def per_sample_dropout(net: torch.nn.Module, seeds: Sequence[int]) -> Iterator[None]:
+    """MC dropout whose masks depend on each sample only: while active, every dropout layer of
+    ``net`` (left in eval mode, so batch norm stays frozen) multiplies row ``i`` of its input by
+    a mask drawn from generator ``i`` (seeded with ``seeds[i]``) — channel masks for
+    ``Dropout1d/2d/3d``, element masks for ``Dropout``. The layers run in the same order on
+    every forward pass, so row ``i``'s masks follow its own stream whichever rows share the
+    batch, and one batched forward pass serves all rows.
+
+    References:
+        Gal and Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
+    """
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor,
+             ) -> torch.Tensor:
+        x = inputs[0]
+        if module.p == 0:
+            return output
+        if x.shape[0] != len(generators):
+            raise ValueError(f"per_sample_dropout has {len(generators)} seeds for a batch of "
+                             f"{x.shape[0]}")
+        keep = 1.0 - module.p
+        channel = not isinstance(module, torch.nn.Dropout)
+        shape = (x.shape[1],) + (1,) * (x.ndim - 2) if channel else tuple(x.shape[1:])
+        mask = torch.stack([torch.rand(shape, generator=g) for g in generators]) < keep
+        return x * mask.to(x.device) / keep
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class SegmentationPredictions(Predictions):
     """Lazy, streamed outputs of a U-Net over pool slices.
 
@@ -181,11 +220,12 @@ class SegmentationPredictions(Predictions):
                            enabled=self.progress and idx.size > chunk)
         try:
             for number, start in enumerate(range(0, idx.size, chunk)):
-                x = self.images[torch.as_tensor(idx[start:start + chunk])].to(self.device)
+                rows = idx[start:start + chunk]
+                x = self.images[torch.as_tensor(rows)].to(self.device)
                 if field == "probas":
                     yield number, self._probas(x)
                 else:
-                    yield number, self._mc_probas(x, derive_seed(self.seed, "mc", number))
+                    yield number, self._mc_probas(x, rows)
                 bar.update(len(x))
         finally:
             bar.close()
@@ -196,10 +236,11 @@ class SegmentationPredictions(Predictions):
         return torch.softmax(self.net(x), dim=1).cpu().numpy()
 
     @torch.no_grad()
-    def _mc_probas(self, x: torch.Tensor, seed: int) -> np.ndarray:
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), mc_dropout(self.net):
-            torch.manual_seed(seed)
+    def _mc_probas(self, x: torch.Tensor, rows: np.ndarray) -> np.ndarray:
+        """``[b, c, h, w, t]`` MC-dropout passes of slices ``rows`` (pool indices) ``x``."""
+        self.net.eval()
+        seeds = [derive_seed(self.seed, "mc", int(i)) for i in rows]
+        with per_sample_dropout(self.net, seeds):
             passes = [torch.softmax(self.net(x), dim=1).cpu().numpy()
                       for _ in range(self.n_mc_samples)]
         return np.stack(passes, axis=-1)
