@@ -11,6 +11,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     coreset,
     dal,
     dbal,
+    dfal,
     egl,
     ensemble,
     entropy,

@@ -42,6 +42,7 @@ from medactive.encoders import Encoder, cached_embeddings, fingerprint_ids
 from medactive.encoders.simclr import SSLConfig, backbone_embeddings, pretrain_simclr
 from medactive.errors import ConfigError
 from medactive.predictions import ArrayPredictions, CachedPredictions
+from medactive.tasks.adversarial import dfal_provider
 from medactive.tasks.classification.head import (
     HeadConfig,
     Standardiser,
@@ -406,6 +407,10 @@ class ClassificationTask:
             "probas": lambda idx: forward(idx, "probas"),
             "embeddings": lambda idx: forward(idx, "embeddings"),
             "mc_probas": mc,
+            "dfal_distance": dfal_provider(
+                model, features=pool, split=train, image_size=cfg.image_size,
+                batch_size=cfg.inference_batch_size, device=self.device,
+                progress=self.scoring_progress),
             **discrepancy_providers(
                 len(train), labeled_idx, seed=seed,
                 embeddings=lambda idx: preds.get("embeddings", idx),

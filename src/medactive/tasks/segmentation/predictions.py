@@ -294,6 +294,9 @@ class SegmentationPredictions(Predictions):
         if field == "vaal_unlabeled":
             raise ConfigError("vaal is for classification; for segmentation use dal (on the "
                               "U-Net's bottleneck features)")
+        if field == "dfal_distance":
+            raise ConfigError("dfal is for classification (DeepFool on the classifier); for "
+                              "segmentation use a pixel uncertainty such as entropy")
         parts = [values for _, values in self._batches(field, idx)]
         if not parts:
             c, (h, w) = self.net.n_classes, tuple(self.images.shape[-2:])
