@@ -166,8 +166,9 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
                           f"{config.semi_supervised!r}")
     if config.semi_options and config.semi_supervised is None:
         raise ConfigError(f"semi_options {config.semi_options} given without --semi-supervised")
+    learning_loss = _check_learning_loss(config)
     wants = [config.encoder is not None, config.train_mode != "finetune",
-             config.semi_supervised is not None]
+             config.semi_supervised is not None, learning_loss]
     if not any(wants):
         return
     kind = kind or resolve_task_kind(config)
@@ -177,6 +178,8 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
         raise ConfigError(f"--semi-supervised {config.semi_supervised} is for "
                           f"{SEMI_METHODS[config.semi_supervised]}, not {kind}"
                           + (f"; use {other}" if other else ""))
+    if kind != "classification" and learning_loss:
+        raise ConfigError(f"--learning-loss is for classification only for now, not {kind}")
     if kind != "classification" and (config.encoder is not None
                                      or config.train_mode != "finetune"):
         raise ConfigError(f"--encoder and --train-mode frozen are for classification only "
@@ -189,6 +192,28 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
             from medactive.tasks.classification.head import HeadConfig
 
             HeadConfig.from_dict(head, source="--head (train option head)")
+
+
+def _check_learning_loss(config: ExperimentConfig) -> bool:
+    """Whether ``train_options.learning_loss`` is on; refuses a non-boolean value, FixMatch
+    with it, and a strategy reading ``"predicted_loss"`` without it."""
+    value = config.train_options.get("learning_loss", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"train option learning_loss must be true or false, got {value!r}")
+    if value and config.semi_supervised is not None:
+        raise ConfigError("--learning-loss with --semi-supervised is not supported (the "
+                          "module ranks the losses of labelled batches only)")
+    if not value:
+        from medactive.strategies import create_strategy
+        from medactive.tasks.learning_loss import NEEDS_FLAG
+
+        try:
+            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
+        except ConfigError:  # reported where the strategy is built
+            return value
+        if "predicted_loss" in strategy.requires:
+            raise ConfigError(NEEDS_FLAG)
+    return value
 
 
 def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None:

@@ -167,6 +167,11 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    "pool scoring")
     p.add_argument("--mc-samples", type=int, default=None,
                    help="MC-dropout passes for dbal/bald/mean_variance (preset default)")
+    p.add_argument("--learning-loss", action="store_true",
+                   help="train a loss-prediction module beside each round's model (Yoo & "
+                   "Kweon 2019: intermediate features, margin ranking loss, its gradient into "
+                   "the model stopped after 60%% of the epochs); needed by --strategy "
+                   "learning_loss (classification)")
     p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
     p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
@@ -222,6 +227,8 @@ def experiment_config(args, strategy: str):
         if args.mc_samples < 2:
             raise ConfigError(f"--mc-samples must be at least 2, got {args.mc_samples}")
         train_options["n_mc_samples"] = args.mc_samples
+    if getattr(args, "learning_loss", False):
+        train_options["learning_loss"] = True
     if getattr(args, "head", None) is not None:
         train_options["head"] = {"kind": args.head}
     return ExperimentConfig(

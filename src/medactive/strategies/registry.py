@@ -17,6 +17,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     entropy,
     facility_location,
     kmeans,
+    learning_loss,
     least_confidence,
     margin,
     max_cover,

@@ -50,6 +50,7 @@ from torch.nn import functional as F
 from medactive._validation import config_from_options
 from medactive.errors import ConfigError
 from medactive.tasks.classification.model import Classifier, mc_row_seeds
+from medactive.tasks.learning_loss import RankingTerm, attach_loss_module, stop_epoch
 
 if TYPE_CHECKING:
     from medactive.tasks.classification.semi_supervised import FixMatchConfig
@@ -206,7 +207,7 @@ def _logits(model: Classifier, x: torch.Tensor, generator: torch.Generator) -> t
 def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config: HeadConfig,
              seed: int, validate: Callable[[Classifier], float] | None = None,
              init_model: Classifier | None = None, unlabeled: np.ndarray | None = None,
-             semi: FixMatchConfig | None = None) -> Classifier:
+             semi: FixMatchConfig | None = None, learning_loss: bool = False) -> Classifier:
     """Train a head on labelled embeddings.
 
     Args:
@@ -219,6 +220,9 @@ def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config
         init_model: start from this head (deep-copied) instead of a fresh one.
         unlabeled: ``[m, d]`` embeddings of unlabelled pool samples (with ``semi``).
         semi: FixMatch settings; ``None``: labels only.
+        learning_loss: train a loss-prediction module on the head's input (and hidden layer)
+            beside it (:mod:`medactive.tasks.learning_loss`; its gradient into the head stops
+            after 60% of the steps); not with ``semi``.
 
     Returns:
         The head (a :class:`Classifier` on embeddings) in eval mode.
@@ -234,6 +238,10 @@ def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config
     model = (copy.deepcopy(init_model) if init_model is not None
              else build_head(config, x_all.shape[1], n_classes, seed=seed))
     model.cpu().train()
+    if learning_loss:  # before the optimiser, which then trains the module too
+        if semi is not None:
+            raise ValueError("learning_loss with FixMatch is not supported")
+        attach_loss_module(model, x_all[:2], seed=seed)
     gen = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
@@ -254,7 +262,11 @@ def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config
             order, pos = torch.randperm(n, generator=gen), 0
         rows = order[pos:pos + batch]
         pos += batch
+        term = RankingTerm.start(model, detach=step >= stop_epoch(config.steps)) \
+            if learning_loss else None
         loss = F.cross_entropy(_logits(model, x_all[rows], gen), y_all[rows])
+        if term is not None:  # Yoo & Kweon 2019: + lambda * margin ranking of predicted losses
+            loss = loss + term.finish(y_all[rows])
         if u_all is not None:
             m = min(semi.mu * batch, u_all.shape[0])
             u = u_all[torch.randperm(u_all.shape[0], generator=gen)[:m]]

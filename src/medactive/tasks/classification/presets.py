@@ -34,6 +34,8 @@ class TrainConfig:
         patience: stop when this many validations in a row bring no improvement (``None``:
             train all ``epochs``); with it, ``epochs`` is a maximum (the converged fully
             supervised reference of a benchmark, trained to a validation plateau).
+        learning_loss: train a loss-prediction module beside the model (Yoo & Kweon 2019,
+            :mod:`medactive.tasks.learning_loss`), for the ``learning_loss`` strategy.
         notes: deviations from the survey recipe.
     """
 
@@ -53,6 +55,7 @@ class TrainConfig:
     eval_every: int = 5
     patience: int | None = None
     inference_batch_size: int = 512
+    learning_loss: bool = False
     notes: str = ""
 
     def replace(self, **changes) -> TrainConfig:

@@ -58,6 +58,7 @@ from medactive.tasks.classification.presets import TrainConfig
 from medactive.tasks.classification.semi_supervised import FixMatchConfig, semi_supervised_config
 from medactive.tasks.classification.train import fit_classifier, predict, predict_mc
 from medactive.tasks.discrepancy import discrepancy_providers
+from medactive.tasks.learning_loss import attach_from_state, predicted_loss_provider
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +304,7 @@ class ClassificationTask:
             model = build_classifier(cfg.model, in_channels=self.dataset.in_channels,
                                      n_classes=self.dataset.n_classes, width=cfg.width,
                                      dropout=cfg.dropout)
+        attach_from_state(model, state)  # a model trained with --learning-loss
         model.load_state_dict(state)
         return model.to(self.device).eval()
 
@@ -339,7 +341,7 @@ class ClassificationTask:
                             config=self.head, seed=seed, validate=validate,
                             init_model=init_model,
                             unlabeled=None if unlabeled_idx is None else pool[unlabeled_idx],
-                            semi=self.semi)
+                            semi=self.semi, learning_loss=self.config.learning_loss)
         if init_model is None and self.encoder is not None:
             init_model = self._fresh_model(seed)
         return fit_classifier(self.dataset.train, labeled_idx, labels_arr, config=self.config,
@@ -411,6 +413,9 @@ class ClassificationTask:
                 model, features=pool, split=train, image_size=cfg.image_size,
                 batch_size=cfg.inference_batch_size, device=self.device,
                 progress=self.scoring_progress),
+            "predicted_loss": predicted_loss_provider(
+                model, features=pool, split=train, image_size=cfg.image_size,
+                batch_size=cfg.inference_batch_size, device=self.device),
             **discrepancy_providers(
                 len(train), labeled_idx, seed=seed,
                 embeddings=lambda idx: preds.get("embeddings", idx),

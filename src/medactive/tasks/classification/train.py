@@ -32,6 +32,7 @@ from medactive.tasks.classification.semi_supervised import (
     strong_augment,
     weak_augment,
 )
+from medactive.tasks.learning_loss import RankingTerm, attach_loss_module, stop_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
         if init_backbone is not None:
             model.backbone.load_state_dict(init_backbone)
     model.to(device)
+    if config.learning_loss:  # the loss-prediction module joins the model (and its optimiser)
+        if semi is not None:
+            raise ValueError("--learning-loss with --semi-supervised fixmatch is not supported")
+        attach_loss_module(model, normalise_batch(load_images(
+            train, np.asarray(labeled_idx)[:2], config.image_size)).to(device), seed=seed)
     labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     n = len(labeled_idx)
     steps_per_epoch = max(1, -(-n // config.batch_size))
@@ -167,7 +173,11 @@ def _supervised_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
         x = (cached[batch] if cached is not None
              else load_images(train, labeled_idx[batch.numpy()], config.image_size))
         x = normalise_batch(augment_batch(x, config.augmentation, gen)).to(device)
+        term = RankingTerm.start(model, detach=epoch >= stop_epoch(config.epochs)) \
+            if config.learning_loss else None
         loss = F.cross_entropy(model(x), labels_t[batch].to(device))
+        if term is not None:  # Yoo & Kweon 2019: + lambda * margin ranking of predicted losses
+            loss = loss + term.finish(labels_t[batch].to(device))
         total += optimisation_step(loss, optimiser, scheduler, what="training",
                                    epoch=epoch) * len(batch)
     return total
