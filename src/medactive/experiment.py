@@ -167,8 +167,9 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
     if config.semi_options and config.semi_supervised is None:
         raise ConfigError(f"semi_options {config.semi_options} given without --semi-supervised")
     learning_loss = _check_learning_loss(config)
+    ensemble = _check_ensemble(config) > 1
     wants = [config.encoder is not None, config.train_mode != "finetune",
-             config.semi_supervised is not None, learning_loss]
+             config.semi_supervised is not None, learning_loss, ensemble]
     if not any(wants):
         return
     kind = kind or resolve_task_kind(config)
@@ -178,6 +179,8 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
         raise ConfigError(f"--semi-supervised {config.semi_supervised} is for "
                           f"{SEMI_METHODS[config.semi_supervised]}, not {kind}"
                           + (f"; use {other}" if other else ""))
+    if kind != "classification" and ensemble:
+        raise ConfigError(f"--ensemble-size is for classification only for now, not {kind}")
     if kind != "classification" and learning_loss:
         raise ConfigError(f"--learning-loss is for classification only for now, not {kind}")
     if kind != "classification" and (config.encoder is not None
@@ -214,6 +217,26 @@ def _check_learning_loss(config: ExperimentConfig) -> bool:
         if "predicted_loss" in strategy.requires:
             raise ConfigError(NEEDS_FLAG)
     return value
+
+
+def _check_ensemble(config: ExperimentConfig) -> int:
+    """``train_options.ensemble_size`` (default 1), checked; refuses a strategy reading the
+    members' probabilities (``"member_probas"``) without an ensemble of 2 or more."""
+    from medactive.tasks.ensemble import check_ensemble_size
+
+    size = check_ensemble_size(config.train_options.get("ensemble_size", 1),
+                               name="--ensemble-size (train option ensemble_size)")
+    if size < 2:
+        from medactive.strategies import create_strategy
+        from medactive.strategies.ensemble import NEEDS_MEMBERS
+
+        try:
+            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
+        except ConfigError:  # reported where the strategy is built
+            return size
+        if "member_probas" in strategy.requires:
+            raise ConfigError(f"{config.strategy} {NEEDS_MEMBERS}")
+    return size
 
 
 def check_ssl_options(config: ExperimentConfig, kind: str | None = None) -> None:

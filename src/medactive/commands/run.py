@@ -172,6 +172,12 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    "Kweon 2019: intermediate features, margin ranking loss, its gradient into "
                    "the model stopped after 60%% of the epochs); needed by --strategy "
                    "learning_loss (classification)")
+    p.add_argument("--ensemble-size", type=int, default=None, metavar="M",
+                   help="deep ensemble: train M independently seeded models per round "
+                   "(member 0 from the round's seed; frozen heads or whole networks), one "
+                   "after the other; metrics are those of their mean probabilities (rounds.csv "
+                   "adds ensemble_size) and ensemble_entropy, ensemble_bald, qbc_vote_entropy "
+                   "and qbc_kl read the members' (default 1: one model; classification)")
     p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
     p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
@@ -229,6 +235,8 @@ def experiment_config(args, strategy: str):
         train_options["n_mc_samples"] = args.mc_samples
     if getattr(args, "learning_loss", False):
         train_options["learning_loss"] = True
+    if getattr(args, "ensemble_size", None) is not None:
+        train_options["ensemble_size"] = args.ensemble_size
     if getattr(args, "head", None) is not None:
         train_options["head"] = {"kind": args.head}
     return ExperimentConfig(
@@ -248,7 +256,8 @@ def experiment_config(args, strategy: str):
 _COUNTS = (("initial", 1, ""), ("budget", 1, ""),
            ("rounds", 0, "0: train and evaluate on the initial set only"), ("seed", 0, ""),
            ("epochs", 1, ""), ("image_size", 1, ""), ("region_size", 1, ""),
-           ("mc_samples", 2, ""), ("threads", 1, ""), ("ssl_epochs", 1, ""),
+           ("mc_samples", 2, ""), ("ensemble_size", 1, "1: one model"), ("threads", 1, ""),
+           ("ssl_epochs", 1, ""),
            ("pseudo_label_max", 1, ""))
 
 

@@ -173,7 +173,8 @@ class ActiveLearningCycle:
 
     def evaluate(self) -> dict[str, float]:
         """Metrics of round ``r``'s model: ``val_*`` and ``test_*`` (plus pseudo-label and
-        labelled-fraction metrics when they apply). In the last round this closes the round
+        labelled-fraction metrics when they apply, and ``ensemble_size`` when the model is a deep
+        ensemble, whose metrics are its mean's). In the last round this closes the round
         (its record joins :attr:`records`)."""
         self._check_model()
         task = self.task
@@ -184,6 +185,9 @@ class ActiveLearningCycle:
         label_metrics = getattr(task, "label_metrics", None)
         if label_metrics is not None:  # e.g. labelled pixel fraction when the unit is a patch
             metrics.update(label_metrics(self.labeled_idx))
+        members = getattr(self.model, "n_members", 1)
+        if members > 1:  # the metrics are a deep ensemble's mean (medactive.tasks.ensemble)
+            metrics["ensemble_size"] = members
         self._metrics = metrics
         if self.round >= self.config.rounds:
             self._close_round(_EMPTY, np.zeros(0), 0.0, (_EMPTY, _EMPTY))

@@ -24,6 +24,9 @@ class TrainConfig:
         image_size: resize images to this side (``None``: keep the data's size).
         epochs: training epochs per round.
         batch_size: mini-batch size.
+        ensemble_size: deep ensemble of this many independently seeded models per round
+            (:mod:`medactive.tasks.ensemble`; 1: one model); evaluated by their mean
+            probabilities, members' probabilities for the ensemble/QBC strategies.
         lr, momentum, nesterov, weight_decay: SGD settings; the schedule is cosine decay.
         augmentation: ``"none"``, ``"flip"``/``"nct"`` (horizontal flip) or ``"isic"`` (crop,
             flip, rotation, affine, colour jitter).
@@ -45,6 +48,7 @@ class TrainConfig:
     image_size: int | None = None
     epochs: int = 100
     batch_size: int = 128
+    ensemble_size: int = 1
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = True
@@ -90,6 +94,11 @@ def get_preset(name: str, *, epochs: int | None = None, **overrides) -> TrainCon
     if name not in _PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
     config = _PRESETS[name]
+    if "ensemble_size" in overrides:
+        from medactive.tasks.ensemble import check_ensemble_size
+
+        overrides["ensemble_size"] = check_ensemble_size(overrides["ensemble_size"],
+                                                         name="--ensemble-size")
     if epochs is not None:
         if epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {epochs}")

@@ -58,6 +58,13 @@ from medactive.tasks.classification.presets import TrainConfig
 from medactive.tasks.classification.semi_supervised import FixMatchConfig, semi_supervised_config
 from medactive.tasks.classification.train import fit_classifier, predict, predict_mc
 from medactive.tasks.discrepancy import discrepancy_providers
+from medactive.tasks.ensemble import (
+    Ensemble,
+    ensemble_size_of,
+    fit_ensemble,
+    mean_probas,
+    member_state,
+)
 from medactive.tasks.learning_loss import attach_from_state, predicted_loss_provider
 
 logger = logging.getLogger(__name__)
@@ -291,7 +298,12 @@ class ClassificationTask:
 
     def load_model(self, state: dict[str, torch.Tensor]) -> Classifier:
         """A model of this task's kind (frozen head, classifier on the encoder's backbone, or
-        the recipe's CNN) holding ``state`` (a saved ``model.state_dict()``), in eval mode."""
+        the recipe's CNN) holding ``state`` (a saved ``model.state_dict()``), in eval mode;
+        the state of a deep ensemble gives an :class:`~medactive.tasks.ensemble.Ensemble`."""
+        size = ensemble_size_of(state)
+        if size is not None:  # each member loads as a model of its own
+            return Ensemble([self.load_model(member_state(state, i))
+                             for i in range(size)]).eval()
         if self.train_mode == "frozen":
             model = build_head(self.head, self.encoder.out_features, self.dataset.n_classes,
                                seed=0)
@@ -312,7 +324,24 @@ class ClassificationTask:
             init_model: Any | None = None, extra_idx: np.ndarray | None = None,
             extra_labels: np.ndarray | None = None):
         """Train on ``labeled_idx`` with ``labels``, plus pseudo-labelled ``extra_idx`` with
-        ``extra_labels`` (CEAL; they join this model's training set as ordinary samples)."""
+        ``extra_labels`` (CEAL; they join this model's training set as ordinary samples).
+
+        With ``config.ensemble_size`` M > 1: M models, member 0 from ``seed`` (the model of
+        M = 1), the others from seeds derived from it, one after the other, returned as an
+        :class:`~medactive.tasks.ensemble.Ensemble` (:mod:`medactive.tasks.ensemble`)."""
+        def fit_member(member_seed: int, member_init: Any | None):
+            return self._fit_model(labeled_idx, labels, seed=member_seed, init_model=member_init,
+                                   extra_idx=extra_idx, extra_labels=extra_labels)
+
+        if self.config.ensemble_size > 1:
+            return fit_ensemble(fit_member, size=self.config.ensemble_size, seed=seed,
+                                init_model=init_model)
+        return fit_member(seed, init_model)
+
+    def _fit_model(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
+                   init_model: Any | None = None, extra_idx: np.ndarray | None = None,
+                   extra_labels: np.ndarray | None = None):
+        """One model of :meth:`fit`."""
         labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
         labels_arr = np.asarray(labels, dtype=np.int64)
         if extra_idx is not None and len(extra_idx):
@@ -360,11 +389,21 @@ class ClassificationTask:
         data = getattr(self.dataset, split)
         if len(data) == 0 or data.labels is None:
             return {}
+        return classification_metrics(data.labels, self._probas_of(model, split))
+
+    def _probas_of(self, model, split: str) -> np.ndarray:
+        """``[n, c]`` probabilities of ``split``: an ensemble's are its members' mean."""
+        if isinstance(model, Ensemble):
+            return mean_probas([self._probas(member, split) for member in model])
+        return self._probas(model, split)
+
+    def _probas(self, model, split: str) -> np.ndarray:
+        data = getattr(self.dataset, split)
         if self.train_mode == "frozen":
-            return classification_metrics(data.labels, head_probas(model, self.embeddings(split)))
+            return head_probas(model, self.embeddings(split))
         probas, _ = predict(model, data, np.arange(len(data)), image_size=self.config.image_size,
                             batch_size=self.config.inference_batch_size, device=self.device)
-        return classification_metrics(data.labels, probas)
+        return probas
 
     def predictions(self, model, *, seed: int,
                     labeled_idx: np.ndarray | None = None) -> CachedPredictions:
@@ -375,21 +414,33 @@ class ClassificationTask:
         memo: dict[bytes, dict[str, np.ndarray]] = {}
         frozen = self.train_mode == "frozen"
         pool = self.embeddings("train") if frozen else None
+        # a deep ensemble: "probas" is the members' mean, "member_probas" their stack, and
+        # every other field (embeddings, MC dropout, ...) is member 0's
+        ensemble = model if isinstance(model, Ensemble) else None
+        if ensemble is not None:
+            model = ensemble[0]
+
+        def outputs(member, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if frozen:
+                return head_outputs(member, pool[idx])
+            return predict(member, train, idx, image_size=cfg.image_size,
+                           batch_size=cfg.inference_batch_size, device=self.device,
+                           with_features=True, progress=self.scoring_progress,
+                           desc="scoring the pool (probabilities)")
 
         def forward(idx: np.ndarray, field: str) -> np.ndarray:
             # probabilities and embeddings come from one pass over each chunk; an entry is
             # dropped once both fields have taken it (BADGE asks for both in turn)
             key = idx.tobytes()
             if key not in memo:
-                if frozen:
-                    probas, feats = head_outputs(model, pool[idx])
+                if ensemble is None:
+                    probas, feats = outputs(model, idx)
+                    memo[key] = {"probas": probas, "embeddings": feats}
                 else:
-                    probas, feats = predict(model, train, idx, image_size=cfg.image_size,
-                                            batch_size=cfg.inference_batch_size,
-                                            device=self.device, with_features=True,
-                                            progress=self.scoring_progress,
-                                            desc="scoring the pool (probabilities)")
-                memo[key] = {"probas": probas, "embeddings": feats}
+                    probas, feats = zip(*(outputs(member, idx) for member in ensemble))
+                    members = np.stack(probas, axis=-1)
+                    memo[key] = {"probas": members.mean(axis=-1), "embeddings": feats[0],
+                                 "member_probas": members}
             out = memo[key].pop(field)
             if not memo[key]:
                 del memo[key]
@@ -409,6 +460,8 @@ class ClassificationTask:
             "probas": lambda idx: forward(idx, "probas"),
             "embeddings": lambda idx: forward(idx, "embeddings"),
             "mc_probas": mc,
+            **({} if ensemble is None else
+               {"member_probas": lambda idx: forward(idx, "member_probas")}),
             "dfal_distance": dfal_provider(
                 model, features=pool, split=train, image_size=cfg.image_size,
                 batch_size=cfg.inference_batch_size, device=self.device,
@@ -438,6 +491,14 @@ class ClassificationTask:
                 "device": self.device, "training": self.config.to_dict(),
                 **({"ssl": self.ssl_key["ssl"]} if self.ssl_key is not None else {}),
                 "train_mode": self.train_mode,
+                **({"ensemble": {
+                    "size": self.config.ensemble_size,
+                    "evaluated": "the mean of the members' probabilities (metrics, probas)",
+                    "seeds": "member 0: the round's training seed; member i: "
+                             "derive_seed(seed, 'ensemble member', i)",
+                    "fields": "member_probas: every member's; embeddings, mc_probas and the "
+                              "other fields: member 0's"}}
+                   if self.config.ensemble_size > 1 else {}),
                 "encoder": None if self.encoder is None else self.encoder.describe(),
                 **({"backbone": "the encoder's (training.model / width unused)"}
                    if self.encoder is not None and self.train_mode == "finetune" else {}),
