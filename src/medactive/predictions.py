@@ -59,6 +59,9 @@ class Predictions:
 
     #: the number of MC-dropout passes behind ``"mc_probas"``
     n_mc_samples: int = 25
+    #: the number of test-time augmentations behind ``"tta_probas"`` (settable, like
+    #: ``n_mc_samples``: a strategy's ``n_augmentations`` option, routed by the cycle)
+    n_augmentations: int = 8
 
     def get(self, field: str, idx: np.ndarray) -> np.ndarray:
         """Rows of ``field`` for the pool-absolute indices ``idx`` (in that order)."""
@@ -155,6 +158,8 @@ class ArrayPredictions(Predictions):
         self._fields.update(probas=probas, mc_probas=mc_probas, embeddings=embeddings, **fields)
         if mc_probas is not None:
             self.n_mc_samples = int(np.shape(mc_probas)[-1])
+        if fields.get("tta_probas") is not None:
+            self.n_augmentations = int(np.shape(fields["tta_probas"])[-1])
 
     def get(self, field: str, idx: np.ndarray) -> np.ndarray:
         if field not in self._fields:

@@ -221,6 +221,9 @@ class ActiveLearningCycle:
             passes = getattr(self.strategy, "n_mc_samples", None)
             if passes is not None:  # the strategy's n_mc_samples option, routed to the task
                 predictions.n_mc_samples = int(passes)
+            views = getattr(self.strategy, "n_augmentations", None)
+            if views is not None:  # tta_kl's n_augmentations option, routed the same way
+                predictions.n_augmentations = int(views)
         start = time.perf_counter()
         if self._started is None:
             self._started = start

@@ -130,6 +130,9 @@ class _Score:
         mc = [p.n_mc_samples for p in self.parts if getattr(p, "n_mc_samples", None)]
         if mc:
             self.n_mc_samples = max(mc)
+        views = [p.n_augmentations for p in self.parts if getattr(p, "n_augmentations", None)]
+        if views:
+            self.n_augmentations = max(views)
 
     def __call__(self, predictions: Predictions, idx: np.ndarray) -> np.ndarray:
         values = [predictions.score(type(p).score_fn, p.field, idx) for p in self.parts]
@@ -171,6 +174,8 @@ class ComposedStrategy(Strategy):
         self.description = f"{SAMPLERS[sampler].description}, over {'+'.join(score.names)}"
         if hasattr(score, "n_mc_samples"):
             self.n_mc_samples = score.n_mc_samples
+        if hasattr(score, "n_augmentations"):
+            self.n_augmentations = score.n_augmentations
         for key in ("beta",):
             if key in self.options:
                 from medactive.selection.stochastic import check_beta
@@ -225,6 +230,10 @@ class HybridStrategy(Strategy):
         mc = [s.n_mc_samples for s in (first, second) if getattr(s, "n_mc_samples", None)]
         if mc:
             self.n_mc_samples = max(mc)
+        views = [s.n_augmentations for s in (first, second)
+                 if getattr(s, "n_augmentations", None)]
+        if views:
+            self.n_augmentations = max(views)
 
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:

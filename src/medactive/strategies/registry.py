@@ -27,6 +27,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     random_balanced,
     random_foreground,
     random_sampling,
+    tta,
     typiclust,
     vaal,
 )

@@ -66,6 +66,7 @@ from medactive.tasks.ensemble import (
     member_state,
 )
 from medactive.tasks.learning_loss import attach_from_state, predicted_loss_provider
+from medactive.tasks.tta import classification_provider as tta_provider
 
 logger = logging.getLogger(__name__)
 
@@ -469,6 +470,8 @@ class ClassificationTask:
             "predicted_loss": predicted_loss_provider(
                 model, features=pool, split=train, image_size=cfg.image_size,
                 batch_size=cfg.inference_batch_size, device=self.device),
+            "tta_probas": tta_provider(self, model, seed=seed,
+                                       n_augmentations=lambda: preds.n_augmentations),
             **discrepancy_providers(
                 len(train), labeled_idx, seed=seed,
                 embeddings=lambda idx: preds.get("embeddings", idx),

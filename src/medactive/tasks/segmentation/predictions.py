@@ -41,6 +41,7 @@ from medactive.predictions import FIELDS, SCORE_FIELDS, Predictions
 from medactive.progress import progress_bar
 from medactive.tasks.discrepancy import discrepancy_providers
 from medactive.tasks.segmentation.unet import UNet2D
+from medactive.tasks.tta import segmentation_tta
 
 #: how a slice's pixel scores become one score
 REDUCTIONS = ("mean", "max", "foreground")
@@ -204,18 +205,19 @@ class SegmentationPredictions(Predictions):
     def _chunk(self, field: str) -> int:
         c = self.net.n_classes
         h, w = self.images.shape[-2:]
-        t = self.n_mc_samples if field == "mc_probas" else 1
+        t = {"mc_probas": self.n_mc_samples, "tta_probas": self.n_augmentations}.get(field, 1)
         return max(1, min(self.batch_size, _MAX_BATCH_ELEMENTS // (c * h * w * t)))
 
     def _batches(self, field: str, idx: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(batch number, [b, c, h, w(, t)] float32 array)`` for ``idx`` in order."""
-        if field not in ("probas", "mc_probas"):
+        if field not in ("probas", "mc_probas", "tta_probas"):
             raise KeyError(f"unknown dense prediction field {field!r}; known: "
                            f"{', '.join(FIELDS)}")
         if field == "mc_probas" and self.n_mc_samples < 1:
             raise ConfigError(f"n_mc_samples must be at least 1, got {self.n_mc_samples}")
         chunk = self._chunk(field)
-        what = "MC-dropout passes" if field == "mc_probas" else "predictions"
+        what = {"mc_probas": "MC-dropout passes", "tta_probas": "test-time augmentations"
+                }.get(field, "predictions")
         bar = progress_bar(idx.size, desc=f"scoring {idx.size} slices ({what})", unit="slice",
                            enabled=self.progress and idx.size > chunk)
         try:
@@ -224,6 +226,10 @@ class SegmentationPredictions(Predictions):
                 x = self.images[torch.as_tensor(rows)].to(self.device)
                 if field == "probas":
                     yield number, self._probas(x)
+                elif field == "tta_probas":  # flips / 90° rotations, mapped back (tasks.tta)
+                    self.net.eval()
+                    yield number, segmentation_tta(self.net, x, rows, seed=self.seed,
+                                                   n_augmentations=self.n_augmentations)
                 else:
                     yield number, self._mc_probas(x, rows)
                 bar.update(len(x))
@@ -269,7 +275,7 @@ class SegmentationPredictions(Predictions):
             else:
                 foreground = None
                 if self.reduction == "foreground":
-                    background = values[:, 0].mean(axis=-1) if field == "mc_probas" \
+                    background = values[:, 0].mean(axis=-1) if field != "probas" \
                         else values[:, 0]
                     foreground = 1.0 - background
                     if pixel.shape[-2:] != foreground.shape[-2:]:
@@ -300,7 +306,9 @@ class SegmentationPredictions(Predictions):
         parts = [values for _, values in self._batches(field, idx)]
         if not parts:
             c, (h, w) = self.net.n_classes, tuple(self.images.shape[-2:])
-            shape = (0, c, h, w) + ((self.n_mc_samples,) if field == "mc_probas" else ())
+            shape = (0, c, h, w) + (
+                (self.n_augmentations if field == "tta_probas" else self.n_mc_samples,)
+                if field != "probas" else ())
             return np.zeros(shape, dtype=np.float32)
         return np.concatenate(parts)
 

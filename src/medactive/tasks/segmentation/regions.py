@@ -599,6 +599,9 @@ class RegionPredictions(Predictions):
     def _per_batch(self, field: str, idx: np.ndarray):
         """Yield ``(values [b, ...], rows, local)``: a batch of slice outputs, the positions in
         ``idx`` of the patches on those slices, and each one's slice position in the batch."""
+        if field == "tta_probas":
+            raise ConfigError("tta_kl scores whole slices; region queries (--region-size) do "
+                              "not support it")
         uniq, inverse, order, bounds = self._groups(idx)
         pos = 0
         for _, values in self.slices._batches(field, uniq):
