@@ -181,8 +181,6 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
                           + (f"; use {other}" if other else ""))
     if kind != "classification" and ensemble:
         raise ConfigError(f"--ensemble-size is for classification only for now, not {kind}")
-    if kind != "classification" and learning_loss:
-        raise ConfigError(f"--learning-loss is for classification only for now, not {kind}")
     if kind != "classification" and (config.encoder is not None
                                      or config.train_mode != "finetune"):
         raise ConfigError(f"--encoder and --train-mode frozen are for classification only "

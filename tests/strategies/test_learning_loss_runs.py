@@ -1,6 +1,6 @@
 """End to end: ``medactive run --strategy learning_loss --learning-loss`` (embedded
-PneumoniaMNIST, finetune and frozen mode), the same seed giving the same picks, and the
-one-line refusals."""
+PneumoniaMNIST, finetune and frozen mode; an ACDC-layout segmentation fixture), the same seed
+giving the same picks, and the one-line refusals."""
 
 from __future__ import annotations
 
@@ -46,13 +46,27 @@ def test_refusals_are_one_line(tmp_path, capsys):
     assert _run(tmp_path / "y", "--strategy", "learning_loss", "--learning-loss",
                 "--semi-supervised", "fixmatch") != 0
     assert "--learning-loss with --semi-supervised is not supported" in capsys.readouterr().err
+    config = tmp_path / "run.toml"
+    config.write_text('data = "default"\nstrategy = "learning_loss"\ninitial = 20\n'
+                      'budget = 10\nrounds = 1\n[train_options]\nlearning_loss = "yes"\n')
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "z")]) != 0
+    assert "learning_loss must be true or false" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_learning_loss_on_segmentation_slices(tmp_path):
     from tests.segmentation_data import write_h5_layout
 
     data = write_h5_layout(tmp_path / "acdc")
-    assert main(["run", "--data", str(data), "--initial", "4", "--budget", "2", "--rounds",
-                 "1", "--preset", "smoke", "--strategy", "learning_loss", "--learning-loss",
-                 "--out", str(tmp_path / "seg")]) != 0
-    assert "--learning-loss is for classification only" in capsys.readouterr().err
+    args = ["run", "--data", str(data), "--initial", "4", "--budget", "2", "--rounds", "1",
+            "--seed", "5", "--preset", "smoke", "--threads", "1", "--strategy",
+            "learning_loss", "--learning-loss"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert len(_queried(tmp_path / "a")) == 2
+    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info["config"]["train_options"] == {"learning_loss": True}
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from medactive.tasks.learning_loss import (
     stop_epoch,
     tap_points,
 )
+from medactive.tasks.segmentation.unet import UNet2D
 
 
 def test_ranking_loss_by_hand():
@@ -140,3 +141,34 @@ def test_training_without_the_option_is_unchanged():
         assert torch.equal(value, b.state_dict()[key])
     assert isinstance(loss_module(fit_head(x, y, n_classes=2, config=cfg, seed=3,
                                            learning_loss=True)), LossPredictionModule)
+
+
+def test_unet_taps_every_level_and_ranks_per_image_pixel_losses():
+    torch.manual_seed(0)
+    net = UNet2D(1, 3, channels=(4, 8, 16, 32, 64), dropout=0.0)
+    assert tap_points(net) == [(f"down.{i}", "output") for i in range(5)] + [
+        (f"up.{i}", "output") for i in range(4)]
+    x = torch.randn(4, 1, 32, 32)
+    module = attach_loss_module(net, x[:2], seed=0)
+    assert [b.in_features for b in module.branches] == [4, 8, 16, 32, 64, 32, 16, 8, 4]
+    y = torch.randint(0, 3, (4, 32, 32))
+    y[1] = -1  # an image with no labelled pixel has true loss 0
+    term = RankingTerm.start(net, detach=False)
+    logits = net(x)
+    got = term.finish(y, ignore_index=-1)
+    # by hand: mean pixel CE over labelled pixels per image, then the pairs (0, 2), (1, 3)
+    pixel = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
+    true = torch.stack([pixel[i].mean() for i in range(4)]).detach()
+    true[1] = 0.0
+    with torch.no_grad():
+        predicted = net.loss_module([f.detach() for f in _features(net, x)])
+    assert got.item() == pytest.approx(margin_ranking_loss(predicted, true).item(), rel=1e-5)
+    assert predicted_loss_provider(net, features=x)(np.arange(4)).shape == (4,)
+
+
+def _features(net, x):
+    from medactive.tasks.learning_loss import FeatureTaps
+
+    with FeatureTaps(net, tap_points(net)) as taps:
+        net(x)
+        return taps.features

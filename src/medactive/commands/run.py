@@ -171,7 +171,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="train a loss-prediction module beside each round's model (Yoo & "
                    "Kweon 2019: intermediate features, margin ranking loss, its gradient into "
                    "the model stopped after 60%% of the epochs); needed by --strategy "
-                   "learning_loss (classification)")
+                   "learning_loss (classification and segmentation)")
     p.add_argument("--ensemble-size", type=int, default=None, metavar="M",
                    help="deep ensemble: train M independently seeded models per round "
                    "(member 0 from the round's seed; frozen heads or whole networks), one "

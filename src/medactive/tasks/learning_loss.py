@@ -111,15 +111,26 @@ def stop_epoch(epochs: int) -> int:
     return round(STOP_FRACTION * epochs)
 
 
+def _is_unet(model: nn.Module) -> bool:
+    """A :class:`~medactive.tasks.segmentation.unet.UNet2D` (by its parts: ``tasks`` does not
+    import the segmentation package)."""
+    return all(isinstance(getattr(model, a, None), nn.ModuleList) for a in ("down", "up"))
+
+
 def tap_points(model: nn.Module) -> list[tuple[str, str]]:
     """``(module name, "input" | "output")`` of the features a module on ``model`` reads.
 
     ``model`` is a :class:`~medactive.tasks.classification.model.Classifier`: a frozen-mode head
     (its input embeddings, plus the hidden layer's output for an MLP), else a CNN (the outputs
-    of its intermediate blocks; the backbone's output when no block is recognised).
+    of its intermediate blocks; the backbone's output when no block is recognised); or a
+    :class:`~medactive.tasks.segmentation.unet.UNet2D` (the output of each encoder level, then
+    of each decoder level).
     """
     from medactive.encoders.backbones import SmallCNN
 
+    if _is_unet(model):  # every encoder and decoder level
+        return [(f"{part}.{i}", "output") for part in ("down", "up")
+                for i in range(len(getattr(model, part)))]
     backbone = model.backbone
     if not any(isinstance(m, nn.modules.conv._ConvNd) for m in backbone.modules()):
         # a head on embeddings: FeatureIdentity (no weights) or HiddenLayer (linear -> ReLU)
@@ -242,21 +253,28 @@ class RankingTerm:
 
     def __init__(self, model: nn.Module, module: LossPredictionModule, *, detach: bool) -> None:
         self.module, self.detach = module, detach
-        self.taps = FeatureTaps(model, [*tap_points(model), ("fc", "output")]).__enter__()
+        logits = "head" if _is_unet(model) else "fc"  # U-Net's 1x1 conv, else the linear
+        self.taps = FeatureTaps(model, [*tap_points(model), (logits, "output")]).__enter__()
 
     @classmethod
     def start(cls, model: nn.Module, *, detach: bool) -> RankingTerm | None:
         module = loss_module(model)
         return None if module is None else cls(model, module, detach=detach)
 
-    def finish(self, labels: torch.Tensor) -> torch.Tensor:
+    def finish(self, labels: torch.Tensor, *, ignore_index: int = -100) -> torch.Tensor:
+        """``labels``: ``[B]`` classes, or ``[B, H, W]`` label maps (segmentation: the true
+        loss of an image is the mean cross-entropy of its pixels, those equal to
+        ``ignore_index`` left out; an image without labelled pixels has loss 0)."""
         try:
             *features, logits = self.taps.features
         finally:
             self.taps.__exit__()
         if self.detach:
             features = [f.detach() for f in features]
-        true = F.cross_entropy(logits, labels, reduction="none")
+        true = F.cross_entropy(logits, labels, reduction="none", ignore_index=ignore_index)
+        if true.ndim > 1:
+            counted = (labels != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
+            true = true.flatten(1).sum(dim=1) / counted
         return WEIGHT * margin_ranking_loss(self.module(features), true)
 
 
@@ -280,8 +298,9 @@ def predicted_loss_provider(model: nn.Module, *, features: np.ndarray | None = N
                             split=None, image_size: int | None = None, batch_size: int = 512,
                             device: str = "cpu"):
     """The ``"predicted_loss"`` field's provider: ``idx [n] -> [n]`` float64 predicted losses
-    of pool rows ``idx``, from ``features`` (frozen mode: the standardised embeddings
-    ``[n_pool, d]``) or else the images of ``split`` (resized to ``image_size``).
+    of pool rows ``idx``, from ``features`` (ready network inputs: frozen mode's standardised
+    embeddings ``[n_pool, d]``, a U-Net's slices ``[n_pool, 1, s, s]``) or else the images of
+    ``split`` (resized to ``image_size``).
 
     Asking it for values of a model without a module raises :class:`ConfigError`
     (:data:`NEEDS_FLAG`); building it never does.

@@ -40,6 +40,7 @@ from medactive.errors import ConfigError
 from medactive.predictions import FIELDS, SCORE_FIELDS, Predictions
 from medactive.progress import progress_bar
 from medactive.tasks.discrepancy import discrepancy_providers
+from medactive.tasks.learning_loss import predicted_loss_provider
 from medactive.tasks.segmentation.unet import UNet2D
 from medactive.tasks.tta import segmentation_tta
 
@@ -297,6 +298,9 @@ class SegmentationPredictions(Predictions):
             return self._get_embeddings(idx)
         if field == "dal_unlabeled":
             return self._dal(idx)
+        if field == "predicted_loss":  # the module on the U-Net's levels, one value a slice
+            return predicted_loss_provider(self.net, features=self.images,
+                                           batch_size=self._chunk("probas"))(idx)
         if field == "vaal_unlabeled":
             raise ConfigError("vaal is for classification; for segmentation use dal (on the "
                               "U-Net's bottleneck features)")

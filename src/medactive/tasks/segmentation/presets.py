@@ -37,6 +37,8 @@ class SegmentationPreset:
         patience: stop when this many validations in a row bring no improvement (``None``:
             all ``iterations``, which are then a maximum; the converged reference).
         predict_batch_size: slices per forward pass at inference.
+        learning_loss: train a loss-prediction module on every encoder and decoder level
+            beside the U-Net (:mod:`medactive.tasks.learning_loss`), for ``learning_loss``.
         deviations: how the preset departs from the survey's §6.1.5.
     """
 
@@ -54,6 +56,7 @@ class SegmentationPreset:
     predict_batch_size: int
     batch_dice: bool = True
     patience: int | None = None
+    learning_loss: bool = False
     deviations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:

@@ -24,6 +24,7 @@ from torch import nn
 
 from medactive._random import derive_seed
 from medactive.progress import progress_bar
+from medactive.tasks.learning_loss import RankingTerm, attach_loss_module, stop_epoch
 from medactive.tasks.segmentation.losses import IGNORE_INDEX, partial_dice_ce
 from medactive.tasks.segmentation.mean_teacher import (
     MeanTeacherConfig,
@@ -141,6 +142,10 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     gen = torch.Generator().manual_seed(seed)
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=preset.batch_dice)
     partial = bool((masks == IGNORE_INDEX).any())
+    if preset.learning_loss:  # the loss-prediction module joins the net (and its optimiser)
+        if mean_teacher is not None:
+            raise ValueError("learning_loss with a mean teacher is not supported")
+        attach_loss_module(net, images[:2], seed=seed)
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if partial:
@@ -181,6 +186,8 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
         for group in optimiser.param_groups:
             group["lr"] = preset.lr * (1 - (step - 1) / preset.iterations) ** preset.poly_power
         optimiser.zero_grad(set_to_none=True)
+        term = RankingTerm.start(net, detach=step > stop_epoch(preset.iterations)) \
+            if preset.learning_loss else None
         if teacher is None:
             loss = loss_fn(net(x), y)
         else:
@@ -198,6 +205,8 @@ def train_unet(net: nn.Module, images: torch.Tensor, masks: torch.Tensor,
             w = consistency_weight(step, rampup_steps, mean_teacher.consistency)
             loss = (loss_fn(logits[:x.shape[0]], y)
                     + w * consistency_loss(logits[x.shape[0]:], teacher_logits))
+        if term is not None:  # Yoo & Kweon 2019: per-image pixel CE ranked by the module
+            loss = loss + term.finish(y, ignore_index=IGNORE_INDEX)
         loss.backward()
         optimiser.step()
         if teacher is not None:
