@@ -168,8 +168,9 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
         raise ConfigError(f"semi_options {config.semi_options} given without --semi-supervised")
     learning_loss = _check_learning_loss(config)
     ensemble = _check_ensemble(config) > 1
+    evidential = _check_evidential(config)
     wants = [config.encoder is not None, config.train_mode != "finetune",
-             config.semi_supervised is not None, learning_loss, ensemble]
+             config.semi_supervised is not None, learning_loss, ensemble, evidential]
     if not any(wants):
         return
     kind = kind or resolve_task_kind(config)
@@ -181,6 +182,8 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
                           + (f"; use {other}" if other else ""))
     if kind != "classification" and ensemble:
         raise ConfigError(f"--ensemble-size is for classification only for now, not {kind}")
+    if kind != "classification" and evidential:
+        raise ConfigError(f"--evidential is for classification only for now, not {kind}")
     if kind != "classification" and (config.encoder is not None
                                      or config.train_mode != "finetune"):
         raise ConfigError(f"--encoder and --train-mode frozen are for classification only "
@@ -217,6 +220,26 @@ def _check_learning_loss(config: ExperimentConfig) -> bool:
     return value
 
 
+def _check_evidential(config: ExperimentConfig) -> bool:
+    """Whether ``train_options.evidential`` is on; refuses a non-boolean value, FixMatch with
+    it, and a strategy reading ``"dirichlet_alpha"`` without it."""
+    from medactive.tasks.evidential import NEEDS_FLAG, check_evidential
+
+    value = check_evidential(config.train_options.get("evidential", False),
+                             source="--evidential (train option evidential)")
+    if value and config.semi_supervised is not None:
+        raise ConfigError("--evidential with --semi-supervised is not supported (FixMatch's "
+                          "loss is a cross-entropy)")
+    if not value:
+        from medactive.strategies import create_strategy
+
+        try:
+            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
+        except ConfigError:  # reported where the strategy is built
+            return value
+        if "dirichlet_alpha" in strategy.requires:
+            raise ConfigError(NEEDS_FLAG)
+    return value
 def _check_ensemble(config: ExperimentConfig) -> int:
     """``train_options.ensemble_size`` (default 1), checked; refuses a strategy reading the
     members' probabilities (``"member_probas"``) without an ensemble of 2 or more."""

@@ -51,6 +51,7 @@ FLAG_FIELDS: dict[str, str | tuple[str, str | None]] = {
     "cache_float16": ("data_options", "cache_dtype"),
     "augmentation": ("train_options", "augmentation"),
     "mc_samples": ("train_options", "n_mc_samples"),
+    "evidential": ("train_options", "evidential"),
     "ensemble_size": ("train_options", "ensemble_size"),
     "learning_loss": ("train_options", "learning_loss"),
     "head": ("train_options", "head"),

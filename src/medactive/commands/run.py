@@ -178,6 +178,11 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    "after the other; metrics are those of their mean probabilities (rounds.csv "
                    "adds ensemble_size) and ensemble_entropy, ensemble_bald, qbc_vote_entropy "
                    "and qbc_kl read the members' (default 1: one model; classification)")
+    p.add_argument("--evidential", action="store_true",
+                   help="evidential deep learning (Sensoy et al. 2018): train with the "
+                   "Dirichlet loss (MSE Bayes risk + annealed KL, evidence = softplus of the "
+                   "logits); probabilities are alpha/S; needed by --strategy evidential and "
+                   "evidential_epistemic (classification, not with --semi-supervised)")
     p.add_argument("--reduction", default=None, choices=["mean", "max", "foreground_mean"],
                    help="segmentation: how pixel scores are reduced per slice (default mean)")
     p.add_argument("--augmentation", default=None, choices=["none", "flip", "nct", "isic"],
@@ -237,6 +242,8 @@ def experiment_config(args, strategy: str):
         train_options["learning_loss"] = True
     if getattr(args, "ensemble_size", None) is not None:
         train_options["ensemble_size"] = args.ensemble_size
+    if getattr(args, "evidential", False):
+        train_options["evidential"] = True
     if getattr(args, "head", None) is not None:
         train_options["head"] = {"kind": args.head}
     return ExperimentConfig(

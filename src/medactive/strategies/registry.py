@@ -15,6 +15,7 @@ from medactive.strategies import (  # noqa: F401  (imported to register)
     egl,
     ensemble,
     entropy,
+    evidential,
     facility_location,
     kmeans,
     learning_loss,

@@ -50,6 +50,7 @@ from torch.nn import functional as F
 from medactive._validation import config_from_options
 from medactive.errors import ConfigError
 from medactive.tasks.classification.model import Classifier, mc_row_seeds
+from medactive.tasks.evidential import evidential_loss
 from medactive.tasks.learning_loss import RankingTerm, attach_loss_module, stop_epoch
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ class HeadConfig:
         batch_size: labelled embeddings per step (all of them when fewer).
         eval_every: validate every this many steps (and after the last) to keep the best head.
         standardise: standardise features with the pool's mean and standard deviation.
+        evidential: train with Sensoy et al.'s evidential loss (a Dirichlet head,
+            :mod:`medactive.tasks.evidential`; an epoch is a pass over the labelled embeddings);
+            set from the run's ``--evidential``.
     """
 
     kind: str = "linear"
@@ -85,6 +89,7 @@ class HeadConfig:
     batch_size: int = 64
     eval_every: int = 25
     standardise: bool = True
+    evidential: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
@@ -94,6 +99,8 @@ class HeadConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"head {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.evidential, bool):
+            raise ConfigError(f"head evidential must be true or false, got {self.evidential!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"head dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("lr", "weight_decay"):
@@ -238,6 +245,9 @@ def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config
     model = (copy.deepcopy(init_model) if init_model is not None
              else build_head(config, x_all.shape[1], n_classes, seed=seed))
     model.cpu().train()
+    model.evidential = config.evidential  # its probabilities are alpha / S from now on
+    if config.evidential and semi is not None:
+        raise ValueError("evidential heads with FixMatch are not supported")
     if learning_loss:  # before the optimiser, which then trains the module too
         if semi is not None:
             raise ValueError("learning_loss with FixMatch is not supported")
@@ -264,7 +274,9 @@ def fit_head(features: np.ndarray, labels: np.ndarray, *, n_classes: int, config
         pos += batch
         term = RankingTerm.start(model, detach=step >= stop_epoch(config.steps)) \
             if learning_loss else None
-        loss = F.cross_entropy(_logits(model, x_all[rows], gen), y_all[rows])
+        logits = _logits(model, x_all[rows], gen)
+        loss = (evidential_loss(logits, y_all[rows], epoch=(step * batch) // n)
+                if config.evidential else F.cross_entropy(logits, y_all[rows]))
         if term is not None:  # Yoo & Kweon 2019: + lambda * margin ranking of predicted losses
             loss = loss + term.finish(y_all[rows])
         if u_all is not None:
@@ -305,7 +317,7 @@ def head_outputs(model: Classifier, features: np.ndarray, *, batch_size: int = 8
         x = torch.as_tensor(np.ascontiguousarray(features[start:start + batch_size],
                                                  dtype=np.float32))
         h = model.features(x)
-        probas.append(torch.softmax(model.fc(h), dim=1).double().numpy())
+        probas.append(model.probas(model.fc(h)).double().numpy())
         hidden.append(h.float().numpy())
     if not probas:
         return (np.zeros((0, model.fc.out_features)),

@@ -18,6 +18,7 @@ from torch import nn
 
 from medactive._random import derive_seed
 from medactive.encoders.backbones import build_backbone
+from medactive.tasks.evidential import expected_probas
 
 #: uniforms drawn at once for per-row dropout masks (float32: 16 MB)
 _MASK_BLOCK_ELEMENTS = 1 << 22
@@ -32,6 +33,10 @@ class Classifier(nn.Module):
         dropout: dropout probability before the last layer (0 disables MC dropout's spread).
     """
 
+    #: trained with the evidential loss (:mod:`medactive.tasks.evidential`): :meth:`probas` is
+    #: the Dirichlet mean ``alpha / S`` instead of the softmax (set by the training functions)
+    evidential: bool = False
+
     def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
@@ -45,6 +50,13 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
         return self.fc(nn.functional.dropout(h, self.dropout_p, training=self.training))
+
+    def probas(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[n, c]`` of ``logits``: softmax, or ``alpha / S`` for an
+        evidential model."""
+        if self.evidential:
+            return expected_probas(logits)
+        return torch.softmax(logits, dim=1)
 
     def mc_head(self, h: torch.Tensor, n_samples: int, generator: torch.Generator | None = None,
                 *, row_seeds: Sequence[int] | None = None) -> torch.Tensor:
@@ -67,7 +79,7 @@ class Classifier(nn.Module):
                 rows = h[start:start + step]
                 masks = row_dropout_masks(row_seeds[start:start + step], n_samples,
                                           h.shape[1], keep).to(h.device)
-                out.append(torch.stack([torch.softmax(self.fc(rows * masks[:, k] / keep), dim=1)
+                out.append(torch.stack([self.probas(self.fc(rows * masks[:, k] / keep))
                                         for k in range(n_samples)], dim=-1))
             return torch.cat(out) if out else self.mc_head(h, n_samples)
         out = []
@@ -77,7 +89,7 @@ class Classifier(nn.Module):
                 h_t = h * mask / keep
             else:
                 h_t = h
-            out.append(torch.softmax(self.fc(h_t), dim=1))
+            out.append(self.probas(self.fc(h_t)))
         return torch.stack(out, dim=-1)
 
 

@@ -32,6 +32,8 @@ class TrainConfig:
             flip, rotation, affine, colour jitter).
         dropout: dropout before the last layer (MC dropout for DBAL/BALD).
         n_mc_samples: MC-dropout passes ``T``.
+        evidential: train with Sensoy et al.'s evidential loss and read the logits as Dirichlet
+            evidence (:mod:`medactive.tasks.evidential`; ``medactive run --evidential``).
         eval_every: validate every this many epochs (and after the last) to keep the best
             checkpoint.
         patience: stop when this many validations in a row bring no improvement (``None``:
@@ -56,6 +58,7 @@ class TrainConfig:
     augmentation: str = "flip"
     dropout: float = 0.3
     n_mc_samples: int = 25
+    evidential: bool = False
     eval_every: int = 5
     patience: int | None = None
     inference_batch_size: int = 512

@@ -65,6 +65,7 @@ from medactive.tasks.ensemble import (
     mean_probas,
     member_state,
 )
+from medactive.tasks.evidential import dirichlet_alpha_provider
 from medactive.tasks.learning_loss import attach_from_state, predicted_loss_provider
 from medactive.tasks.tta import classification_provider as tta_provider
 
@@ -160,6 +161,16 @@ class ClassificationTask:
         self.train_mode = train_mode
         self.head = head if head is not None else (HeadConfig() if train_mode == "frozen"
                                                    else None)
+        #: trained with the evidential loss (``--evidential``: the CNN, or the frozen head)
+        self.evidential = bool(config.evidential or (self.head is not None
+                                                     and self.head.evidential))
+        if self.evidential:
+            if self.semi is not None:
+                raise ConfigError("--evidential with --semi-supervised is not supported "
+                                  "(FixMatch's loss is a cross-entropy)")
+            self.config = config.replace(evidential=True)
+            if self.head is not None:
+                self.head = HeadConfig(**{**self.head.to_dict(), "evidential": True})
         self.semi_supervised = semi_supervised
         self.embedding_cache_dir = embedding_cache_dir
         if encoder is not None:
@@ -319,6 +330,7 @@ class ClassificationTask:
                                      dropout=cfg.dropout)
         attach_from_state(model, state)  # a model trained with --learning-loss
         model.load_state_dict(state)
+        model.evidential = self.evidential
         return model.to(self.device).eval()
 
     def fit(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
@@ -472,6 +484,9 @@ class ClassificationTask:
                 batch_size=cfg.inference_batch_size, device=self.device),
             "tta_probas": tta_provider(self, model, seed=seed,
                                        n_augmentations=lambda: preds.n_augmentations),
+            "dirichlet_alpha": dirichlet_alpha_provider(
+                model, features=pool, split=train, image_size=cfg.image_size,
+                batch_size=cfg.inference_batch_size, device=self.device),
             **discrepancy_providers(
                 len(train), labeled_idx, seed=seed,
                 embeddings=lambda idx: preds.get("embeddings", idx),

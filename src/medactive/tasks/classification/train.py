@@ -32,6 +32,7 @@ from medactive.tasks.classification.semi_supervised import (
     strong_augment,
     weak_augment,
 )
+from medactive.tasks.evidential import evidential_loss
 from medactive.tasks.learning_loss import RankingTerm, attach_loss_module, stop_epoch
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ def fit_classifier(train: Split, labeled_idx: np.ndarray, labels: np.ndarray, *,
         if init_backbone is not None:
             model.backbone.load_state_dict(init_backbone)
     model.to(device)
+    model.evidential = config.evidential  # its probabilities are alpha / S from now on
+    if config.evidential and semi is not None:
+        raise ValueError("--evidential with --semi-supervised fixmatch is not supported")
     if config.learning_loss:  # the loss-prediction module joins the model (and its optimiser)
         if semi is not None:
             raise ValueError("--learning-loss with --semi-supervised fixmatch is not supported")
@@ -175,7 +179,8 @@ def _supervised_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
         x = normalise_batch(augment_batch(x, config.augmentation, gen)).to(device)
         term = RankingTerm.start(model, detach=epoch >= stop_epoch(config.epochs)) \
             if config.learning_loss else None
-        loss = F.cross_entropy(model(x), labels_t[batch].to(device))
+        loss = (evidential_loss(model(x), labels_t[batch].to(device), epoch=epoch)
+                if config.evidential else F.cross_entropy(model(x), labels_t[batch].to(device)))
         if term is not None:  # Yoo & Kweon 2019: + lambda * margin ranking of predicted losses
             loss = loss + term.finish(labels_t[batch].to(device))
         total += optimisation_step(loss, optimiser, scheduler, what="training",
@@ -260,7 +265,7 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
     for start in range(0, len(idx), batch_size):
         x = normalise_batch(load_images(split, idx[start:start + batch_size], image_size)).to(device)
         h = model.features(x)
-        probas.append(torch.softmax(model.fc(h), dim=1).double().cpu().numpy())
+        probas.append(model.probas(model.fc(h)).double().cpu().numpy())
         if with_features:
             feats.append(h.float().cpu().numpy())
         bar.update(x.shape[0])
