@@ -79,3 +79,19 @@ def test_learning_loss_in_frozen_mode_on_an_mlp_head(tmp_path, monkeypatch):
     assert _run(tmp_path / "b", *args) == 0
     assert len(_queried(tmp_path / "a")) == 10
     assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+
+
+def test_a_grid_sets_learning_loss_for_its_units(tmp_path):
+    from medactive.bench.config import load_grid
+    from medactive.experiment import ExperimentConfig, check_training_options
+
+    path = tmp_path / "grid.toml"
+    path.write_text('name = "ll"\nstrategies = ["random", "learning_loss"]\nseeds = [0]\n'
+                    'initial = 10\nrounds = 1\npreset = "smoke"\n[[datasets]]\nname = "d"\n'
+                    'data = "default"\nbudgets = [10]\n[datasets.train_options]\n'
+                    'learning_loss = true\n')
+    grid = load_grid(path)
+    for unit in grid.units():
+        options = grid.unit_options(unit)
+        assert options["train_options"] == {"learning_loss": True}
+        check_training_options(ExperimentConfig(**options))  # accepted, no error
