@@ -47,6 +47,12 @@ def test_segmentation_shaped_probas_refused_in_one_line(name):
     assert "\n" not in str(err.value)
 
 
-def test_not_a_composable_score():
-    # a score of two fields: the samplers (power:SCORE) take one-field scores only
-    assert "egl" not in list_scores()
+def test_a_score_of_two_fields_composes_with_the_samplers():
+    # egl reads probas and embeddings; samplers score through the strategy's own scores()
+    assert {"egl", "egl_entropy"} <= set(list_scores())
+    probas = np.array([[1.0, 0.0], [0.5, 0.5], [0.9, 0.1], [0.6, 0.4]])
+    preds = ArrayPredictions(probas=probas, embeddings=np.ones((4, 2)))
+    top = create_strategy("egl").query(preds, np.arange(4), np.array([], int), 2, rng=0)
+    same = create_strategy("power:egl", beta=1e6).query(preds, np.arange(4), np.array([], int),
+                                                         2, rng=0)
+    assert sorted(same.indices.tolist()) == sorted(top.indices.tolist()) == [1, 3]

@@ -135,7 +135,7 @@ class _Score:
             self.n_augmentations = max(views)
 
     def __call__(self, predictions: Predictions, idx: np.ndarray) -> np.ndarray:
-        values = [predictions.score(type(p).score_fn, p.field, idx) for p in self.parts]
+        values = [p.scores(predictions, idx) for p in self.parts]
         if len(values) == 1:
             return values[0]
         from scipy.stats import rankdata

@@ -28,15 +28,15 @@ import numpy as np
 from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 from medactive.scoring.gradient import entropy_gradient_length, expected_gradient_length
-from medactive.selection.topk import top_k
-from medactive.strategies.base import QueryResult, Strategy, register_strategy
+from medactive.strategies._scored import TopScoreStrategy
+from medactive.strategies.base import register_strategy
 
 #: rows of probabilities and embeddings scored at once (the first block is small, so a dense
 #: segmentation output is refused before a large block of it is computed)
 _FIRST_BLOCK, _BLOCK = 16, 65536
 
 
-class _GradientLength(Strategy):
+class _GradientLength(TopScoreStrategy):
     """Top-b by a last-layer gradient length ``fn(probas [n, c], embeddings [n, d]) -> [n]``."""
 
     requires = ("probas", "embeddings")
@@ -62,13 +62,6 @@ class _GradientLength(Strategy):
                 probas, predictions.get("embeddings", rows))
             start, block = start + rows.size, _BLOCK
         return out
-
-    def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
-               labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        scores = self.scores(predictions, unlabeled_idx)
-        positions = top_k(scores, budget, rng=rng)
-        return QueryResult(unlabeled_idx[positions], scores[positions])
-
 
 @register_strategy
 class EGL(_GradientLength):

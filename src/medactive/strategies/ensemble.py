@@ -28,7 +28,7 @@ from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 from medactive.scoring.committee import ensemble_bald, ensemble_entropy
 from medactive.strategies._scored import TopScoreStrategy
-from medactive.strategies.base import QueryResult, register_strategy
+from medactive.strategies.base import register_strategy
 
 #: what a run without ensemble members is told
 NEEDS_MEMBERS = "needs --ensemble-size 2 or more (train option ensemble_size)"
@@ -46,10 +46,9 @@ class MemberScoreStrategy(TopScoreStrategy):
     field: ClassVar[str] = "member_probas"
     requires: ClassVar[tuple[str, ...]] = ("member_probas",)
 
-    def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
-               labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        check_members(predictions, unlabeled_idx[:1], name=self.name)
-        return super()._query(predictions, unlabeled_idx, labeled_idx, budget, rng)
+    def scores(self, predictions: Predictions, idx: np.ndarray) -> np.ndarray:
+        check_members(predictions, np.asarray(idx)[:1], name=self.name)
+        return super().scores(predictions, idx)
 
 
 def check_members(predictions: Predictions, idx: np.ndarray, *, name: str) -> None:

@@ -14,21 +14,14 @@ References:
 
 from __future__ import annotations
 
-import logging
 from typing import ClassVar
 
-import numpy as np
-
-from medactive.predictions import Predictions
 from medactive.scoring.augmentation import tta_kl
-from medactive.strategies._scored import TopScoreStrategy
-from medactive.strategies.base import QueryResult, register_strategy
-
-logger = logging.getLogger(__name__)
-
+from medactive.strategies._scored import StackScoreStrategy, check_count
+from medactive.strategies.base import register_strategy
 
 @register_strategy
-class TTAKL(TopScoreStrategy):
+class TTAKL(StackScoreStrategy):
     """Top-b by the mean KL of ``T`` test-time-augmented predictions to their mean.
 
     Args:
@@ -54,25 +47,9 @@ class TTAKL(TopScoreStrategy):
                    "default 8).")
     requires = ("tta_probas",)
     field: ClassVar[str] = "tta_probas"
+    count_option: ClassVar[str] = "n_augmentations"
+    count_noun: ClassVar[str] = "augmentations"
     score_fn = tta_kl
 
     def __init__(self, n_augmentations: int | None = None) -> None:
-        if n_augmentations is not None and (
-                isinstance(n_augmentations, bool)
-                or not isinstance(n_augmentations, (int, np.integer)) or n_augmentations < 2):
-            from medactive.errors import ConfigError
-
-            raise ConfigError(f"n_augmentations must be an integer >= 2, got "
-                              f"{n_augmentations!r}")
-        self.n_augmentations = None if n_augmentations is None else int(n_augmentations)
-
-    def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
-               labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        held = getattr(predictions, "n_augmentations", None)
-        if self.n_augmentations is not None and held != self.n_augmentations:
-            logger.info("%s: asked for %d augmentations, the predictions hold %s; using those",
-                        self.name, self.n_augmentations, held)
-        return super()._query(predictions, unlabeled_idx, labeled_idx, budget, rng)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_augmentations={self.n_augmentations})"
+        self.n_augmentations = check_count(n_augmentations, "n_augmentations")
