@@ -13,14 +13,17 @@ N_POOL, N_CLASSES, DIM, T = 40, 3, 6, 4
 EXPECTED = {"random", "least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald",
             "badge", "coreset_l2", "coreset_cosine", "typiclust", "random_balanced",
             "random_foreground", "kmeans", "max_cover", "probcover", "facility_location",
-            "dal", "vaal"}
+            "dal", "vaal", "batchbald", "ensemble_entropy", "ensemble_bald",
+            "qbc_vote_entropy", "qbc_kl", "tta_kl", "egl", "egl_entropy", "learning_loss",
+            "evidential", "evidential_epistemic", "dfal"}
 UNCERTAINTY = ["least_confidence", "entropy", "margin", "mean_variance", "dbal", "bald"]
 #: composed names (SAMPLER:SCORE, hybrid:A+B, fusion:A+B): every sampler at least once
 COMPOSED = ["topk:entropy", "power:bald", "softmax:margin", "rank:least_confidence",
             "stochastic_batches:mean_variance", "cluster:margin", "kdpp:dbal",
             "class_balanced:entropy", "clasp:entropy", "fusion:entropy+bald",
             "power:fusion:margin+bald", "hybrid:entropy+coreset_l2", "hybrid:power:bald+kdpp:entropy",
-            "power:dal", "hybrid:vaal+kmeans"]
+            "power:dal", "hybrid:vaal+kmeans", "power:egl", "kdpp:ensemble_bald",
+            "fusion:tta_kl+evidential", "hybrid:learning_loss+kmeans", "rank:dfal"]
 
 
 def _softmax(logits, axis=1):
