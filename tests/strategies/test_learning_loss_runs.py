@@ -83,7 +83,7 @@ def test_learning_loss_in_frozen_mode_on_an_mlp_head(tmp_path, monkeypatch):
 
 def test_a_grid_sets_learning_loss_for_its_units(tmp_path):
     from medactive.bench.config import load_grid
-    from medactive.experiment import ExperimentConfig, check_training_options
+    from medactive.experiment import ExperimentConfig, build_task, check_training_options
 
     path = tmp_path / "grid.toml"
     path.write_text('name = "ll"\nstrategies = ["random", "learning_loss"]\nseeds = [0]\n'
@@ -95,3 +95,5 @@ def test_a_grid_sets_learning_loss_for_its_units(tmp_path):
         options = grid.unit_options(unit)
         assert options["train_options"] == {"learning_loss": True}
         check_training_options(ExperimentConfig(**options))  # accepted, no error
+    # and it reaches the training recipe the task trains with
+    assert build_task(ExperimentConfig(**options)).config.learning_loss is True
