@@ -186,3 +186,18 @@ def test_scoring_progress_in_pieces_gives_the_same_values(project, tmp_path, cap
     assert calls == [3, 3, 2]  # pieces of one inference batch, so the bar moves
     err = capsys.readouterr().err
     assert "scoring the pool: 8/8 (100%) samples" in err and "probas" in err
+
+
+def test_options_added_later_leave_the_model_digest_of_a_default_recipe_alone():
+    # issue 11 added ensemble_size / evidential / learning_loss to the recipes; a project
+    # trained before must keep finding its stored models (same digest) unless one is set
+    from medactive.project.workflow import LATER_OPTIONS, digest_config
+    from medactive.tasks.classification.presets import get_preset
+    from medactive.tasks.segmentation.presets import get_preset as segmentation_preset
+
+    for recipe in (get_preset("cpu"), segmentation_preset("cpu")):
+        named = digest_config(recipe)
+        assert not set(named) & set(LATER_OPTIONS)
+        assert named == {k: v for k, v in recipe.to_dict().items() if k not in LATER_OPTIONS}
+    assert digest_config(get_preset("cpu", ensemble_size=3))["ensemble_size"] == 3
+    assert digest_config(get_preset("cpu", learning_loss=True))["learning_loss"] is True

@@ -580,9 +580,21 @@ def build_project_task(store: ProjectStore, *, device: str = "cpu",
     if meta.get("region_size") is not None:
         extra["region_size"] = int(meta["region_size"])
     if hasattr(inner, "config"):
-        extra["config"] = inner.config.to_dict() if hasattr(inner.config, "to_dict") else str(
-            inner.config)
+        extra["config"] = digest_config(inner.config)
     return ProjectTask(inner, store, describe_extra=extra), load
+
+
+#: training options added after projects existed: left out of the model digest while they hold
+#: their default, so a project's stored models stay valid across the upgrade that added them
+LATER_OPTIONS = {"ensemble_size": 1, "evidential": False, "learning_loss": False}
+
+
+def digest_config(config: Any) -> dict[str, Any] | str:
+    """The part of a training recipe that names a project's model (see :data:`LATER_OPTIONS`)."""
+    if not hasattr(config, "to_dict"):
+        return str(config)
+    return {key: value for key, value in config.to_dict().items()
+            if not (key in LATER_OPTIONS and value == LATER_OPTIONS[key])}
 
 
 def _eval_digest(store: ProjectStore) -> str:
