@@ -240,6 +240,8 @@ def _check_evidential(config: ExperimentConfig) -> bool:
         if "dirichlet_alpha" in strategy.requires:
             raise ConfigError(NEEDS_FLAG)
     return value
+
+
 def _check_ensemble(config: ExperimentConfig) -> int:
     """``train_options.ensemble_size`` (default 1), checked; refuses a strategy reading the
     members' probabilities (``"member_probas"``) without an ensemble of 2 or more."""

@@ -475,15 +475,15 @@ class ClassificationTask:
             "mc_probas": mc,
             **({} if ensemble is None else
                {"member_probas": lambda idx: forward(idx, "member_probas")}),
-            "dfal_distance": dfal_provider(
-                model, features=pool, split=train, image_size=cfg.image_size,
-                batch_size=cfg.inference_batch_size, device=self.device,
-                progress=self.scoring_progress),
             "predicted_loss": predicted_loss_provider(
                 model, features=pool, split=train, image_size=cfg.image_size,
                 batch_size=cfg.inference_batch_size, device=self.device),
             "tta_probas": tta_provider(self, model, seed=seed,
                                        n_augmentations=lambda: preds.n_augmentations),
+            "dfal_distance": dfal_provider(
+                model, features=pool, split=train, image_size=cfg.image_size,
+                batch_size=cfg.inference_batch_size, device=self.device,
+                progress=self.scoring_progress),
             "dirichlet_alpha": dirichlet_alpha_provider(
                 model, features=pool, split=train, image_size=cfg.image_size,
                 batch_size=cfg.inference_batch_size, device=self.device),
