@@ -20,6 +20,7 @@ from medactive.scoring.augmentation import tta_kl
 from medactive.strategies._scored import StackScoreStrategy, check_count
 from medactive.strategies.base import register_strategy
 
+
 @register_strategy
 class TTAKL(StackScoreStrategy):
     """Top-b by the mean KL of ``T`` test-time-augmented predictions to their mean.

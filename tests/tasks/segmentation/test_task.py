@@ -77,10 +77,17 @@ def test_predictions_object(task, model):
     assert preds.n_mc_samples == task.preset.n_mc_samples
 
 
-# every registered strategy, except test doubles that other test modules register and VAAL
-# (classification only: refused in one line, tested in tests/strategies/test_discrepancy_runs.py)
-@pytest.mark.parametrize("name", [n for n in list_strategies()
-                                  if not n.startswith("fake") and n != "vaal"])
+#: strategies refused for segmentation in one line (their fields or scores are classification's)
+CLASSIFICATION_ONLY = {"vaal", "batchbald", "egl", "egl_entropy", "dfal", "ensemble_entropy",
+                       "ensemble_bald", "qbc_vote_entropy", "qbc_kl", "evidential",
+                       "evidential_epistemic"}
+#: strategies whose field needs a training option (its runs: tests/strategies/*_runs.py)
+NEEDS_TRAINING_OPTION = {"learning_loss"}
+
+
+# every registered strategy, except test doubles that other test modules register
+@pytest.mark.parametrize("name", [n for n in list_strategies() if not n.startswith("fake")
+                                  and n not in CLASSIFICATION_ONLY | NEEDS_TRAINING_OPTION])
 def test_every_strategy_queries_slices(task, model, name):
     labeled = np.array([0, 3, 7])
     unlabeled = np.setdiff1d(np.arange(len(task.pool_ids)), labeled)
@@ -89,6 +96,16 @@ def test_every_strategy_queries_slices(task, model, name):
     idx = results[0].indices
     assert idx.size == 4 and np.unique(idx).size == 4 and np.isin(idx, unlabeled).all()
     np.testing.assert_array_equal(idx, results[1].indices)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFICATION_ONLY | NEEDS_TRAINING_OPTION))
+def test_classification_only_strategies_are_refused_in_one_line(task, model, name):
+    labeled = np.array([0, 3, 7])
+    unlabeled = np.setdiff1d(np.arange(len(task.pool_ids)), labeled)
+    with pytest.raises(ConfigError) as err:
+        create_strategy(name).query(task.predictions(model, seed=3, labeled_idx=labeled),
+                                    unlabeled, labeled, 4, rng=11)
+    assert "\n" not in str(err.value)
 
 
 def test_loop_smoke_run_with_three_strategies(task):

@@ -162,6 +162,19 @@ def per_sample_dropout(net: torch.nn.Module, seeds: Sequence[int]) -> Iterator[N
             handle.remove()
 
 
+#: prediction fields only classification provides, and what a segmentation query is told
+CLASSIFICATION_ONLY = {
+    "vaal_unlabeled": "vaal is for classification; for segmentation use dal (on the U-Net's "
+                      "bottleneck features)",
+    "dfal_distance": "dfal is for classification (DeepFool on the classifier); for "
+                     "segmentation use a pixel uncertainty such as entropy",
+    "member_probas": "the ensemble and QBC strategies are for classification (--ensemble-size "
+                     "is); for segmentation use bald on MC-dropout passes",
+    "dirichlet_alpha": "the evidential strategies are for classification (--evidential is); "
+                       "for segmentation use entropy or bald",
+}
+
+
 class SegmentationPredictions(Predictions):
     """Lazy, streamed outputs of a U-Net over pool slices.
 
@@ -211,6 +224,8 @@ class SegmentationPredictions(Predictions):
 
     def _batches(self, field: str, idx: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(batch number, [b, c, h, w(, t)] float32 array)`` for ``idx`` in order."""
+        if field in CLASSIFICATION_ONLY:
+            raise ConfigError(CLASSIFICATION_ONLY[field])
         if field not in ("probas", "mc_probas", "tta_probas"):
             raise KeyError(f"unknown dense prediction field {field!r}; known: "
                            f"{', '.join(FIELDS)}")
@@ -301,12 +316,8 @@ class SegmentationPredictions(Predictions):
         if field == "predicted_loss":  # the module on the U-Net's levels, one value a slice
             return predicted_loss_provider(self.net, features=self.images,
                                            batch_size=self._chunk("probas"))(idx)
-        if field == "vaal_unlabeled":
-            raise ConfigError("vaal is for classification; for segmentation use dal (on the "
-                              "U-Net's bottleneck features)")
-        if field == "dfal_distance":
-            raise ConfigError("dfal is for classification (DeepFool on the classifier); for "
-                              "segmentation use a pixel uncertainty such as entropy")
+        if field in CLASSIFICATION_ONLY:
+            raise ConfigError(CLASSIFICATION_ONLY[field])
         parts = [values for _, values in self._batches(field, idx)]
         if not parts:
             c, (h, w) = self.net.n_classes, tuple(self.images.shape[-2:])
