@@ -207,17 +207,22 @@ def _check_learning_loss(config: ExperimentConfig) -> bool:
     if value and config.semi_supervised is not None:
         raise ConfigError("--learning-loss with --semi-supervised is not supported (the "
                           "module ranks the losses of labelled batches only)")
-    if not value:
-        from medactive.strategies import create_strategy
+    if not value and "predicted_loss" in _strategy_requires(config):
         from medactive.tasks.learning_loss import NEEDS_FLAG
 
-        try:
-            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
-        except ConfigError:  # reported where the strategy is built
-            return value
-        if "predicted_loss" in strategy.requires:
-            raise ConfigError(NEEDS_FLAG)
+        raise ConfigError(NEEDS_FLAG)
     return value
+
+
+def _strategy_requires(config: ExperimentConfig) -> tuple[str, ...]:
+    """The prediction fields the run's strategy reads (none when its name or options are bad:
+    that is reported where the strategy is built)."""
+    from medactive.strategies import create_strategy
+
+    try:
+        return tuple(create_strategy(config.strategy, **dict(config.strategy_options)).requires)
+    except ConfigError:
+        return ()
 
 
 def _check_evidential(config: ExperimentConfig) -> bool:
@@ -230,15 +235,8 @@ def _check_evidential(config: ExperimentConfig) -> bool:
     if value and config.semi_supervised is not None:
         raise ConfigError("--evidential with --semi-supervised is not supported (FixMatch's "
                           "loss is a cross-entropy)")
-    if not value:
-        from medactive.strategies import create_strategy
-
-        try:
-            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
-        except ConfigError:  # reported where the strategy is built
-            return value
-        if "dirichlet_alpha" in strategy.requires:
-            raise ConfigError(NEEDS_FLAG)
+    if not value and "dirichlet_alpha" in _strategy_requires(config):
+        raise ConfigError(NEEDS_FLAG)
     return value
 
 
@@ -249,16 +247,10 @@ def _check_ensemble(config: ExperimentConfig) -> int:
 
     size = check_ensemble_size(config.train_options.get("ensemble_size", 1),
                                name="--ensemble-size (train option ensemble_size)")
-    if size < 2:
-        from medactive.strategies import create_strategy
+    if size < 2 and "member_probas" in _strategy_requires(config):
         from medactive.strategies.ensemble import NEEDS_MEMBERS
 
-        try:
-            strategy = create_strategy(config.strategy, **dict(config.strategy_options))
-        except ConfigError:  # reported where the strategy is built
-            return size
-        if "member_probas" in strategy.requires:
-            raise ConfigError(f"{config.strategy} {NEEDS_MEMBERS}")
+        raise ConfigError(f"{config.strategy} {NEEDS_MEMBERS}")
     return size
 
 

@@ -4,39 +4,26 @@ giving the same picks."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
 from medactive.cli import main
-
-
-def _queried(path: Path) -> list[str]:
-    with open(path / "selections.csv") as fh:
-        return [r["sample_id"] for r in csv.DictReader(fh) if r["round"] == "1"]
-
-
-def _run(out: Path, *extra: str) -> int:
-    return main(["run", "--data", "default", "--preset", "smoke", "--initial", "20",
-                 "--budget", "10", "--rounds", "1", "--threads", "1", "--seed", "0",
-                 "--out", str(out), *extra])
+from tests.strategies.runs import queried, smoke_run
 
 
 @pytest.mark.slow
 def test_dal_runs_and_repeats_per_seed(tmp_path):
-    assert _run(tmp_path / "a", "--strategy", "dal") == 0
-    assert _run(tmp_path / "b", "--strategy", "dal") == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert smoke_run(tmp_path / "a", "--strategy", "dal") == 0
+    assert smoke_run(tmp_path / "b", "--strategy", "dal") == 0
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
 
 
 @pytest.mark.slow
 def test_vaal_and_a_sampler_over_dal_run(tmp_path):
-    assert _run(tmp_path / "v", "--strategy", "vaal") == 0
-    assert len(_queried(tmp_path / "v")) == 10
-    assert _run(tmp_path / "p", "--strategy", "power:dal") == 0
-    assert len(_queried(tmp_path / "p")) == 10
+    assert smoke_run(tmp_path / "v", "--strategy", "vaal") == 0
+    assert len(queried(tmp_path / "v")) == 10
+    assert smoke_run(tmp_path / "p", "--strategy", "power:dal") == 0
+    assert len(queried(tmp_path / "p")) == 10
 
 
 @pytest.mark.slow
@@ -47,6 +34,6 @@ def test_dal_on_segmentation_slices_and_vaal_refused_there(tmp_path, capsys):
     args = ["run", "--data", str(data), "--initial", "4", "--budget", "2", "--rounds", "1",
             "--seed", "5", "--preset", "smoke", "--threads", "1"]
     assert main([*args, "--strategy", "dal", "--out", str(tmp_path / "dal")]) == 0
-    assert len(_queried(tmp_path / "dal")) == 2
+    assert len(queried(tmp_path / "dal")) == 2
     assert main([*args, "--strategy", "vaal", "--out", str(tmp_path / "vaal")]) != 0
     assert "vaal is for classification" in capsys.readouterr().err

@@ -3,39 +3,27 @@ PneumoniaMNIST, finetune and frozen), and the one-line refusals."""
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from medactive.cli import main
-
-
-def _queried(path: Path) -> list[str]:
-    with open(path / "selections.csv") as fh:
-        return [r["sample_id"] for r in csv.DictReader(fh) if r["round"] == "1"]
-
-
-def _run(out: Path, *extra: str) -> int:
-    return main(["run", "--data", "default", "--preset", "smoke", "--initial", "20",
-                 "--budget", "10", "--rounds", "1", "--threads", "1", "--seed", "0",
-                 "--out", str(out), *extra])
+from tests.strategies.runs import queried, smoke_run
 
 
 @pytest.mark.slow
 def test_evidential_runs_is_recorded_and_repeats_per_seed(tmp_path):
-    assert _run(tmp_path / "a", "--strategy", "evidential", "--evidential") == 0
-    assert _run(tmp_path / "b", "--strategy", "evidential", "--evidential") == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert smoke_run(tmp_path / "a", "--strategy", "evidential", "--evidential") == 0
+    assert smoke_run(tmp_path / "b", "--strategy", "evidential", "--evidential") == 0
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert info["config"]["train_options"]["evidential"] is True
     assert info["task"]["training"]["evidential"] is True
     # the run repeats from its own record
     assert main(["run", "--config", str(tmp_path / "a" / "run.json"),
                  "--out", str(tmp_path / "c")]) == 0
-    assert _queried(tmp_path / "c") == _queried(tmp_path / "a")
+    assert queried(tmp_path / "c") == queried(tmp_path / "a")
 
 
 @pytest.mark.slow
@@ -45,16 +33,16 @@ def test_epistemic_and_a_sampler_over_evidential_in_frozen_mode(tmp_path, monkey
     monkeypatch.setenv("MEDACTIVE_CACHE", str(tmp_path / "cache"))
     encoder = write_tiny_encoder(tmp_path / "enc.pt")
     frozen = ("--encoder", str(encoder), "--train-mode", "frozen", "--evidential")
-    assert _run(tmp_path / "e", "--strategy", "evidential_epistemic", *frozen) == 0
-    assert len(_queried(tmp_path / "e")) == 10
+    assert smoke_run(tmp_path / "e", "--strategy", "evidential_epistemic", *frozen) == 0
+    assert len(queried(tmp_path / "e")) == 10
     info = json.loads((tmp_path / "e" / "run.json").read_text())
     assert info["task"]["head"]["evidential"] is True
-    assert _run(tmp_path / "p", "--strategy", "power:evidential", "--evidential") == 0
-    assert len(_queried(tmp_path / "p")) == 10
+    assert smoke_run(tmp_path / "p", "--strategy", "power:evidential", "--evidential") == 0
+    assert len(queried(tmp_path / "p")) == 10
 
 
 def test_evidential_strategy_without_the_flag_is_one_line(tmp_path, capsys):
-    assert _run(tmp_path / "x", "--strategy", "evidential") != 0
+    assert smoke_run(tmp_path / "x", "--strategy", "evidential") != 0
     err = capsys.readouterr().err
     assert "need --evidential" in err and "Traceback" not in err
 
@@ -62,7 +50,7 @@ def test_evidential_strategy_without_the_flag_is_one_line(tmp_path, capsys):
 def test_evidential_refused_with_fixmatch_and_for_segmentation(tmp_path, capsys):
     from tests.segmentation_data import write_h5_layout
 
-    assert _run(tmp_path / "f", "--strategy", "entropy", "--evidential",
+    assert smoke_run(tmp_path / "f", "--strategy", "entropy", "--evidential",
                 "--semi-supervised", "fixmatch") != 0
     assert "--evidential with --semi-supervised" in capsys.readouterr().err
     data = write_h5_layout(tmp_path / "acdc")

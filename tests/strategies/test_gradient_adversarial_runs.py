@@ -3,32 +3,19 @@ preset; dfal also in frozen mode on a tiny encoder), and dfal refused for segmen
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
 from medactive.cli import main
+from tests.strategies.runs import queried, smoke_run
 from tests.tasks.classification.test_task_modes import write_tiny_encoder
-
-
-def _queried(path: Path) -> list[str]:
-    with open(path / "selections.csv") as fh:
-        return [r["sample_id"] for r in csv.DictReader(fh) if r["round"] == "1"]
-
-
-def _run(out: Path, *extra: str) -> int:
-    return main(["run", "--data", "default", "--preset", "smoke", "--initial", "20",
-                 "--budget", "10", "--rounds", "1", "--threads", "1", "--seed", "0",
-                 "--out", str(out), *extra])
 
 
 @pytest.mark.slow
 def test_dfal_runs_and_repeats_per_seed(tmp_path):
-    assert _run(tmp_path / "a", "--strategy", "dfal") == 0
-    assert _run(tmp_path / "b", "--strategy", "dfal") == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert smoke_run(tmp_path / "a", "--strategy", "dfal") == 0
+    assert smoke_run(tmp_path / "b", "--strategy", "dfal") == 0
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
 
 
 @pytest.mark.slow
@@ -36,17 +23,17 @@ def test_dfal_in_frozen_mode_and_a_sampler_over_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDACTIVE_CACHE", str(tmp_path / "cache"))
     frozen = ("--encoder", str(write_tiny_encoder(tmp_path / "enc.pt")), "--train-mode",
               "frozen")
-    assert _run(tmp_path / "f", "--strategy", "dfal", *frozen) == 0
-    assert len(_queried(tmp_path / "f")) == 10
-    assert _run(tmp_path / "p", "--strategy", "power:dfal", *frozen) == 0
-    assert len(_queried(tmp_path / "p")) == 10
+    assert smoke_run(tmp_path / "f", "--strategy", "dfal", *frozen) == 0
+    assert len(queried(tmp_path / "f")) == 10
+    assert smoke_run(tmp_path / "p", "--strategy", "power:dfal", *frozen) == 0
+    assert len(queried(tmp_path / "p")) == 10
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["egl", "egl_entropy"])
 def test_gradient_lengths_run(tmp_path, name):
-    assert _run(tmp_path / name, "--strategy", name) == 0
-    assert len(_queried(tmp_path / name)) == 10
+    assert smoke_run(tmp_path / name, "--strategy", name) == 0
+    assert len(queried(tmp_path / name)) == 10
 
 
 @pytest.mark.slow

@@ -4,46 +4,34 @@ giving the same picks, and the one-line refusals."""
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from medactive.cli import main
+from tests.strategies.runs import queried, smoke_run
 from tests.tasks.classification.test_task_modes import write_tiny_encoder
-
-
-def _queried(path: Path) -> list[str]:
-    with open(path / "selections.csv") as fh:
-        return [r["sample_id"] for r in csv.DictReader(fh) if r["round"] == "1"]
-
-
-def _run(out: Path, *extra: str) -> int:
-    return main(["run", "--data", "default", "--preset", "smoke", "--initial", "20",
-                 "--budget", "10", "--rounds", "1", "--threads", "1", "--seed", "0",
-                 "--out", str(out), *extra])
 
 
 @pytest.mark.slow
 def test_learning_loss_runs_repeats_per_seed_and_is_recorded(tmp_path):
     args = ("--strategy", "learning_loss", "--learning-loss")
-    assert _run(tmp_path / "a", *args) == 0
-    assert _run(tmp_path / "b", *args) == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert smoke_run(tmp_path / "a", *args) == 0
+    assert smoke_run(tmp_path / "b", *args) == 0
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert info["config"]["train_options"] == {"learning_loss": True}
     assert info["task"]["training"]["learning_loss"] is True
-    assert _run(tmp_path / "p", "--strategy", "power:learning_loss", "--learning-loss") == 0
-    assert len(_queried(tmp_path / "p")) == 10
+    assert smoke_run(tmp_path / "p", "--strategy", "power:learning_loss", "--learning-loss") == 0
+    assert len(queried(tmp_path / "p")) == 10
 
 
 def test_refusals_are_one_line(tmp_path, capsys):
-    assert _run(tmp_path / "x", "--strategy", "learning_loss") != 0
+    assert smoke_run(tmp_path / "x", "--strategy", "learning_loss") != 0
     err = capsys.readouterr().err
     assert "learning_loss needs --learning-loss" in err and "Traceback" not in err
-    assert _run(tmp_path / "y", "--strategy", "learning_loss", "--learning-loss",
+    assert smoke_run(tmp_path / "y", "--strategy", "learning_loss", "--learning-loss",
                 "--semi-supervised", "fixmatch") != 0
     assert "--learning-loss with --semi-supervised is not supported" in capsys.readouterr().err
     config = tmp_path / "run.toml"
@@ -63,8 +51,8 @@ def test_learning_loss_on_segmentation_slices(tmp_path):
             "learning_loss", "--learning-loss"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
-    assert len(_queried(tmp_path / "a")) == 2
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert len(queried(tmp_path / "a")) == 2
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert info["config"]["train_options"] == {"learning_loss": True}
 
@@ -75,10 +63,10 @@ def test_learning_loss_in_frozen_mode_on_an_mlp_head(tmp_path, monkeypatch):
     encoder = write_tiny_encoder(tmp_path / "enc.pt")
     frozen = ("--encoder", str(encoder), "--train-mode", "frozen", "--head", "mlp")
     args = ("--strategy", "learning_loss", "--learning-loss", *frozen)
-    assert _run(tmp_path / "a", *args) == 0
-    assert _run(tmp_path / "b", *args) == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert smoke_run(tmp_path / "a", *args) == 0
+    assert smoke_run(tmp_path / "b", *args) == 0
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
 
 
 def test_a_grid_sets_learning_loss_for_its_units(tmp_path):

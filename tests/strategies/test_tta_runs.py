@@ -3,18 +3,12 @@ segmentation fixture, and the strategy's n_augmentations option recorded as run.
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from medactive.cli import main
-
-
-def _queried(path: Path) -> list[str]:
-    with open(path / "selections.csv") as fh:
-        return [r["sample_id"] for r in csv.DictReader(fh) if r["round"] == "1"]
+from tests.strategies.runs import queried
 
 
 @pytest.mark.slow
@@ -23,8 +17,8 @@ def test_tta_kl_runs_on_classification_and_repeats_per_seed(tmp_path):
             "--rounds", "1", "--threads", "1", "--seed", "0", "--strategy", "tta_kl"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
-    assert len(_queried(tmp_path / "a")) == 10
-    assert _queried(tmp_path / "a") == _queried(tmp_path / "b")
+    assert len(queried(tmp_path / "a")) == 10
+    assert queried(tmp_path / "a") == queried(tmp_path / "b")
 
 
 @pytest.mark.slow
@@ -37,6 +31,6 @@ def test_tta_kl_runs_on_segmentation_slices(tmp_path):
     assert main(["run", "--config", str(config), "--data", str(data), "--initial", "4",
                  "--budget", "2", "--rounds", "1", "--seed", "5", "--preset", "smoke",
                  "--threads", "1", "--out", str(out)]) == 0
-    assert len(_queried(out)) == 2
+    assert len(queried(out)) == 2
     text = json.dumps(json.loads((out / "run.json").read_text()))
     assert '"n_augmentations": 4' in text
