@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from medactive.data.tensors import model_inputs
 from medactive.errors import ConfigError
 
 #: epochs over which the KL coefficient rises linearly to 1 (the paper's 10)
@@ -144,14 +145,8 @@ def dirichlet_alpha_provider(model, *, features: np.ndarray | None = None, split
         on = next(model.parameters()).device if features is not None else device
         out = []
         with torch.no_grad():
-            for start in range(0, idx.size, batch_size):
-                rows = idx[start:start + batch_size]
-                if features is not None:
-                    x = torch.as_tensor(np.ascontiguousarray(features[rows], dtype=np.float32))
-                else:
-                    from medactive.data.tensors import load_images, normalise_batch
-
-                    x = normalise_batch(load_images(split, rows, image_size))
+            for _, x in model_inputs(idx, features=features, split=split,
+                                     image_size=image_size, batch_size=batch_size):
                 logits = model.fc(model.features(x.to(on)))
                 out.append(dirichlet_alpha(logits).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, model.fc.out_features))

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from medactive.data.tensors import model_inputs
 from medactive.errors import ConfigError
 
 #: units of each branch's linear layer (the paper's 128)
@@ -312,14 +313,8 @@ def predicted_loss_provider(model: nn.Module, *, features: np.ndarray | None = N
         idx = np.asarray(idx, dtype=np.int64)
         out = []
         on = next(model.parameters()).device if features is not None else device
-        for start in range(0, idx.size, batch_size):
-            rows = idx[start:start + batch_size]
-            if features is not None:
-                x = torch.as_tensor(np.ascontiguousarray(features[rows], dtype=np.float32))
-            else:
-                from medactive.data.tensors import load_images, normalise_batch
-
-                x = normalise_batch(load_images(split, rows, image_size))
+        for _, x in model_inputs(idx, features=features, split=split, image_size=image_size,
+                                 batch_size=batch_size):
             out.append(predicted_losses(model, x.to(on))[1].double().cpu().numpy())
         return check_finite(np.concatenate(out) if out else np.zeros(0))
 
