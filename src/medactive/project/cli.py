@@ -46,6 +46,17 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--train-mode", default=None, choices=["finetune", "frozen"],
                    help="with --encoder: finetune it each round (default) or keep it frozen "
                    "and train a head on its cached embeddings (seconds a round)")
+    p.add_argument("--ensemble-size", type=int, default=None, metavar="M",
+                   help="classification: every round trains a deep ensemble of M seeded "
+                   "models (as `medactive run --ensemble-size`), for --strategy "
+                   "ensemble_entropy, ensemble_bald, qbc_vote_entropy, qbc_kl (default 1)")
+    p.add_argument("--evidential", action="store_true",
+                   help="classification: train with the evidential (Dirichlet) loss, as "
+                   "`medactive run --evidential`, for --strategy evidential, "
+                   "evidential_epistemic")
+    p.add_argument("--learning-loss", action="store_true",
+                   help="train a loss-prediction module beside each round's model, as "
+                   "`medactive run --learning-loss`, for --strategy learning_loss")
     p.add_argument("--region-size", type=int, default=None, metavar="P",
                    help="segmentation: label P x P patches of the slices (original pixels) "
                    "instead of whole slices")
@@ -157,7 +168,8 @@ def cmd_init(args) -> int:
                          channels=args.channels, region_size=args.region_size,
                          exclude=args.exclude, encoder=args.encoder,
                          encoder_weights=args.encoder_weights, train_mode=args.train_mode,
-                         progress=True)
+                         ensemble_size=args.ensemble_size, evidential=args.evidential,
+                         learning_loss=args.learning_loss, progress=True)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
           f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "
@@ -178,6 +190,10 @@ def cmd_status(args) -> int:
     s, lab = info["samples"], info["labelled"]
     print(f"project {info['directory']} ({info['task']}, classes {', '.join(info['classes'])})")
     print(f"images: {info['images']}")
+    if info["train_options"]:
+        from medactive.project.workflow import describe_train_options
+
+        print(f"training options: {describe_train_options(info['train_options'])}")
     print(f"samples: pool {s['pool']} ({lab['pool']} labelled), val {s['val']} "
           f"({lab['val']} labelled), test {s['test']} ({lab['test']} labelled)")
     if not info["rounds"]:

@@ -556,12 +556,16 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
                             frames="all", spacing_source=None if images_2d else "nifti header")
     from medactive.tasks.segmentation.presets import get_preset
 
-    preset = get_preset(meta.get("preset") or "cpu", iterations=meta.get("epochs"))
+    preset = get_preset(meta.get("preset") or "cpu", iterations=meta.get("epochs"),
+                        **dict(meta.get("train_options") or {}))  # init: learning_loss only
     task = SegmentationTask(data, preset, device=device, seed=int(meta.get("seed", 0)),
                             progress=progress)
 
     def load_model(state):
+        from medactive.tasks.learning_loss import attach_from_state
+
         model = task.new_model(0)
+        attach_from_state(model, state)  # a model trained with --learning-loss
         model.load_state_dict(state)
         return model.to(task.device).eval()
 

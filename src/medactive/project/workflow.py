@@ -72,7 +72,9 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  channels: int | None = None, region_size: int | None = None,
                  exclude: str | list[str] | None = None, excluded_by: str | None = None,
                  encoder: str | None = None, encoder_weights: str | None = None,
-                 train_mode: str | None = None, progress: bool = False) -> ProjectStore:
+                 train_mode: str | None = None, ensemble_size: int | None = None,
+                 evidential: bool = False, learning_loss: bool = False,
+                 progress: bool = False) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
 
     Every image file is decoded in full first (a truncated file fails here, with all bad
@@ -103,6 +105,11 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
             weights; as ``medactive run --encoder``), or with ``train_mode="frozen"`` trains a
             head on its cached embeddings. Checked (loaded once) here; paths are stored
             absolute.
+        ensemble_size, evidential, learning_loss: every round's training recipe, as
+            ``medactive run --ensemble-size M / --evidential / --learning-loss`` (a deep
+            ensemble of M models, the evidential Dirichlet loss, a loss-prediction module;
+            segmentation: ``learning_loss`` only), for the strategies that read them. Stored
+            in the meta ``train_options`` when not the default; fixed for the project's life.
         progress: report the decoding of the images (:mod:`medactive.progress`).
 
     Raises:
@@ -122,6 +129,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         raise ConfigError(f"--initial must be at least 1, got {initial}")
     from medactive.tasks.classification.presets import get_preset
 
+    train_options = _init_train_options(task, ensemble_size=ensemble_size,
+                                        evidential=evidential, learning_loss=learning_loss)
     get_preset(preset, epochs=epochs)  # fail early on a bad preset
     if region_size is not None:
         if task != "segmentation":
@@ -137,6 +146,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                             "labels_csv": str(labels) if labels else None}
     if region_size is not None:
         meta["region_size"] = region_size
+    if train_options:  # a project without them keeps the meta (and model digests) of before
+        meta["train_options"] = train_options
     meta.update(engine)
     if task == "classification":
         rows, fmt, excluded = _classification_samples(root, image_size=image_size,
@@ -632,7 +643,8 @@ def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, dev
                       test=split("test", True), in_channels=channels, source=str(root))
     if len(dataset.train) == 0:
         raise DataError(f"{store.directory}: the project's pool is empty")
-    config = get_preset(meta.get("preset") or "cpu", epochs=meta.get("epochs"))
+    config = get_preset(meta.get("preset") or "cpu", epochs=meta.get("epochs"),
+                        **dict(meta.get("train_options") or {}))
     if meta.get("image_size"):
         config = config.replace(image_size=int(meta["image_size"]))
     encoder = None
@@ -665,6 +677,68 @@ def _check_encoder(task: str, encoder: str | None, weights: str | None,
         weights = str(Path(weights).resolve())
     return {"encoder": encoder, "encoder_weights": weights,
             "train_mode": train_mode or "finetune"}
+
+
+#: the ``project init`` flag of each training option of :data:`LATER_OPTIONS`
+TRAIN_OPTION_FLAGS = {"ensemble_size": "--ensemble-size", "evidential": "--evidential",
+                      "learning_loss": "--learning-loss"}
+
+
+def _check_train_options(task: str, train_options: dict[str, Any], *, strategy: str = "random",
+                         strategy_options: dict[str, Any] | None = None) -> None:
+    """``medactive run``'s checks of these training options for ``task`` and ``strategy``
+    (:func:`medactive.experiment.check_training_options`): a bad value, an option the task
+    refuses, a strategy reading a field only a missing option provides."""
+    from medactive.experiment import ExperimentConfig, check_training_options
+
+    check_training_options(ExperimentConfig(
+        data="project", strategy=strategy, initial=1, budget=1, rounds=0, task=task,
+        train_options=dict(train_options), strategy_options=dict(strategy_options or {})),
+        kind=task)
+
+
+def _init_train_options(task: str, **given: Any) -> dict[str, Any]:
+    """The meta ``train_options`` of ``project init``: the options given, checked, without
+    those left at their default (``{}``: none)."""
+    from medactive.tasks.ensemble import check_ensemble_size
+
+    options = {k: v for k, v in given.items() if v is not None and v is not False}
+    _check_train_options(task, options)
+    if "ensemble_size" in options:
+        options["ensemble_size"] = check_ensemble_size(options["ensemble_size"])
+    options = {k: (bool(v) if k != "ensemble_size" else v) for k, v in options.items()}
+    return {k: v for k, v in options.items() if v != LATER_OPTIONS[k]}
+
+
+def describe_train_options(options: dict[str, Any] | None) -> str:
+    """The ``project init`` flags of a project's training options (``""``: none)."""
+    words = []
+    for key, value in (options or {}).items():
+        flag = TRAIN_OPTION_FLAGS.get(key, key)
+        words.append(flag if value is True else f"{flag} {value}")
+    return " ".join(words)
+
+
+def _check_strategy_fields(meta: dict[str, Any], strategy: str, strat,
+                           options: dict[str, Any]) -> None:
+    """Refuse, before any training, a strategy that reads a prediction field this project's
+    models cannot give: one only classification provides (a segmentation project), or one only
+    a training option the project was created without provides (naming the init flag)."""
+    task = meta["task"]
+    if task == "segmentation":
+        from medactive.tasks.segmentation.predictions import CLASSIFICATION_ONLY
+
+        for name in getattr(strat, "requires", ()):
+            if name in CLASSIFICATION_ONLY:
+                raise ConfigError(CLASSIFICATION_ONLY[name])
+    train_options = dict(meta.get("train_options") or {})
+    try:
+        _check_train_options(task, train_options, strategy=strategy, strategy_options=options)
+    except ConfigError as exc:
+        has = describe_train_options(train_options) or "none"
+        raise ConfigError(f"{exc}; a project's training options are set at `medactive project "
+                          f"init` (this project's: {has}): create a new project with the "
+                          "flag to use this strategy") from None
 
 
 # -- query -------------------------------------------------------------------------------------
@@ -705,6 +779,7 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
         raise ConfigError(f"--initial must be at least 1, got {initial}")
     options = dict(strategy_options or {})
     strat = create_strategy(strategy, **options)  # unknown names fail here, listing valid ones
+    _check_strategy_fields(store.meta(), strategy, strat, options)
     report = StageReport("query", progress)
     _check_files(store, report)
     seed = int(store.get_meta("seed", 0))
@@ -854,7 +929,8 @@ def status(store: ProjectStore, *, verify: bool = False, progress: bool = False
 
     info: dict[str, Any] = {"directory": str(store.directory), "task": store.task,
                             "classes": store.classes, "images": str(store.images_root),
-                            "seed": store.get_meta("seed"), "preset": store.get_meta("preset")}
+                            "seed": store.get_meta("seed"), "preset": store.get_meta("preset"),
+                            "train_options": dict(store.get_meta("train_options") or {})}
     info.update(store.counts())
     rounds = []
     for r in store.rounds():
