@@ -18,15 +18,18 @@ entropy's ``query_seconds`` and by entropy's ``fit_seconds + query_seconds`` at 
 ``total_ratio`` is what a round of the method costs against a round of entropy.
 
 Everything runs in this process, one configuration after another, with ``--threads`` torch
-threads, after one untimed fit (torch's first-call set-up would otherwise land on entropy). Rows are appended to ``--out`` as they finish; rerunning the same command skips rows
+threads, after one untimed fit and entropy query (the first-call set-up of training and of
+pool inference would otherwise land on entropy's row). Rows are appended to ``--out`` as they finish; rerunning the same command skips rows
 already there, so a killed run continues where it stopped.
 
 Usage:
     python benchmarks/uncertainty_cost.py                          # n = 1e4 and 9e4, b = 20
     python benchmarks/uncertainty_cost.py --n 2000 --strategies entropy bald egl
 
-Output: the CSV ``strategy,n,training,fit_seconds,query_seconds,query_ratio,total_ratio``
-(``--out``, default ``results/uncertainty_cost.csv``), also printed; progress on stderr.
+Output: ``--out`` (default ``results/uncertainty_cost.csv``) holds the raw rows
+``strategy,n,training,fit_seconds,query_seconds``; standard output gets them with
+``query_ratio,total_ratio`` against entropy's row of the same ``n`` (so a rerun of one row, after
+deleting it from the file, updates every ratio); progress on stderr.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ except ImportError:  # running from a checkout without installing
 
 logger = logging.getLogger("benchmarks.uncertainty_cost")
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = ["strategy", "n", "training", "fit_seconds", "query_seconds", "query_ratio",
-          "total_ratio"]
+#: columns of the ``--out`` file (raw seconds); the printed table adds the two ratios
+RAW = ["strategy", "n", "training", "fit_seconds", "query_seconds"]
+HEADER = [*RAW, "query_ratio", "total_ratio"]
 #: the training recipe each strategy needs (the baseline ``entropy`` first)
 RECIPES = {
     "plain": ("entropy", "bald", "batchbald", "tta_kl", "egl", "egl_entropy", "dfal"),
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = done_rows(out)
     if not out.is_file():
-        out.write_text(",".join(HEADER) + "\n")
+        out.write_text(",".join(RAW) + "\n")
     try:
         base = load_classification_data(args.data)
     except MedactiveError as exc:
@@ -144,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         labeled = np.sort(rng.choice(n, size=args.n_labeled, replace=False))
         unlabeled = np.setdiff1d(np.arange(n), labeled)
-        baseline: dict | None = rows.get(("entropy", n))
-        if any((s, n) not in rows for s in wanted):  # untimed: torch's first-call set-up
-            warm = ClassificationTask(dataset, get_preset(args.preset))
-            warm.fit(labeled, warm.pool_labels(labeled), seed=args.seed)
+        if any((s, n) not in rows for s in wanted):  # untimed: first-call set-up of training
+            warm = ClassificationTask(dataset, get_preset(args.preset))  # and pool inference
+            model = warm.fit(labeled, warm.pool_labels(labeled), seed=args.seed)
+            create_strategy("entropy").query(warm.predictions(model, seed=args.seed),
+                                             unlabeled, labeled, args.budget, rng=args.seed)
         for recipe, members in RECIPES.items():
             todo = [s for s in wanted if s in members and (s, n) not in rows]
             if not todo:
@@ -165,21 +170,30 @@ def main(argv: list[str] | None = None) -> int:
                 result = strategy.query(preds, unlabeled, labeled, args.budget, rng=args.seed)
                 query_s = time.perf_counter() - start
                 assert np.unique(result.indices).size == args.budget
-                if name == "entropy":
-                    baseline = {"fit_seconds": fit_s, "query_seconds": query_s}
-                b_query = float(baseline["query_seconds"])
-                b_total = float(baseline["fit_seconds"]) + b_query
                 row = {"strategy": name, "n": n, "training": recipe,
-                       "fit_seconds": f"{fit_s:.3f}", "query_seconds": f"{query_s:.3f}",
-                       "query_ratio": f"{query_s / b_query:.2f}",
-                       "total_ratio": f"{(fit_s + query_s) / b_total:.2f}"}
+                       "fit_seconds": f"{fit_s:.3f}", "query_seconds": f"{query_s:.3f}"}
                 rows[(name, n)] = row
                 with out.open("a", newline="") as fh:
-                    csv.DictWriter(fh, HEADER).writerow(row)
-                logger.info("n=%d %s: query %.1f s (%.2fx entropy's query, %.2fx its round)",
-                            n, name, query_s, query_s / b_query, (fit_s + query_s) / b_total)
-    print(out.read_text(), end="")
+                    csv.DictWriter(fh, RAW).writerow(row)
+                logger.info("n=%d %s: query %.1f s", n, name, query_s)
+    print(ratio_table(done_rows(out), args.n, wanted), end="")
     return 0
+
+
+def ratio_table(rows: dict[tuple[str, int], dict], sizes: list[int], names: list[str]) -> str:
+    """The printed CSV: each row's seconds and its ratios to entropy's row of the same ``n``."""
+    lines = [",".join(HEADER)]
+    for n in sizes:
+        base = rows.get(("entropy", n))
+        for name in names:
+            row = rows.get((name, n))
+            if row is None or base is None:
+                continue
+            fit, query = float(row["fit_seconds"]), float(row["query_seconds"])
+            b_fit, b_query = float(base["fit_seconds"]), float(base["query_seconds"])
+            lines.append(",".join([*(str(row[k]) for k in RAW), f"{query / b_query:.2f}",
+                                   f"{(fit + query) / (b_fit + b_query):.2f}"]))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def test_cost_rows_ratios_and_resume(tmp_path):
             "--strategies", "egl", "ensemble_bald")
     proc = _run(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = list(csv.DictReader(out.open()))
+    assert out.read_text().splitlines()[0] == "strategy,n,training,fit_seconds,query_seconds"
+    rows = list(csv.DictReader(proc.stdout.splitlines()))
     assert [(r["strategy"], r["training"]) for r in rows] == [
         ("entropy", "plain"), ("egl", "plain"), ("ensemble_bald", "ensemble")]
     assert rows[0]["query_ratio"] == rows[0]["total_ratio"] == "1.00"
@@ -37,7 +38,14 @@ def test_cost_rows_ratios_and_resume(tmp_path):
         assert float(row["query_ratio"]) == pytest.approx(expected, rel=0.05, abs=0.02)
     again = _run(*args)  # every row is there: nothing is trained or appended
     assert again.returncode == 0 and "fit" not in again.stderr
-    assert out.read_text().count("\n") == 4
+    assert out.read_text().count("\n") == 4 and again.stdout == proc.stdout
+    # a row deleted from the file is measured again, and the ratios follow the new seconds
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(line for line in lines if not line.startswith("entropy,")) + "\n")
+    third = _run(*args)
+    assert third.returncode == 0 and out.read_text().count("\n") == 4
+    assert [r["strategy"] for r in csv.DictReader(third.stdout.splitlines())] == [
+        "entropy", "egl", "ensemble_bald"]
 
 
 def test_unknown_strategy_is_one_line(tmp_path):
