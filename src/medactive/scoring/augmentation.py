@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medactive._validation import check_probas
-from medactive.scoring.bayesian import bald
+from medactive.scoring.bayesian import bald, check_stack
 
 
 def tta_kl(tta_probas: np.ndarray) -> np.ndarray:
@@ -51,8 +50,4 @@ def tta_kl(tta_probas: np.ndarray) -> np.ndarray:
     References:
         Wu et al., Medical Image Analysis 2021 (COVID-AL); survey §3.1.1.
     """
-    tta_probas = np.asarray(tta_probas)
-    if tta_probas.ndim < 3:
-        raise ValueError(f"tta_probas must be [n, c, ..., t] with the augmentations last, got "
-                         f"shape {tta_probas.shape}")
-    return bald(check_probas(tta_probas, name="tta_probas"))
+    return bald(check_stack(tta_probas, name="tta_probas", last="the augmentations"))

@@ -31,7 +31,7 @@ def mc_entropy(mc_probas: np.ndarray) -> np.ndarray:
     References:
         Gal, Islam and Ghahramani, "Deep Bayesian active learning with image data", ICML 2017.
     """
-    mc_probas = _check_stack(mc_probas)
+    mc_probas = check_stack(mc_probas)
     return _entropy(mc_probas.mean(axis=-1), axis=1)
 
 
@@ -50,7 +50,7 @@ def bald(mc_probas: np.ndarray) -> np.ndarray:
         Houlsby et al., "Bayesian active learning for classification and preference learning",
         2011; Gal, Islam and Ghahramani, ICML 2017.
     """
-    mc_probas = _check_stack(mc_probas)
+    mc_probas = check_stack(mc_probas)
     total = _entropy(mc_probas.mean(axis=-1), axis=1)
     expected = _entropy(mc_probas, axis=1).mean(axis=-1)
     return np.maximum(total - expected, 0.0)
@@ -69,13 +69,17 @@ def mean_variance(mc_probas: np.ndarray) -> np.ndarray:
         Gal, Islam and Ghahramani, ICML 2017 (the survey's Table 1 "Mean Variance"; its
         single-pass form across classes is :func:`medactive.scoring.class_variance`).
     """
-    mc_probas = _check_stack(mc_probas)
+    mc_probas = check_stack(mc_probas)
     return mc_probas.var(axis=-1).mean(axis=1)
 
 
-def _check_stack(mc_probas: np.ndarray) -> np.ndarray:
-    mc_probas = np.asarray(mc_probas)
-    if mc_probas.ndim < 3:
-        raise ValueError(f"mc_probas must be [n, c, ..., t] with the passes last, got shape "
-                         f"{mc_probas.shape}")
-    return check_probas(mc_probas, name="mc_probas")
+def check_stack(stack: np.ndarray, *, name: str = "mc_probas", last: str = "the passes",
+                letter: str = "t") -> np.ndarray:
+    """``stack`` as an array of probabilities over axis 1 with at least 3 axes, the ``k``
+    predictions of a sample (``last``: MC passes, members, augmentations) on the last one."""
+    stack = np.asarray(stack)
+    if stack.ndim < 3:
+        raise ValueError(f"{name} must be [n, c, ..., {letter}] with {last} last, got shape "
+                         f"{stack.shape}")
+    return check_probas(stack, name=name)
+

@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medactive._validation import check_probas
-from medactive.scoring.bayesian import bald
+from medactive.scoring.bayesian import bald, check_stack
 from medactive.scoring.uncertainty import _entropy
 
 
@@ -122,8 +121,4 @@ def mean_kl_to_consensus(member_probas: np.ndarray) -> np.ndarray:
 
 
 def _check_members(member_probas: np.ndarray) -> np.ndarray:
-    member_probas = np.asarray(member_probas)
-    if member_probas.ndim < 3:
-        raise ValueError(f"member_probas must be [n, c, ..., m] with the members last, got "
-                         f"shape {member_probas.shape}")
-    return check_probas(member_probas, name="member_probas")
+    return check_stack(member_probas, name="member_probas", last="the members", letter="m")
