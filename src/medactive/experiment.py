@@ -198,20 +198,29 @@ def check_training_options(config: ExperimentConfig, kind: str | None = None) ->
             HeadConfig.from_dict(head, source="--head (train option head)")
 
 
-def _check_learning_loss(config: ExperimentConfig) -> bool:
-    """Whether ``train_options.learning_loss`` is on; refuses a non-boolean value, FixMatch
-    with it, and a strategy reading ``"predicted_loss"`` without it."""
-    value = config.train_options.get("learning_loss", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"train option learning_loss must be true or false, got {value!r}")
+def _check_flag(config: ExperimentConfig, option: str, *, field: str, needs_flag: str,
+                without_semi: str) -> bool:
+    """Whether the boolean train option ``option`` is on; refuses a non-boolean value, FixMatch
+    with it (``without_semi`` says why), and a strategy reading ``field`` without it
+    (``needs_flag`` is that line)."""
+    value = config.train_options.get(option, False)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"train option {option} must be true or false "
+                          f"(--{option.replace('_', '-')}), got {value!r}")
     if value and config.semi_supervised is not None:
-        raise ConfigError("--learning-loss with --semi-supervised is not supported (the "
-                          "module ranks the losses of labelled batches only)")
-    if not value and "predicted_loss" in _strategy_requires(config):
-        from medactive.tasks.learning_loss import NEEDS_FLAG
+        raise ConfigError(f"--{option.replace('_', '-')} with --semi-supervised is not "
+                          f"supported ({without_semi})")
+    if not value and field in _strategy_requires(config):
+        raise ConfigError(needs_flag)
+    return bool(value)
 
-        raise ConfigError(NEEDS_FLAG)
-    return value
+
+def _check_learning_loss(config: ExperimentConfig) -> bool:
+    """``train_options.learning_loss``, checked by :func:`_check_flag`."""
+    from medactive.tasks.learning_loss import NEEDS_FLAG
+
+    return _check_flag(config, "learning_loss", field="predicted_loss", needs_flag=NEEDS_FLAG,
+                       without_semi="the module ranks the losses of labelled batches only")
 
 
 def _strategy_requires(config: ExperimentConfig) -> tuple[str, ...]:
@@ -226,18 +235,11 @@ def _strategy_requires(config: ExperimentConfig) -> tuple[str, ...]:
 
 
 def _check_evidential(config: ExperimentConfig) -> bool:
-    """Whether ``train_options.evidential`` is on; refuses a non-boolean value, FixMatch with
-    it, and a strategy reading ``"dirichlet_alpha"`` without it."""
-    from medactive.tasks.evidential import NEEDS_FLAG, check_evidential
+    """``train_options.evidential``, checked by :func:`_check_flag`."""
+    from medactive.tasks.evidential import NEEDS_FLAG
 
-    value = check_evidential(config.train_options.get("evidential", False),
-                             source="--evidential (train option evidential)")
-    if value and config.semi_supervised is not None:
-        raise ConfigError("--evidential with --semi-supervised is not supported (FixMatch's "
-                          "loss is a cross-entropy)")
-    if not value and "dirichlet_alpha" in _strategy_requires(config):
-        raise ConfigError(NEEDS_FLAG)
-    return value
+    return _check_flag(config, "evidential", field="dirichlet_alpha", needs_flag=NEEDS_FLAG,
+                       without_semi="FixMatch's loss is a cross-entropy")
 
 
 def _check_ensemble(config: ExperimentConfig) -> int:
