@@ -108,16 +108,38 @@ def add_parsers(subparsers) -> None:
                    help="query although the current batch is not fully labelled")
     p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("export", help="write the pending batch for labelling in another tool")
+    p = sub.add_parser("export", help="write the pending batch for labelling in another tool "
+                       "(CSV, folder, Label Studio tasks), or the masks (NIfTI, DICOM SEG)",
+                       description="csv/folder: the pending batch as a template to fill in; "
+                       "label-studio: the pending batch as Label Studio tasks (JSON, with the "
+                       "latest model's predictions as pre-annotations, and FILE.xml, a matching "
+                       "labelling config); masks (segmentation): every labelled slice's mask, "
+                       "per volume, as NIfTI with the source volume's geometry or as DICOM SEG "
+                       "for DICOM series. Everything exported imports back with `project "
+                       "import`.")
     p.add_argument("dir")
-    p.add_argument("--format", default="csv", choices=["csv", "folder"])
-    p.add_argument("--out", default=None, help="output file (csv) or folder")
+    p.add_argument("--format", default="csv", choices=["csv", "folder", "label-studio", "masks"])
+    p.add_argument("--out", default=None, help="output file (csv, label-studio: .json) or "
+                   "folder (folder, masks)")
     p.add_argument("--include-skipped", action="store_true")
+    p.add_argument("--image-root", default=None, metavar="URL_OR_PATH",
+                   help="label-studio: reference images under this folder or URL prefix (e.g. "
+                   "/data/local-files/?d=scans) instead of by absolute path")
+    p.add_argument("--no-predictions", action="store_true",
+                   help="label-studio: leave out the model's pre-annotations")
+    p.add_argument("--device", default="auto", help="label-studio predictions: auto, cpu or "
+                   "cuda")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", help="import labels (CSV id,label) or masks, all or nothing")
+    p = sub.add_parser("import", help="import labels (CSV id,label, a Label Studio export) or "
+                       "masks, all or nothing")
     p.add_argument("dir")
-    p.add_argument("file", help="CSV with id,label[,split] (segmentation: or a folder of masks)")
+    p.add_argument("file", help="CSV with id,label[,split]; a Label Studio JSON export of "
+                   "`export --format label-studio` tasks; segmentation: or a folder of masks "
+                   "named by sample id, or by volume id (NIfTI volumes, DICOM SEG)")
+    p.add_argument("--format", default="auto", choices=["auto", "csv", "label-studio"],
+                   help="auto (default): a .json file is a Label Studio export, anything else "
+                   "a CSV or a mask folder")
     p.add_argument("--annotator", default=None, help="who made these labels")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing labels that differ (history is kept)")
@@ -274,8 +296,25 @@ def cmd_export(args) -> int:
     from medactive.project.exporter import export_batch
     from medactive.project.workflow import open_or_fail
 
-    result = export_batch(open_or_fail(args.dir), fmt=args.format, out=args.out,
-                          include_skipped=args.include_skipped)
+    store = open_or_fail(args.dir)
+    if args.format == "masks":
+        from medactive.project.volume_masks import export_masks
+
+        done = export_masks(store, args.out)
+        print(f"exported the masks of {done.n_slices} labelled slices in {done.n_volumes} "
+              f"volumes -> {done.path}")
+        return 0
+    if args.format == "label-studio":
+        from medactive.project.label_studio import export_label_studio
+        from medactive.tasks.classification.task import resolve_device
+
+        result = export_label_studio(store, args.out, image_root=args.image_root,
+                                     include_skipped=args.include_skipped,
+                                     predictions=not args.no_predictions,
+                                     device=resolve_device(args.device))
+    else:
+        result = export_batch(store, fmt=args.format, out=args.out,
+                              include_skipped=args.include_skipped)
     print(f"exported {result.n_samples} samples of round {result.round} -> {result.path}")
     return 0
 
@@ -284,8 +323,30 @@ def cmd_import(args) -> int:
     from medactive.project.importer import import_labels
     from medactive.project.workflow import open_or_fail
 
-    report = import_labels(open_or_fail(args.dir), args.file, annotator=args.annotator,
-                           overwrite=args.overwrite)
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "label-studio" if str(args.file).lower().endswith(".json") else "csv"
+    if fmt == "label-studio":
+        from medactive.project.label_studio import import_label_studio
+
+        report = import_label_studio(open_or_fail(args.dir), args.file,
+                                     annotator=args.annotator, overwrite=args.overwrite)
+    else:
+        from pathlib import Path
+
+        from medactive.project.volume_masks import (
+            import_volume_masks,
+            is_volume_mask_folder,
+        )
+
+        store = open_or_fail(args.dir)
+        if Path(args.file).is_dir() and is_volume_mask_folder(store, Path(args.file)):
+            # `export --format masks`: NIfTI volumes, DICOM SEG
+            report = import_volume_masks(store, args.file, annotator=args.annotator,
+                                         overwrite=args.overwrite)
+        else:
+            report = import_labels(store, args.file, annotator=args.annotator,
+                                   overwrite=args.overwrite)
     print(f"imported {args.file}: {report.summary()}")
     return 0
 

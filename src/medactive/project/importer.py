@@ -76,9 +76,10 @@ class ImportReport:
 class BadRows(DataError):
     """A file with bad rows; ``problems`` holds ``(line, message)`` pairs."""
 
-    def __init__(self, source: str | Path, problems: list[tuple[int, str]]) -> None:
+    def __init__(self, source: str | Path, problems: list[tuple[int, str]], *,
+                 kind: str = "line") -> None:
         self.problems = problems
-        lines = "\n".join(f"  line {line}: {msg}" for line, msg in problems)
+        lines = "\n".join(f"  {kind} {line}: {msg}" for line, msg in problems)
         super().__init__(f"{source}: {len(problems)} bad row{'s' * (len(problems) != 1)}, "
                          f"nothing imported:\n{lines}")
 
@@ -126,6 +127,24 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
     """
     path = Path(path)
     header, raw = read_label_csv(path)
+    return check_rows(path, header, raw, classes=classes, sample_splits=sample_splits,
+                      current=current, in_batch=in_batch, task=task, images_root=images_root,
+                      overwrite=overwrite, mask_shape=mask_shape, excluded=excluded,
+                      base=path.parent)
+
+
+def check_rows(path: str | Path, header: list[str], raw: list[tuple[int, dict[str, str]]], *,
+               classes: list[str], sample_splits: dict[str, str], current: dict[str, Label],
+               in_batch: set[str], task: str = "classification",
+               images_root: Path | None = None, overwrite: bool = False,
+               mask_shape: Callable[[str], tuple[int, ...]] | None = None,
+               excluded: set[str] | frozenset[str] = frozenset(), base: Path | None = None,
+               kind: str = "line") -> list[LabelRow]:
+    """The checks of :func:`check_label_rows` on rows already read: ``header`` (lower-case
+    column names) and ``(number, row)`` pairs, numbered as ``kind`` (``"line"`` of a CSV,
+    ``"task"`` of a Label Studio export) in errors; mask files are relative to ``base``."""
+    path = Path(path)
+    base = path.parent if base is None else base
     key = "id" if "id" in header else "path" if "path" in header else None
     has_label = "label" in header or (task == "segmentation" and "mask" in header)
     if key is None or not (has_label or "split" in header):
@@ -143,7 +162,7 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
         if not sample_id:
             problems.append((line, f"empty {key}"))
             continue
-        problem = _id_problem(sample_id, line, first_line, sample_splits, "line",
+        problem = _id_problem(sample_id, line, first_line, sample_splits, kind,
                               excluded=excluded)
         if problem:
             problems.append((line, problem))
@@ -175,7 +194,7 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
                 continue
             out.value = lookup[value]
         else:
-            mask_file = Path(value) if Path(value).is_absolute() else path.parent / value
+            mask_file = Path(value) if Path(value).is_absolute() else base / value
             problem = _check_mask(mask_file, sample_id, mask_shape, len(classes))
             if problem:
                 problems.append((line, problem))
@@ -192,7 +211,7 @@ def check_label_rows(path: str | Path, *, classes: list[str], sample_splits: dic
         if not bad:
             rows.append(out)
     if problems:
-        raise BadRows(path, problems)
+        raise BadRows(path, problems, kind=kind)
     return rows
 
 
@@ -341,8 +360,8 @@ def _expand_slice_rows(rows: list[LabelRow], patches: dict[str, list[str]], sour
     return out
 
 
-def _patch_crops(store: ProjectStore, rows: list[LabelRow], source: Path
-                 ) -> dict[int, tuple[str, np.ndarray]]:
+def _patch_crops(store: ProjectStore, rows: list[LabelRow], source: Path, *,
+                 kind: str = "line") -> dict[int, tuple[str, np.ndarray]]:
     """``{id(row): (masks/<hash>.png, [h, w] patch label)}`` of the mask rows of a region
     project (each file read once)."""
     from medactive.project.volumes import mask_png, patch_mask
@@ -363,7 +382,7 @@ def _patch_crops(store: ProjectStore, rows: list[LabelRow], source: Path
             continue
         out[id(row)] = (mask_png(crop)[0], crop)
     if problems:
-        raise BadRows(source, problems)
+        raise BadRows(source, problems, kind=kind)
     return out
 
 
@@ -433,9 +452,24 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
                                 current=current, in_batch=in_batch, task=task,
                                 images_root=store.images_root, overwrite=overwrite,
                                 mask_shape=mask_shape, excluded=store.excluded_ids())
+    return commit_rows(store, rows, path, annotator=annotator, overwrite=overwrite,
+                       source=source, current=current)
+
+
+def commit_rows(store: ProjectStore, rows: list[LabelRow], path: str | Path, *,
+                annotator: str | None = None, overwrite: bool = False, source: str = "import",
+                current: dict[str, Label] | None = None, kind: str = "line") -> ImportReport:
+    """Write checked rows (of :func:`check_rows` or :func:`check_mask_folder`) in ONE
+    transaction, after the last checks (a mask that would replace another without
+    ``overwrite``; a region project's patch crops); ``path`` names the source in errors and in
+    the default annotator ``import:<file name>``. Rows equal to the stored labels are skipped,
+    so rerunning an interrupted import finishes it."""
+    path = Path(path)
+    current = store.current_labels() if current is None else current
+    region = store.task == "segmentation" and store.get_meta("region_size") is not None
     crops: dict[int, tuple[str, np.ndarray]] = {}
     if region:  # a patch's label is the patch alone: crop, then name it by content
-        crops = _patch_crops(store, rows, path)
+        crops = _patch_crops(store, rows, path, kind=kind)
     report = ImportReport(n_rows=len(rows))
     new: list[NewLabel] = []
     conflicts: list[tuple[int, str]] = []
@@ -462,7 +496,7 @@ def import_labels(store: ProjectStore, path: str | Path, *, annotator: str | Non
         elif row.split is None:
             report.n_empty += 1
     if conflicts:
-        raise BadRows(path, conflicts)
+        raise BadRows(path, conflicts, kind=kind)
     for row in rows:  # copies under content-hash names: an orphan copy after a kill is harmless
         if row.mask_file is not None and region:
             from medactive.project.volumes import store_png
