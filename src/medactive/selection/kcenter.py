@@ -6,7 +6,8 @@ the labeled set (``O(chunk · m)`` memory); each pick then needs the distances f
 the one new centre and a running ``minimum`` (``O(n d)`` time, ``O(n)`` memory). Distances to
 several likely next centres are computed in one matrix product (``lookahead``), which turns
 memory-bound matrix-vector products into a compute-bound matrix product without changing the
-picks.
+picks. ``X`` may be a :class:`~medactive.selection.embedding.HalfMatrix` (16-bit storage, read
+in float32 blocks: half the bytes per pass).
 
 Example:
     >>> import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget
+from medactive.selection.embedding import HalfMatrix
 
 METRICS = ("l2", "cosine")
 
@@ -33,8 +35,9 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
     """Farthest-first traversal of ``X`` starting from the centres ``X_labeled``.
 
     Args:
-        X: ``[n, d]`` candidate (unlabeled) vectors. float32 is kept, other types become
-            float64.
+        X: ``[n, d]`` candidate (unlabeled) vectors. float32 is kept, a
+            :class:`~medactive.selection.embedding.HalfMatrix` is read in float32 blocks
+            (products accumulate in float32), other types become float64.
         n_centers: number of points to pick, ``1 <= n_centers <= n``.
         X_labeled: ``[m, d]`` existing centres (labeled samples); with none, the first pick is
             drawn uniformly by ``rng``.
@@ -72,7 +75,8 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
     if projection_dim is not None and projection_dim < X.shape[1]:
         proj = rng.standard_normal((X.shape[1], int(projection_dim))).astype(X.dtype)
         proj /= np.sqrt(projection_dim)
-        X, X_labeled = X @ proj, X_labeled @ proj
+        X = X.project(proj) if isinstance(X, HalfMatrix) else X @ proj
+        X_labeled = X_labeled @ proj
     if lookahead < 1:
         raise ValueError(f"lookahead must be at least 1, got {lookahead}")
     return _k_center_greedy(X, n_centers, X_labeled, metric, rng, int(chunk_size),
@@ -92,7 +96,8 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
         rows = max(1, min(chunk_size, 2**20 // m))
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            block = X[start:stop] @ X_labeled.T
+            block = (X.matmul_t(X_labeled, start, stop) if isinstance(X, HalfMatrix)
+                     else X[start:stop] @ X_labeled.T)
             if inv_x is not None:
                 block *= inv_x[start:stop, None]
                 block *= inv_l[None, :]
@@ -137,7 +142,10 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
 def _sq_dists(X: np.ndarray, cand: np.ndarray, sq_x: np.ndarray,
               inv_x: np.ndarray | None) -> np.ndarray:
     """``[n, len(cand)]`` squared distances ``|x|^2 + |c|^2 - 2 <x, c>`` (unit rows if cosine)."""
-    cols = X @ X[cand].T
+    if isinstance(X, HalfMatrix):
+        cols = X.matmul_t(X.rows(cand))
+    else:
+        cols = X @ X[cand].T
     if inv_x is not None:
         cols *= inv_x[:, None]
         cols *= inv_x[cand][None, :]
@@ -149,15 +157,22 @@ def _sq_dists(X: np.ndarray, cand: np.ndarray, sq_x: np.ndarray,
 
 def _scales(X: np.ndarray, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
     """``(1/|x|, |x|^2 after scaling)``: no scaling for L2, unit rows for cosine."""
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if isinstance(X, HalfMatrix):
+        sq = X.sq_norms()
+        dtype = np.float32
+    else:
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        dtype = X.dtype
     if metric == "l2":
         return None, sq
     norms = np.sqrt(sq)
     inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
-    return inv.astype(X.dtype), np.where(norms > 0, 1.0, 0.0)
+    return inv.astype(dtype), np.where(norms > 0, 1.0, 0.0)
 
 
 def _as_float(X: np.ndarray, name: str) -> np.ndarray:
+    if isinstance(X, HalfMatrix):  # checked for finite values when it was encoded
+        return X
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"{name} must be [n, d], got shape {X.shape}")

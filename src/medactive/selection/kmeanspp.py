@@ -6,6 +6,13 @@ distance to the nearest chosen centre) is updated in place. Time ``O(k · cost(d
 ``O(n)`` beyond the embedding: for BADGE's factorised gradients ``O(k n (c + d))`` instead of
 ``O(k n c d)``, and no ``[n, c*d]`` matrix.
 
+With ``lazy_updates = B > 1`` the pool's distances to new seeds are applied once every ``B``
+picks, as one ``[n, B]`` matrix product (compute-bound) instead of ``B`` matrix-vector products
+(memory-bound: at 10^6 × 512 float32 each reads 2 GB). Between two updates a draw from the
+stale weights ``w_i >= D²(i)`` is accepted with probability ``D²(i) / w_i``, where ``D²(i)``
+takes the few seeds since the update into account (rejection sampling): every pick follows the
+exact D² law, only the random stream (so the picks for a given seed) differs from ``B = 1``.
+
 Example:
     >>> import numpy as np
     >>> from medactive.selection.embedding import DenseEmbedding
@@ -25,7 +32,7 @@ from medactive.selection.embedding import Embedding
 
 
 def kmeans_plusplus(embedding: Embedding, n_clusters: int, *, rng: RandomLike = None,
-                    first: str = "random", n_local_trials: int = 1,
+                    first: str = "random", n_local_trials: int = 1, lazy_updates: int = 1,
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Choose ``n_clusters`` distinct seeds by D² sampling.
 
@@ -38,6 +45,9 @@ def kmeans_plusplus(embedding: Embedding, n_clusters: int, *, rng: RandomLike = 
         n_local_trials: candidates drawn per step; the one that most reduces the potential is
             kept ("greedy k-means++", scikit-learn's default is ``2 + log k``). ``1`` is plain
             D² sampling, the algorithm of BADGE.
+        lazy_updates: apply the distances to new seeds to the whole pool every this many picks
+            (see the module docstring: same law, fewer passes, other random stream). ``1`` =
+            one pass per pick, the classic loop. Needs ``n_local_trials == 1``.
 
     Returns:
         ``(positions, sq_dists)``: ``[k]`` positions into ``embedding`` in selection order and
@@ -58,43 +68,113 @@ def kmeans_plusplus(embedding: Embedding, n_clusters: int, *, rng: RandomLike = 
         raise ValueError(f"first must be 'random' or 'max_norm', got {first!r}")
     if n_local_trials < 1:
         raise ValueError(f"n_local_trials must be at least 1, got {n_local_trials}")
-    return _kmeans_plusplus(embedding, n_clusters, check_random_state(rng), first,
-                            int(n_local_trials))
+    if lazy_updates < 1:
+        raise ValueError(f"lazy_updates must be at least 1, got {lazy_updates}")
+    if lazy_updates > 1 and n_local_trials > 1:
+        raise ValueError("lazy_updates > 1 needs n_local_trials == 1 (plain D² sampling)")
+    rng = check_random_state(rng)
+    if lazy_updates > 1:
+        return _lazy_kmeans_plusplus(embedding, n_clusters, rng, first, int(lazy_updates))
+    return _kmeans_plusplus(embedding, n_clusters, rng, first, int(n_local_trials))
+
+
+def _first(sq_norms: np.ndarray, rng: np.random.Generator, first: str,
+           weights: np.ndarray | None) -> int:
+    if first == "max_norm":
+        return int(np.argmax(sq_norms))
+    if weights is None:
+        return int(rng.integers(sq_norms.size))
+    return int(rng.choice(sq_norms.size, p=weights / weights.sum()))
 
 
 def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Generator,
-                     first: str, n_local_trials: int) -> tuple[np.ndarray, np.ndarray]:
+                     first: str, n_local_trials: int, weights: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """D² sampling; with ``weights`` ``[n]`` (``>= 0``, not all 0), ``w_i D²(i)`` sampling."""
     n = len(embedding)
     sq_norms = embedding.sq_norms()
     chosen = np.zeros(n, dtype=bool)
     picks = np.empty(n_clusters, dtype=np.int64)
     picked_d2 = np.empty(n_clusters, dtype=np.float64)
 
-    center = int(np.argmax(sq_norms)) if first == "max_norm" else int(rng.integers(n))
+    center = _first(sq_norms, rng, first, weights)
     picks[0], picked_d2[0] = center, sq_norms[center]
     chosen[center] = True
     closest = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
     closest[center] = 0.0
 
     for step in range(1, n_clusters):
-        potential = float(closest.sum())
+        mass = closest if weights is None else closest * weights
+        potential = float(mass.sum())
         if potential <= 0.0:
             center = int(rng.choice(np.flatnonzero(~chosen)))
             d2_center = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
         else:
-            cumulative = np.cumsum(closest)
+            cumulative = np.cumsum(mass)
             draws = rng.random(n_local_trials) * cumulative[-1]
             candidates = np.searchsorted(cumulative, draws, side="right")
             # a draw rounding up to the total would fall off the end: take the last mass
-            candidates = np.minimum(candidates, np.flatnonzero(closest > 0)[-1])
+            candidates = np.minimum(candidates, np.flatnonzero(mass > 0)[-1])
             d2 = embedding.sq_distances(candidates, sq_norms)
             if n_local_trials == 1:
                 best = 0
             else:
-                best = int(np.argmin(np.minimum(closest[:, None], d2).sum(axis=0)))
+                reduced = np.minimum(closest[:, None], d2)
+                if weights is not None:
+                    reduced *= weights[:, None]
+                best = int(np.argmin(reduced.sum(axis=0)))
             center, d2_center = int(candidates[best]), d2[:, best]
         picks[step], picked_d2[step] = center, closest[center]
         chosen[center] = True
         np.minimum(closest, d2_center, out=closest)
         closest[center] = 0.0  # rounding may leave a tiny distance to itself
+    return picks, picked_d2
+
+
+def _lazy_kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Generator,
+                          first: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain D² sampling with pool updates every ``batch`` picks (rejection sampling between)."""
+    n = len(embedding)
+    sq_norms = embedding.sq_norms()
+    chosen = np.zeros(n, dtype=bool)
+    picks = np.empty(n_clusters, dtype=np.int64)
+    picked_d2 = np.empty(n_clusters, dtype=np.float64)
+
+    center = _first(sq_norms, rng, first, None)
+    picks[0], picked_d2[0] = center, sq_norms[center]
+    chosen[center] = True
+    closest = embedding.min_sq_distances(np.array([center]), sq_norms)[0]
+    closest[center] = 0.0
+    cumulative = np.cumsum(closest)
+    pending: list[int] = []  # seeds not yet applied to `closest`
+    rejected = 0
+    step = 1
+    while step < n_clusters:
+        if pending and (len(pending) >= batch or rejected >= batch
+                        or cumulative[-1] <= 0.0):
+            # one pass: the pool's distances to the pending seeds, as one matrix product
+            np.minimum(closest, embedding.min_sq_distances(np.array(pending), sq_norms)[0],
+                       out=closest)
+            closest[chosen] = 0.0
+            cumulative = np.cumsum(closest)
+            pending, rejected = [], 0
+        if cumulative[-1] <= 0.0:  # every remaining point coincides with a seed
+            center, current = int(rng.choice(np.flatnonzero(~chosen))), 0.0
+        else:
+            draw = rng.random() * cumulative[-1]
+            center = int(np.searchsorted(cumulative, draw, side="right"))
+            center = min(center, int(np.flatnonzero(closest > 0)[-1]))
+            stale = closest[center]
+            current = 0.0 if chosen[center] else stale
+            if pending and current > 0.0:
+                sub = embedding.take(np.array([center, *pending]))
+                d2 = sub.sq_distances(np.arange(1, len(pending) + 1))[0]
+                current = min(current, float(d2.min()))
+            if rng.random() * stale >= current:  # accept with probability current / stale
+                rejected += 1
+                continue
+        picks[step], picked_d2[step] = center, current
+        chosen[center] = True
+        pending.append(center)
+        step += 1
     return picks, picked_d2
