@@ -30,8 +30,15 @@ sampler over ``margin``, one hybrid and one fusion) is ``--strategies samplers``
 the default run. A field a strategy requires other than ``embeddings``, ``probas`` and
 ``mc_probas`` (e.g. ``dal_unlabeled``) is made as a uniform ``[0, 1)`` float32 score ``[n]``.
 
+A name may carry strategy options after ``@``, ``;``-separated (``NAME@KEY=VALUE;KEY=VALUE``,
+values read as JSON where they parse, else as strings), so variants of one strategy are rows of
+the same run, e.g. ``"badge@embedding_dtype=float16;lazy_updates=1"`` or
+``"badge@seeding=kmeans||"``; the ``strategy`` column shows the name as given.
+
 Usage:
     python benchmarks/selection.py                      # n = 1e4, 9e4, 1e6 (takes long)
+    python benchmarks/selection.py --n 90000 --impls ours --strategies \
+        "badge@embedding_dtype=float32;lazy_updates=1" "badge@seeding=kmeans||"
     python benchmarks/selection.py --n 90000 --impls ours --strategies representativeness
     python benchmarks/selection.py --n 10000 --strategies badge coreset_l2
     python benchmarks/selection.py --n 90000 1000000 --impls ours --strategies samplers
@@ -131,13 +138,34 @@ def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- implementations
-def run_ours(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
-    from medactive.predictions import ArrayPredictions
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """``"badge@seeding=kmeans||;rounds=3"`` -> ``("badge", {"seeding": "kmeans||", "rounds": 3})``."""
+    name, _, rest = spec.partition("@")
+    options = {}
+    for item in filter(None, rest.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"strategy option {item!r} of {spec!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return name, options
+
+
+def make_strategy(spec: str):
     from medactive.strategies import create_strategy
 
+    name, options = parse_variant(spec)
+    return create_strategy(name, **options)
+
+
+def run_ours(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
+    from medactive.predictions import ArrayPredictions
+
     preds = ArrayPredictions(**inputs["fields"])
-    result = create_strategy(name).query(preds, inputs["unlabeled"], inputs["labeled"],
-                                         args.budget, rng=args.seed)
+    result = make_strategy(name).query(preds, inputs["unlabeled"], inputs["labeled"],
+                                       args.budget, rng=args.seed)
     return result.indices
 
 
@@ -192,9 +220,7 @@ def _status_mb() -> dict[str, float]:
 
 def worker(spec: dict) -> dict:
     args = argparse.Namespace(**spec["args"])
-    from medactive.strategies import create_strategy
-
-    fields = create_strategy(spec["strategy"]).requires
+    fields = make_strategy(spec["strategy"]).requires
     if spec["impl"] == "naive" and spec["strategy"] == "badge":
         fields = ("probas", "embeddings")
     if spec["impl"] == "naive":  # import before the clock and the memory baseline
@@ -258,15 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     from medactive.errors import ConfigError
-    from medactive.strategies import create_strategy, list_strategies
+    from medactive.strategies import list_strategies
 
     strategies = []
     for name in args.strategies or [*list_strategies(), "samplers"]:
         strategies.extend(GROUPS.get(name, [name]))
     strategies = list(dict.fromkeys(strategies))
-    try:  # an unknown name: one line before any process starts
+    try:  # an unknown name or option: one line before any process starts
         for name in strategies:
-            create_strategy(name)
+            make_strategy(name)
     except (ConfigError, KeyError, ValueError) as exc:
         parser.error(f"--strategies: {exc}")
     env = dict(os.environ)
