@@ -70,7 +70,8 @@ def l2_normalise(X: np.ndarray, *, copy: bool = True) -> np.ndarray:
 
 
 def knn_similarity(X: np.ndarray, n_neighbors: int = N_NEIGHBORS, *, backend: str = "faiss",
-                   rng: RandomLike = None, copy: bool = True) -> sp.csr_matrix:
+                   rng: RandomLike = None, copy: bool = True, normalised: bool = False,
+                   ) -> sp.csr_matrix:
     """Sparse symmetric cosine similarity on the kNN graph of ``X``.
 
     Args:
@@ -79,12 +80,14 @@ def knn_similarity(X: np.ndarray, n_neighbors: int = N_NEIGHBORS, *, backend: st
         backend: ``"faiss"`` or ``"pynndescent"`` (:func:`~medactive.selection.neighbors.knn_graph`).
         rng: seed or Generator (pynndescent only).
         copy: ``False`` normalises a float32 ``X`` in place (see :func:`l2_normalise`).
+        normalised: ``X`` is already L2-normalised (e.g. float16 storage, issue 16): used as
+            it is, no float32 copy.
 
     Returns:
         ``[n, n]`` CSR float64 with ``max(0, cos)`` on kNN edges (either direction), 1 on the
         diagonal; at most ``n (2 k + 1)`` stored entries.
     """
-    Xn = l2_normalise(X, copy=copy)
+    Xn = X if normalised else l2_normalise(X, copy=copy)
     n = Xn.shape[0]
     k = min(int(n_neighbors), n - 1)
     diag = sp.identity(n, dtype=np.float64, format="csr")

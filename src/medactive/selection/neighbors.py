@@ -4,6 +4,13 @@ Density and coverage methods (TypiClust's typicality, ProbCover's ball graph) ne
 ``k`` nearest neighbours. ``n × n`` matrices stop at ``n ≈ 3·10^4``; FAISS (exact for moderate
 pools, HNSW beyond) and pynndescent (approximate NN-descent) scale to ``10^6``.
 
+16-bit storage (issue 16): :func:`knn_graph` accepts a float16 ``X``. Up to
+:data:`EXACT_MAX_N` points it is decoded to float32 (at most a few hundred MB) and searched
+exactly; above, FAISS keeps the vectors as float16 codes (``IndexHNSWSQ``, ``QT_fp16``: half
+the bytes of ``IndexHNSWFlat``'s copy), added and searched in float32 blocks, distances
+computed in float32. :func:`resolve_dtype` says what a strategy's ``embedding_dtype`` option
+means for a pool size.
+
 Example:
     >>> import numpy as np
     >>> X = np.array([[0.0], [1.0], [3.0], [10.0]], dtype=np.float32)
@@ -21,6 +28,33 @@ from medactive._random import RandomLike, check_random_state
 BACKENDS = ("faiss", "pynndescent")
 #: above this many points the FAISS backend switches from exact search to an HNSW index
 EXACT_MAX_N = 50_000
+#: the kNN strategies' ``embedding_dtype`` choices
+EMBEDDING_DTYPES = ("auto", "float32", "float16")
+#: ``"auto"`` stores embeddings in float16 from this many rows (the BADGE / Core-Set
+#: helper's :data:`medactive.selection.embedding.HALF_PRECISION_FROM` is the same size)
+HALF_PRECISION_FROM = 250_000
+#: float16's largest finite value
+FLOAT16_MAX = 65504.0
+#: rows per block when 16-bit vectors are decoded for FAISS
+HALF_BLOCK = 65536
+
+
+def resolve_dtype(embedding_dtype: str, n: int) -> np.dtype:
+    """The storage dtype ``embedding_dtype`` means for ``n`` rows.
+
+    ``"auto"`` is float32 below :data:`HALF_PRECISION_FROM` rows (small pools keep their exact
+    picks) and float16 from there on; ``"float32"`` and ``"float16"`` are taken as they are.
+
+    Example:
+        >>> [str(resolve_dtype(e, n)) for e, n in (("auto", 10), ("auto", 10**6), ("float16", 5))]
+        ['float32', 'float16', 'float16']
+    """
+    if embedding_dtype not in EMBEDDING_DTYPES:
+        raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got "
+                         f"{embedding_dtype!r}")
+    if embedding_dtype == "auto":
+        embedding_dtype = "float16" if n >= HALF_PRECISION_FROM else "float32"
+    return np.dtype(embedding_dtype)
 
 
 def knn_graph(X: np.ndarray, n_neighbors: int, *, backend: str = "faiss",
@@ -28,7 +62,8 @@ def knn_graph(X: np.ndarray, n_neighbors: int, *, backend: str = "faiss",
     """The ``n_neighbors`` nearest other points of every point (Euclidean).
 
     Args:
-        X: ``[n, d]`` vectors (converted to float32).
+        X: ``[n, d]`` vectors (converted to float32, except float16, kept as it is: see the
+            module docstring).
         n_neighbors: ``k``, ``1 <= k < n``.
         backend: ``"faiss"`` (exact ``IndexFlatL2`` up to :data:`EXACT_MAX_N` points, HNSW
             above) or ``"pynndescent"`` (approximate, seeded by ``rng``).
@@ -41,10 +76,13 @@ def knn_graph(X: np.ndarray, n_neighbors: int, *, backend: str = "faiss",
         Johnson, Douze and Jégou, "Billion-scale similarity search with GPUs", 2019;
         Dong, Charikar and Li, "Efficient k-nearest neighbor graph construction", WWW 2011.
     """
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    half = np.asarray(X).dtype == np.float16
+    X = np.ascontiguousarray(X, dtype=np.float16 if half else np.float32)
     if X.ndim != 2:
         raise ValueError(f"X must be [n, d], got shape {X.shape}")
     n = X.shape[0]
+    if half and (n <= EXACT_MAX_N or backend != "faiss"):
+        X, half = X.astype(np.float32), False  # small, or pynndescent: decode once
     if not 1 <= n_neighbors < n:
         raise ValueError(f"n_neighbors must be in [1, {n - 1}] for {n} points, got {n_neighbors}")
     if backend not in BACKENDS:
@@ -69,10 +107,43 @@ def _faiss_search(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     n, d = X.shape
+    if X.dtype == np.float16:  # n > EXACT_MAX_N: float16 codes in the index, float32 blocks
+        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, 32)
+        for start in range(0, n, HALF_BLOCK):
+            index.add(X[start:start + HALF_BLOCK].astype(np.float32))
+        d2 = np.empty((n, k), dtype=np.float32)
+        idx = np.empty((n, k), dtype=np.int64)
+        for start in range(0, n, HALF_BLOCK):
+            stop = min(start + HALF_BLOCK, n)
+            d2[start:stop], idx[start:stop] = index.search(X[start:stop].astype(np.float32), k)
+        return idx, d2
     index = faiss.IndexFlatL2(d) if n <= EXACT_MAX_N else faiss.IndexHNSWFlat(d, 32)
     index.add(X)
     d2, idx = index.search(X, k)
     return idx, d2
+
+
+def knn_among(X: np.ndarray, queries: np.ndarray, positions: np.ndarray,
+              n_neighbors: int) -> np.ndarray:
+    """Exact distances ``[m, k]`` (nearest first) from each query, row ``positions[i]`` of
+    ``X``, to its ``n_neighbors`` nearest other rows of ``X`` (FAISS flat index: one matrix
+    product of ``m × n``; TypiClust scores a large cluster's central members this way).
+
+    Example:
+        >>> X = np.array([[0.0], [1.0], [3.0], [10.0]], dtype=np.float32)
+        >>> knn_among(X, X[[2]], np.array([2]), 2).tolist()
+        [[2.0, 3.0]]
+    """
+    import faiss
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    index = faiss.IndexFlatL2(X.shape[1])
+    index.add(X)
+    d2, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), n_neighbors + 1)
+    del index
+    np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2)
+    positions = np.asarray(positions, dtype=np.int64)
+    return _drop_self(idx, d2, n_neighbors, positions)[1]
 
 
 def typicality(X: np.ndarray, n_neighbors: int = 20, **kwargs) -> np.ndarray:
@@ -96,9 +167,12 @@ def typicality(X: np.ndarray, n_neighbors: int = 20, **kwargs) -> np.ndarray:
     return from_distances(dist)
 
 
-def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int,
+               positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     # self is usually column 0, but duplicates (distance 0) may put it elsewhere or not at all
-    is_self = idx == np.arange(idx.shape[0])[:, None]
+    if positions is None:
+        positions = np.arange(idx.shape[0])
+    is_self = idx == positions[:, None]
     missing = ~is_self.any(axis=1)
     is_self[missing, -1] = True  # drop the farthest instead
     keep = ~is_self

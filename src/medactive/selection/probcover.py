@@ -195,8 +195,10 @@ def probcover_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
     """:func:`probcover` on one stacked array, with no copy or normalisation of it.
 
     Args:
-        X_all: ``[n, d]`` vectors, the first ``n_candidates`` rows unlabeled (candidates),
-            the rest labeled; already normalised if wanted.
+        X_all: ``[n, d]`` float32 or float16 vectors, the first ``n_candidates`` rows
+            unlabeled (candidates), the rest labeled; already normalised if wanted. float16
+            stays float16: the kNN graph keeps 16-bit codes and k-means fits a float32
+            sample (:func:`medactive.selection.clustering.kmeans`).
         n_candidates: ``n_u``, ``budget <= n_u <= n``.
         budget, rng, delta, alpha, n_clusters, max_neighbors, kmeans_backend, knn_backend:
             as in :func:`probcover`.
@@ -204,7 +206,8 @@ def probcover_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
     Returns:
         ``(positions [budget] into the first n_u rows, gains [budget])``.
     """
-    X_all = np.asarray(X_all, dtype=np.float32)
+    if np.asarray(X_all).dtype != np.float16:  # float16 storage is kept (issue 16)
+        X_all = np.asarray(X_all, dtype=np.float32)
     if X_all.ndim != 2 or not 0 <= n_candidates <= X_all.shape[0]:
         raise ValueError(f"X_all must be [n, d] with n >= n_candidates = {n_candidates}, "
                          f"got shape {X_all.shape}")

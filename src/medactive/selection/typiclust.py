@@ -38,6 +38,27 @@ they follow the paper's text where the code departs from it (item 3).
    5,000) above; here always :func:`~medactive.selection.clustering.kmeans` (MiniBatchKMeans,
    batch 4,096, or FAISS).
 
+Scale (issue 16), two documented approximations that leave small pools untouched:
+
+- k-means is fitted on a uniform sample of ``kmeans_samples_per_cluster · K`` points (default
+  256 · K, FAISS's rule: 128,000 for K = 500) and every point is then assigned to its nearest
+  centre in one pass. Pools of at most that many points are clustered exactly as before.
+- Typicality is exact (kNN among all the cluster's members) for clusters of at most
+  ``typicality_candidates`` members (default 256). In a larger cluster only the
+  ``typicality_candidates`` members nearest the cluster's mean are scored (each still against
+  all members, exactly, with FAISS's flat index); the next ones nearest the mean are scored
+  when those have all been picked. The cost is then at most ``typicality_candidates · n · d``
+  instead of ``Σ size² · d`` (at 10^6 points in 500 clusters of uneven size, most of the
+  time). ``tests/selection/test_typiclust_scale.py`` checks on a fixture of clusters of 400
+  that the picks' typicality is within 2% of the best free member's.
+- ``embedding_dtype`` ``"float16"`` (or ``"auto"`` from 250,000 rows,
+  :func:`medactive.selection.neighbors.resolve_dtype`) stores the stacked embeddings in 16
+  bits; rows are read back as float32 in blocks (the k-means sample, the assignment pass, each
+  cluster's members), so distances are computed in float32 on float16-rounded values.
+
+With ``typicality_candidates=None, kmeans_samples_per_cluster=None`` and float32 the selection
+is the pre-issue-16 one.
+
 Example:
     >>> import numpy as np
     >>> X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
@@ -51,7 +72,7 @@ from __future__ import annotations
 import numpy as np
 
 from medactive._random import RandomLike, check_random_state
-from medactive._validation import check_pool_embeddings
+from medactive._validation import check_budget, check_pool_embeddings
 from medactive.errors import ConfigError
 from medactive.scoring.representativeness import typicality
 from medactive.selection import clustering, neighbors
@@ -60,7 +81,9 @@ from medactive.selection import clustering, neighbors
 def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None,
               rng: RandomLike = None, n_neighbors: int = 20, min_cluster_size: int = 5,
               max_clusters: int | None = 500, kmeans_backend: str = "sklearn",
-              knn_backend: str = "faiss") -> tuple[np.ndarray, np.ndarray]:
+              knn_backend: str = "faiss", typicality_candidates: int | None = 256,
+              kmeans_samples_per_cluster: int | None = 256,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Pick ``budget`` rows of ``X`` covering the clusters of ``X ∪ X_labeled`` by typicality.
 
     Args:
@@ -74,6 +97,10 @@ def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         max_clusters: cap on ``K`` (paper: 500); ``None`` = no cap.
         kmeans_backend: ``"sklearn"`` or ``"faiss"`` (:func:`~medactive.selection.clustering.kmeans`).
         knn_backend: ``"faiss"`` or ``"pynndescent"`` (:func:`~medactive.selection.neighbors.knn_graph`).
+        typicality_candidates: in a cluster with more members, only this many (nearest its
+            mean) are scored at a time (exact FAISS flat search); ``None`` = score all.
+        kmeans_samples_per_cluster: fit k-means on at most this many points per cluster, then
+            assign all points; ``None`` = fit on all points.
 
     Returns:
         ``(positions, scores)``: ``[budget]`` distinct positions into ``X`` in selection order,
@@ -85,19 +112,24 @@ def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         high and low budgets", ICML 2022.
     """
     X, X_labeled, budget = check_pool_embeddings(X, X_labeled, budget)
-    check_options(n_neighbors=n_neighbors, min_cluster_size=min_cluster_size,
-                  max_clusters=max_clusters, kmeans_backend=kmeans_backend,
-                  knn_backend=knn_backend)
-    return _typiclust(X, X_labeled, budget, check_random_state(rng), int(n_neighbors),
-                      int(min_cluster_size), max_clusters, kmeans_backend, knn_backend)
+    options = {"n_neighbors": n_neighbors, "min_cluster_size": min_cluster_size,
+               "max_clusters": max_clusters, "kmeans_backend": kmeans_backend,
+               "knn_backend": knn_backend, "typicality_candidates": typicality_candidates,
+               "kmeans_samples_per_cluster": kmeans_samples_per_cluster}
+    check_options(**options)
+    return typiclust_stacked(np.concatenate([X, X_labeled]), X.shape[0], budget, rng=rng,
+                             **options)
 
 
 def check_options(*, n_neighbors: int, min_cluster_size: int, max_clusters: int | None,
-                  kmeans_backend: str, knn_backend: str) -> None:
+                  kmeans_backend: str, knn_backend: str, typicality_candidates: int | None = 256,
+                  kmeans_samples_per_cluster: int | None = 256) -> None:
     """Raise :class:`~medactive.errors.ConfigError` for an invalid TypiClust option."""
     for name, value in (("n_neighbors", n_neighbors), ("min_cluster_size", min_cluster_size),
-                        ("max_clusters", max_clusters)):
-        if name == "max_clusters" and value is None:
+                        ("max_clusters", max_clusters),
+                        ("typicality_candidates", typicality_candidates),
+                        ("kmeans_samples_per_cluster", kmeans_samples_per_cluster)):
+        if name != "n_neighbors" and name != "min_cluster_size" and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"typiclust: {name} must be an integer >= 1, got {value!r}")
@@ -109,16 +141,44 @@ def check_options(*, n_neighbors: int, min_cluster_size: int, max_clusters: int 
                           f"got {knn_backend!r}")
 
 
-def _typiclust(X: np.ndarray, X_labeled: np.ndarray, budget: int, rng: np.random.Generator,
-               n_neighbors: int, min_cluster_size: int, max_clusters: int | None,
-               kmeans_backend: str, knn_backend: str) -> tuple[np.ndarray, np.ndarray]:
-    n_u = X.shape[0]
-    X_all = np.concatenate([X, X_labeled])  # positions < n_u are the candidates
+def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
+                      rng: RandomLike = None, n_neighbors: int = 20, min_cluster_size: int = 5,
+                      max_clusters: int | None = 500, kmeans_backend: str = "sklearn",
+                      knn_backend: str = "faiss", typicality_candidates: int | None = 256,
+                      kmeans_samples_per_cluster: int | None = 256,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`typiclust` on one stacked array, with no copy of it.
+
+    Args:
+        X_all: ``[n, d]`` float32 or float16 vectors, the first ``n_candidates`` rows
+            unlabeled (candidates), the rest labeled.
+        n_candidates: ``n_u``, ``budget <= n_u <= n``.
+        budget, rng and the options: as in :func:`typiclust`.
+
+    Returns:
+        ``(positions [budget] into the first n_u rows, scores [budget])``.
+    """
+    if np.asarray(X_all).dtype != np.float16:
+        X_all = np.asarray(X_all, dtype=np.float32)
+    if X_all.ndim != 2 or not 0 <= n_candidates <= X_all.shape[0]:
+        raise ValueError(f"X_all must be [n, d] with n >= n_candidates = {n_candidates}, "
+                         f"got shape {X_all.shape}")
+    check_options(n_neighbors=n_neighbors, min_cluster_size=min_cluster_size,
+                  max_clusters=max_clusters, kmeans_backend=kmeans_backend,
+                  knn_backend=knn_backend, typicality_candidates=typicality_candidates,
+                  kmeans_samples_per_cluster=kmeans_samples_per_cluster)
+    budget = check_budget(budget, n_candidates)
+    rng = check_random_state(rng)
+    n_neighbors, min_cluster_size = int(n_neighbors), int(min_cluster_size)
+    n_u = n_candidates  # positions < n_u are the candidates
     n = X_all.shape[0]
-    n_clusters = min(X_labeled.shape[0] + budget, n)
+    n_clusters = min(n - n_u + budget, n)
     if max_clusters is not None:
         n_clusters = min(n_clusters, max_clusters)
-    _, labels = clustering.kmeans(X_all, n_clusters, rng=rng, backend=kmeans_backend)
+    max_samples = None if kmeans_samples_per_cluster is None else \
+        int(kmeans_samples_per_cluster) * n_clusters
+    _, labels = clustering.kmeans(X_all, n_clusters, rng=rng, backend=kmeans_backend,
+                                  max_samples=max_samples)
     sizes = np.bincount(labels, minlength=n_clusters)
     covered = np.bincount(labels[n_u:], minlength=n_clusters)  # labeled or picked
     left = np.bincount(labels[:n_u], minlength=n_clusters)  # unlabeled, not picked yet
@@ -127,13 +187,52 @@ def _typiclust(X: np.ndarray, X_labeled: np.ndarray, budget: int, rng: np.random
     starts = np.concatenate([[0], np.cumsum(sizes)])
     big_enough = sizes >= min_cluster_size
     available = np.ones(n_u, dtype=bool)
+    cap = None if typicality_candidates is None else int(typicality_candidates)
+
+    def rows(members: np.ndarray) -> np.ndarray:
+        return np.asarray(X_all[members], dtype=np.float32)
 
     def density(members: np.ndarray) -> np.ndarray:
         k = min(n_neighbors, members.size - 1)
         if k < 1:
             return np.zeros(members.size)
-        _, dist = neighbors.knn_graph(X_all[members], k, backend=knn_backend, rng=rng)
+        _, dist = neighbors.knn_graph(rows(members), k, backend=knn_backend, rng=rng)
         return typicality(dist)
+
+    class Scored:
+        """One large cluster: typicality of the members nearest its mean, filled in turn."""
+
+        def __init__(self, members: np.ndarray) -> None:
+            self.Xc = rows(members)
+            mean = self.Xc.mean(axis=0, dtype=np.float64).astype(np.float32)
+            diff = self.Xc - mean
+            self.order = np.argsort(np.einsum("ij,ij->i", diff, diff), kind="stable")
+            self.scores = np.full(members.size, -np.inf)
+            self.done = 0
+
+        def fill(self) -> bool:
+            """Score the next ``cap`` members nearest the mean; False when none is left."""
+            if self.done >= self.order.size:
+                return False
+            part = self.order[self.done:self.done + cap]
+            self.done += part.size
+            k = min(n_neighbors, self.order.size - 1)
+            self.scores[part] = typicality(neighbors.knn_among(self.Xc, self.Xc[part], part, k))
+            return True
+
+    per_cluster: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    partial: dict[int, Scored] = {}
+
+    def best_in(c: int, free: np.ndarray) -> int:
+        """Position in the cluster's members of the free member to pick."""
+        if c in partial:
+            part = partial[c]
+            while True:
+                cand = np.where(free, part.scores, -np.inf)
+                j = int(np.argmax(cand))
+                if np.isfinite(cand[j]) or not part.fill():
+                    return j
+        return int(np.argmax(np.where(free, per_cluster[c][1], -np.inf)))
 
     per_cluster: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     global_scores: np.ndarray | None = None
@@ -146,11 +245,16 @@ def _typiclust(X: np.ndarray, X_labeled: np.ndarray, budget: int, rng: np.random
             c = int(eligible[np.lexsort((eligible, -sizes[eligible], covered[eligible]))[0]])
             if c not in per_cluster:
                 members = by_cluster[starts[c]:starts[c + 1]]
-                per_cluster[c] = (members, density(members))
+                if cap is not None and members.size > cap and members.size > 1:
+                    partial[c] = Scored(members)
+                    partial[c].fill()
+                    per_cluster[c] = (members, partial[c].scores)
+                else:
+                    per_cluster[c] = (members, density(members))
             members, member_scores = per_cluster[c]
             free = members < n_u
             free[free] = available[members[free]]
-            best = int(np.argmax(np.where(free, member_scores, -np.inf)))
+            best = best_in(c, free)
             pos, score = int(members[best]), float(member_scores[best])
             covered[c] += 1
             left[c] -= 1

@@ -20,3 +20,13 @@ def check_knn_backend(strategy: str, value: str) -> str:
         raise ConfigError(f"{strategy}: knn_backend must be one of {neighbors.BACKENDS}, "
                           f"got {value!r}")
     return value
+
+
+def check_embedding_dtype(strategy: str, value: str) -> str:
+    """``embedding_dtype`` of the kNN strategies (issue 16): ``"auto"`` (float16 from
+    :data:`~medactive.selection.neighbors.HALF_PRECISION_FROM` rows), ``"float32"`` or
+    ``"float16"``."""
+    if value not in neighbors.EMBEDDING_DTYPES:
+        raise ConfigError(f"{strategy}: embedding_dtype must be one of "
+                          f"{neighbors.EMBEDDING_DTYPES}, got {value!r}")
+    return value

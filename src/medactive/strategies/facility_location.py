@@ -29,8 +29,12 @@ from medactive.selection.facility_location import (
     facility_location_greedy,
     knn_similarity,
 )
-from medactive.strategies._embeddings import stacked_unit_embeddings
-from medactive.strategies._options import check_knn_backend, check_positive_int
+from medactive.strategies import _embeddings
+from medactive.strategies._options import (
+    check_embedding_dtype,
+    check_knn_backend,
+    check_positive_int,
+)
 from medactive.strategies.base import QueryResult, Strategy, register_strategy
 
 
@@ -41,6 +45,9 @@ class _CoverStrategy(Strategy):
         n_neighbors: ``k`` of the sparse similarity graph (default 20): each point keeps its
             ``k`` nearest neighbours by cosine, symmetrised, ``max(0, cos)`` as similarity.
         knn_backend: ``"faiss"`` (exact, HNSW above 5·10^4 points) or ``"pynndescent"``.
+        embedding_dtype: storage of the unit embeddings, ``"auto"`` (float16 from 250,000
+            rows), ``"float32"`` or ``"float16"`` (half the memory of the array and of the
+            kNN index; distances computed in float32).
 
     The query's scores are each pick's gain in the objective when it was chosen.
     """
@@ -49,9 +56,11 @@ class _CoverStrategy(Strategy):
     #: cover only the unlabeled points (suggestive annotation's S_u) or the whole pool
     universe: str = "pool"
 
-    def __init__(self, n_neighbors: int = N_NEIGHBORS, knn_backend: str = "faiss") -> None:
+    def __init__(self, n_neighbors: int = N_NEIGHBORS, knn_backend: str = "faiss",
+                 embedding_dtype: str = "auto") -> None:
         self.n_neighbors = check_positive_int(self.name, "n_neighbors", n_neighbors)
         self.knn_backend = check_knn_backend(self.name, knn_backend)
+        self.embedding_dtype = check_embedding_dtype(self.name, embedding_dtype)
 
     def _candidates(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                     budget: int) -> np.ndarray:
@@ -60,8 +69,10 @@ class _CoverStrategy(Strategy):
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
         n_u = unlabeled_idx.size
-        X = stacked_unit_embeddings(predictions, unlabeled_idx, labeled_idx)
-        S = knn_similarity(X, self.n_neighbors, backend=self.knn_backend, rng=rng, copy=False)
+        X = _embeddings.stacked_embeddings(predictions, unlabeled_idx, labeled_idx,
+                                           embedding_dtype=self.embedding_dtype, normalise=True)
+        S = knn_similarity(X, self.n_neighbors, backend=self.knn_backend, rng=rng, copy=False,
+                           normalised=X.dtype == np.float16)  # float32: as before
         n = X.shape[0]
         del X  # the graph is all the greedy needs
         weights = np.ones(n)
@@ -94,4 +105,4 @@ class FacilityLocation(_CoverStrategy):
 
     def __repr__(self) -> str:
         return (f"FacilityLocation(n_neighbors={self.n_neighbors}, "
-                f"knn_backend={self.knn_backend!r})")
+                f"knn_backend={self.knn_backend!r}, embedding_dtype={self.embedding_dtype!r})")

@@ -50,6 +50,8 @@ class MaxCover(_CoverStrategy):
             ``"probas"``: ``"entropy"``, ``"margin"``, ``"least_confidence"``.
         prefilter_factor: with a pre-filter, ``m = min(prefilter_factor × budget, n_u)``
             candidates (default 2: SA picks ``k`` of its ``K`` top-uncertain images).
+        embedding_dtype: ``"auto"`` (float16 from 250,000 rows), ``"float32"`` or
+            ``"float16"`` storage of the unit embeddings.
 
     The query's scores are each pick's gain in the coverage when it was chosen.
 
@@ -69,8 +71,10 @@ class MaxCover(_CoverStrategy):
     universe = "unlabeled"
 
     def __init__(self, n_neighbors: int = N_NEIGHBORS, knn_backend: str = "faiss",
-                 prefilter: str | None = None, prefilter_factor: int = 2) -> None:
-        super().__init__(n_neighbors=n_neighbors, knn_backend=knn_backend)
+                 prefilter: str | None = None, prefilter_factor: int = 2,
+                 embedding_dtype: str = "auto") -> None:
+        super().__init__(n_neighbors=n_neighbors, knn_backend=knn_backend,
+                         embedding_dtype=embedding_dtype)
         if prefilter is not None and prefilter not in PREFILTERS:
             raise ConfigError(f"max_cover: prefilter must be None or one of "
                               f"{', '.join(PREFILTERS)}, got {prefilter!r}")
@@ -90,4 +94,5 @@ class MaxCover(_CoverStrategy):
 
     def __repr__(self) -> str:
         return (f"MaxCover(n_neighbors={self.n_neighbors}, knn_backend={self.knn_backend!r}, "
-                f"prefilter={self.prefilter!r}, prefilter_factor={self.prefilter_factor})")
+                f"prefilter={self.prefilter!r}, prefilter_factor={self.prefilter_factor}, "
+                f"embedding_dtype={self.embedding_dtype!r})")

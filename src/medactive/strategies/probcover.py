@@ -26,8 +26,12 @@ from medactive.errors import ConfigError
 from medactive.predictions import Predictions
 from medactive.selection import clustering
 from medactive.selection.probcover import ALPHA, MAX_NEIGHBORS, N_CLUSTERS, probcover_stacked
-from medactive.strategies._embeddings import stacked_unit_embeddings
-from medactive.strategies._options import check_knn_backend, check_positive_int
+from medactive.strategies import _embeddings
+from medactive.strategies._options import (
+    check_embedding_dtype,
+    check_knn_backend,
+    check_positive_int,
+)
 from medactive.strategies.base import QueryResult, Strategy, register_strategy
 
 
@@ -43,6 +47,9 @@ class ProbCover(Strategy):
         max_neighbors: neighbours kept per node of the ball graph (default 50).
         kmeans_backend: ``"sklearn"`` or ``"faiss"``.
         knn_backend: ``"faiss"`` or ``"pynndescent"``.
+        embedding_dtype: storage of the unit embeddings, ``"auto"`` (float16 from 250,000
+            rows), ``"float32"`` or ``"float16"`` (half the memory of the array and of the
+            kNN index; distances computed in float32).
 
     The query's scores are the number of points each pick newly covered (0 for picks made
     at random once everything is covered).
@@ -64,7 +71,8 @@ class ProbCover(Strategy):
 
     def __init__(self, delta: float | None = None, alpha: float = ALPHA,
                  n_clusters: int = N_CLUSTERS, max_neighbors: int = MAX_NEIGHBORS,
-                 kmeans_backend: str = "sklearn", knn_backend: str = "faiss") -> None:
+                 kmeans_backend: str = "sklearn", knn_backend: str = "faiss",
+                 embedding_dtype: str = "auto") -> None:
         if delta is not None and (isinstance(delta, bool) or not isinstance(
                 delta, (int, float, np.number)) or not math.isfinite(delta) or delta <= 0):
             raise ConfigError(f"probcover: delta must be a positive number or None, "
@@ -81,10 +89,13 @@ class ProbCover(Strategy):
         self.max_neighbors = check_positive_int(self.name, "max_neighbors", max_neighbors)
         self.kmeans_backend = kmeans_backend
         self.knn_backend = check_knn_backend(self.name, knn_backend)
+        self.embedding_dtype = check_embedding_dtype(self.name, embedding_dtype)
 
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        X_all = stacked_unit_embeddings(predictions, unlabeled_idx, labeled_idx)
+        X_all = _embeddings.stacked_embeddings(predictions, unlabeled_idx, labeled_idx,
+                                               embedding_dtype=self.embedding_dtype,
+                                               normalise=True)
         positions, gains = probcover_stacked(
             X_all, unlabeled_idx.size, budget, rng=rng, delta=self.delta, alpha=self.alpha,
             n_clusters=self.n_clusters, max_neighbors=self.max_neighbors,
@@ -94,4 +105,5 @@ class ProbCover(Strategy):
     def __repr__(self) -> str:
         return (f"ProbCover(delta={self.delta}, alpha={self.alpha}, n_clusters="
                 f"{self.n_clusters}, max_neighbors={self.max_neighbors}, kmeans_backend="
-                f"{self.kmeans_backend!r}, knn_backend={self.knn_backend!r})")
+                f"{self.kmeans_backend!r}, knn_backend={self.knn_backend!r}, "
+                f"embedding_dtype={self.embedding_dtype!r})")

@@ -21,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from medactive.predictions import Predictions
-from medactive.selection.typiclust import check_options, typiclust
+from medactive.selection.typiclust import check_options, typiclust_stacked
+from medactive.strategies import _embeddings
+from medactive.strategies._options import check_embedding_dtype
 from medactive.strategies.base import QueryResult, Strategy, register_strategy
 
 
@@ -37,6 +39,15 @@ class TypiClust(Strategy):
         max_clusters: cap on the number of clusters ``|L| + B`` (paper: 500); ``None`` = no
             cap.
         knn_backend: ``"faiss"`` (exact, HNSW on huge clusters) or ``"pynndescent"``.
+        typicality_candidates: clusters with more members score only this many at a time,
+            those nearest the cluster's mean (default 256; ``None`` = every member).
+        kmeans_samples_per_cluster: k-means is fitted on at most this many points per
+            cluster, then every point is assigned (default 256; ``None`` = all points).
+        embedding_dtype: storage of the stacked embeddings, ``"auto"`` (float16 from 250,000
+            rows), ``"float32"`` or ``"float16"``.
+
+    See :mod:`medactive.selection.typiclust` for what the scale options approximate (small
+    pools are unaffected).
 
     The query's scores are each pick's typicality when it was chosen.
 
@@ -58,10 +69,18 @@ class TypiClust(Strategy):
 
     def __init__(self, kmeans_backend: str = "sklearn", n_neighbors: int = 20,
                  min_cluster_size: int = 5, max_clusters: int | None = 500,
-                 knn_backend: str = "faiss") -> None:
+                 knn_backend: str = "faiss", typicality_candidates: int | None = 256,
+                 kmeans_samples_per_cluster: int | None = 256,
+                 embedding_dtype: str = "auto") -> None:
         check_options(n_neighbors=n_neighbors, min_cluster_size=min_cluster_size,
                       max_clusters=max_clusters, kmeans_backend=kmeans_backend,
-                      knn_backend=knn_backend)
+                      knn_backend=knn_backend, typicality_candidates=typicality_candidates,
+                      kmeans_samples_per_cluster=kmeans_samples_per_cluster)
+        self.typicality_candidates = None if typicality_candidates is None else int(
+            typicality_candidates)
+        self.kmeans_samples_per_cluster = None if kmeans_samples_per_cluster is None else int(
+            kmeans_samples_per_cluster)
+        self.embedding_dtype = check_embedding_dtype(self.name, embedding_dtype)
         self.kmeans_backend = kmeans_backend
         self.n_neighbors = int(n_neighbors)
         self.min_cluster_size = int(min_cluster_size)
@@ -70,17 +89,22 @@ class TypiClust(Strategy):
 
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
-        X = predictions.get("embeddings", unlabeled_idx)
-        X_labeled = predictions.get("embeddings", labeled_idx) if labeled_idx.size else None
-        positions, scores = typiclust(X, budget, X_labeled=X_labeled, rng=rng,
-                                      n_neighbors=self.n_neighbors,
-                                      min_cluster_size=self.min_cluster_size,
-                                      max_clusters=self.max_clusters,
-                                      kmeans_backend=self.kmeans_backend,
-                                      knn_backend=self.knn_backend)
+        # one [n, d] array filled block by block (issue 16: the unlabeled rows were copied
+        # out whole, then concatenated again with the labeled ones)
+        X_all = _embeddings.stacked_embeddings(predictions, unlabeled_idx, labeled_idx,
+                                               embedding_dtype=self.embedding_dtype)
+        positions, scores = typiclust_stacked(
+            X_all, unlabeled_idx.size, budget, rng=rng, n_neighbors=self.n_neighbors,
+            min_cluster_size=self.min_cluster_size, max_clusters=self.max_clusters,
+            kmeans_backend=self.kmeans_backend, knn_backend=self.knn_backend,
+            typicality_candidates=self.typicality_candidates,
+            kmeans_samples_per_cluster=self.kmeans_samples_per_cluster)
         return QueryResult(unlabeled_idx[positions], scores)
 
     def __repr__(self) -> str:
         return (f"TypiClust(kmeans_backend={self.kmeans_backend!r}, n_neighbors="
                 f"{self.n_neighbors}, min_cluster_size={self.min_cluster_size}, max_clusters="
-                f"{self.max_clusters}, knn_backend={self.knn_backend!r})")
+                f"{self.max_clusters}, knn_backend={self.knn_backend!r}, "
+                f"typicality_candidates={self.typicality_candidates}, "
+                f"kmeans_samples_per_cluster={self.kmeans_samples_per_cluster}, "
+                f"embedding_dtype={self.embedding_dtype!r})")
