@@ -91,6 +91,19 @@ def test_candidate_typicality_keeps_its_law_on_large_clusters():
         picked.add(p)
 
 
+def test_a_dense_blob_off_the_mean_is_found():
+    # one cluster: 300 broad points around 0 and a dense blob of 100 at (3, 0); the cluster's
+    # mean lies between them, so members nearest the mean would miss the blob. The estimate
+    # from a 40-member sample ranks the blob first.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(scale=1.5, size=(300, 2)),
+                        [3.0, 0.0] + rng.normal(scale=0.3, size=(100, 2))])
+    t = _exact_typicality(X, 20)
+    pos, scores = typiclust(X, 2, rng=0, max_clusters=1, typicality_candidates=40)
+    assert all(p >= 300 for p in pos.tolist())
+    assert scores[0] >= 0.98 * t.max()
+
+
 def test_candidates_are_refilled_when_a_cluster_runs_out():
     X = _blobs(50, dim=4, n_blobs=1)
     pos, scores = typiclust(X, 12, rng=0, max_clusters=1, typicality_candidates=5)

@@ -123,11 +123,20 @@ def _faiss_search(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, d2
 
 
-def knn_among(X: np.ndarray, queries: np.ndarray, positions: np.ndarray,
-              n_neighbors: int) -> np.ndarray:
-    """Exact distances ``[m, k]`` (nearest first) from each query, row ``positions[i]`` of
-    ``X``, to its ``n_neighbors`` nearest other rows of ``X`` (FAISS flat index: one matrix
-    product of ``m × n``; TypiClust scores a large cluster's central members this way).
+def knn_among(X: np.ndarray, queries: np.ndarray, positions: np.ndarray | None,
+              n_neighbors: int, *, self_positions: np.ndarray | None = None) -> np.ndarray:
+    """Exact distances ``[m, k]`` (nearest first) from each query to its ``n_neighbors``
+    nearest rows of ``X`` other than itself (FAISS flat index: one matrix product of
+    ``m × n``; TypiClust scores a large cluster's members this way).
+
+    Args:
+        X: ``[n, d]`` the rows searched.
+        queries: ``[m, d]``.
+        positions: ``[m]``: query ``i`` is row ``positions[i]`` of ``X`` (excluded), or
+            ``None`` with ``self_positions``.
+        n_neighbors: ``k``.
+        self_positions: ``[n]``: row ``j`` of ``X`` is query ``self_positions[j]`` (``X`` a
+            sample of the queries); each query's own row is excluded where present.
 
     Example:
         >>> X = np.array([[0.0], [1.0], [3.0], [10.0]], dtype=np.float32)
@@ -142,6 +151,10 @@ def knn_among(X: np.ndarray, queries: np.ndarray, positions: np.ndarray,
     d2, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), n_neighbors + 1)
     del index
     np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2)
+    if positions is None:  # map each found row to the query it is, -1 for none
+        owner = np.asarray(self_positions, dtype=np.int64)
+        idx = np.where(idx >= 0, owner[np.maximum(idx, 0)], -1)
+        positions = np.arange(idx.shape[0])
     positions = np.asarray(positions, dtype=np.int64)
     return _drop_self(idx, d2, n_neighbors, positions)[1]
 
