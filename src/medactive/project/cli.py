@@ -65,12 +65,28 @@ def add_parsers(subparsers) -> None:
                    "file of ids); e.g. the unreadable files init lists")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("status", help="counts, rounds, the latest metrics and the image files; "
+    p = sub.add_parser("status", help="counts, rounds, the latest metrics, when to stop "
+                       "(stopping signals, calibration, a recommendation) and the image files; "
                        "exit 1 when an image is missing, changed or unreadable")
     p.add_argument("dir")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print everything as one JSON object (stopping signals under "
+                   "'stopping')")
     p.add_argument("--verify", action="store_true",
                    help="re-hash and fully decode every image file")
+    p.add_argument("--metric", default=None, metavar="NAME",
+                   help="validation metric of the stopping signals (default: the one models "
+                   "keep their best checkpoint by: auc for two classes, else accuracy; "
+                   "segmentation dice_mean)")
+    p.add_argument("--max-metric-change", type=float, default=0.005, metavar="X",
+                   help="recommend stopping only when the validation metric changed by less "
+                   "than X (absolute) in each of the last --stop-window rounds (default 0.005)")
+    p.add_argument("--max-prediction-change", type=float, default=0.01, metavar="F",
+                   help="... and less than the fraction F of the unlabelled pool's predicted "
+                   "classes changed between consecutive models (default 0.01 = 1 %%)")
+    p.add_argument("--stop-window", type=int, default=2, metavar="N",
+                   help="how many consecutive round-to-round changes must stay below both "
+                   "thresholds (default 2)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("exclude", help="leave samples out (e.g. unreadable images); labels and "
@@ -203,9 +219,20 @@ def cmd_init(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from medactive.project.stopping import StopRule
     from medactive.project.workflow import open_or_fail, status
 
-    info = status(open_or_fail(args.dir), verify=args.verify, progress=True)
+    try:
+        rule = StopRule(max_metric_change=args.max_metric_change,
+                        max_prediction_change=args.max_prediction_change,
+                        window=args.stop_window)
+    except ValueError as exc:
+        flag = {"max_metric": "--max-metric-change", "max_prediction": "--max-prediction-change",
+                "window": "--stop-window"}
+        name = next((v for k, v in flag.items() if str(exc).startswith(k)), "option")
+        raise ConfigError(f"{name}: {exc}") from None
+    info = status(open_or_fail(args.dir), verify=args.verify, progress=True,
+                  metric=args.metric, rule=rule)
     if args.json:
         print(json.dumps(_finite(info), indent=2, default=str))
         return 0 if info["ok"] else 1
@@ -230,6 +257,9 @@ def cmd_status(args) -> int:
                             and "recall" not in k)
         print(f"latest model: round {model['round']} on {model['n_labeled']} labels"
               + (f": {metrics}" if metrics else " (no labelled val/test samples)"))
+        from medactive.project.signals import format_stopping
+
+        print("\n".join(format_stopping(info["stopping"])))
     print(f"annotators: {', '.join(info['annotators']) or 'none'}")
     excluded = info["excluded"]
     if excluded:

@@ -479,6 +479,7 @@ class ProjectTask:
         self.report = StageReport()
         self.round = 0
         self._scoring: _ScoringProgress | None = None
+        self.last_predictions: Any = None
 
     def digest(self, labeled_idx: np.ndarray, labels: list[Any], seed: int) -> str:
         h = hashlib.sha256(self._extra.encode())
@@ -539,6 +540,7 @@ class ProjectTask:
 
     def predictions(self, model, *, seed: int, labeled_idx=None):
         preds = task_predictions(self.inner, model, seed=seed, labeled_idx=labeled_idx)
+        self.last_predictions = preds  # the query's, for the stopping signals
         providers = getattr(preds, "providers", None)
         if self.report.enabled and isinstance(providers, dict):
             n_unlabeled = len(self.pool_ids) - int(self.last_fit.get("n_labeled", 0))
@@ -837,7 +839,10 @@ def query(store: ProjectStore, *, strategy: str, budget: int, initial: int | Non
     try:
         cycle.fit()
         cycle.evaluate()
+        unlabeled = cycle.unlabeled_idx
         batch = cycle.query(budget)
+        # before the batch's transaction: a file of a query killed here is rewritten, the same
+        _save_signals(store, task, cycle.model, k, unlabeled, task.last_predictions)
     finally:
         task.close_scoring()
     record = cycle.records[-1]
@@ -904,21 +909,63 @@ def train(store: ProjectStore, *, device: str = "cpu", progress: bool = False,
     existing = store.find_model(digest)
     if existing is not None and (store.directory / (existing["checkpoint"] or "")).is_file():
         report(f"round-{k} model up to date ({labeled_idx.size} labels)")
+        from medactive.project.signals import has_signals
+
+        if task.kind == "classification" and not has_signals(store, k, digest):
+            task.last_fit = {"digest": digest, "n_labeled": int(labeled_idx.size)}
+            _save_signals(store, task, task._load(store.directory / existing["checkpoint"]), k,
+                          np.setdiff1d(np.arange(len(state.pool_ids)), labeled_idx),
+                          labeled_idx=labeled_idx, seed=seed)
         return {"round": k, "n_labeled": int(labeled_idx.size), "metrics": existing["metrics"],
                 "checkpoint": existing["checkpoint"], "reused": True}
     model = task.fit(labeled_idx, labels, seed=train_seed)
     metrics = {f"val_{m}": v for m, v in task.evaluate(model, "val").items()}
     metrics.update({f"test_{m}": v for m, v in task.evaluate(model, "test").items()})
+    _save_signals(store, task, model, k, np.setdiff1d(np.arange(len(state.pool_ids)),
+                                                      labeled_idx),
+                  labeled_idx=labeled_idx, seed=seed)
     store.add_model(k, task.last_fit["checkpoint"], metrics, n_labeled=int(labeled_idx.size),
                     labels_digest=digest)
     return {"round": k, "n_labeled": int(labeled_idx.size), "metrics": metrics,
             "checkpoint": task.last_fit["checkpoint"], "reused": False}
 
 
+def _save_signals(store: ProjectStore, task: ProjectTask, model, k: int,
+                  unlabeled_idx: np.ndarray, preds=None, *, labeled_idx=None,
+                  seed: int = 0) -> None:
+    """Save round ``k``'s pool predictions and calibration for ``project status``'s stopping
+    signals (:mod:`medactive.project.signals`; classification only for now). ``preds``: the
+    query's predictions (probabilities a strategy used are not computed again); without them
+    the pool is predicted here."""
+    if task.kind != "classification" or not task.last_fit.get("digest"):
+        return
+    from medactive.project.signals import save_round_signals
+
+    task.report("saving the pool predictions and the calibration (stopping signals)")
+    if preds is None:
+        preds = task.predictions(model, seed=derive_seed(seed, "predict", k),
+                                 labeled_idx=np.sort(np.asarray(labeled_idx, dtype=np.int64)))
+    inner = task.inner
+    n_classes = len(store.classes)
+    probas = (preds.get("probas", unlabeled_idx) if unlabeled_idx.size
+              else np.zeros((0, n_classes)))
+    task.close_scoring()
+    val = inner.dataset.val
+    has_val = len(val) > 0 and val.labels is not None
+    # the probabilities evaluate() scores (an ensemble's members' mean)
+    val_probas = inner._probas_of(model, "val") if has_val else None
+    save_round_signals(store.directory, k, labels_digest=task.last_fit["digest"],
+                       ids=[task.pool_ids[int(i)] for i in unlabeled_idx], probas=probas,
+                       val_probas=val_probas, val_labels=val.labels if has_val else None)
+
+
 # -- status ------------------------------------------------------------------------------------
-def status(store: ProjectStore, *, verify: bool = False, progress: bool = False
-           ) -> dict[str, Any]:
-    """Counts, rounds, latest metrics, excluded samples and the image files' state.
+def status(store: ProjectStore, *, verify: bool = False, progress: bool = False,
+           metric: str | None = None, rule: Any = None) -> dict[str, Any]:
+    """Counts, rounds, latest metrics, excluded samples, the image files' state, and the
+    stopping signals and calibration (``stopping``: :func:`medactive.project.signals.
+    stopping_report` with the validation ``metric`` and the thresholds ``rule``, a
+    :class:`~medactive.project.stopping.StopRule`).
 
     Every status checks that the image files exist (``missing_images``: sample ids,
     ``missing_files``: paths under the image folder); ``verify`` also re-hashes and fully decodes
@@ -941,6 +988,10 @@ def status(store: ProjectStore, *, verify: bool = False, progress: bool = False
     info["rounds"] = rounds
     models = store.models()
     info["latest_model"] = models[-1] if models else None
+    from medactive.project.signals import stopping_report
+    from medactive.project.stopping import StopRule
+
+    info["stopping"] = stopping_report(store, metric=metric, rule=rule or StopRule())
     info["annotators"] = store.annotators()
     info["excluded"] = store.excluded()
     info["integrity"] = store.integrity_check()
