@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from medactive._optim import optimisation_step
 from medactive.data.pool import Split
 from medactive.data.tensors import load_images, normalise_batch
+from medactive.inference import fold_batch_norm
 from medactive.progress import progress_bar
 from medactive.tasks.classification.augment import augment_batch
 from medactive.tasks.classification.model import Classifier, build_classifier, mc_row_seeds
@@ -253,19 +254,23 @@ def _fixmatch_epoch(model: Classifier, train: Split, labeled_idx: np.ndarray,
 @torch.no_grad()
 def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int | None,
             batch_size: int = 512, device: str = "cpu", with_features: bool = False,
-            progress: bool = False, desc: str = "predict",
+            progress: bool = False, desc: str = "predict", fold_norms: bool = False,
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities ``[n, c]`` (and features ``[n, d]``) of ``split`` rows ``idx``, batched;
     ``progress`` reports the images done under ``desc`` (:mod:`medactive.progress`) when they
-    take more than one batch."""
+    take more than one batch. ``fold_norms`` runs the pass on
+    :func:`~medactive.inference.fold_batch_norm`'s copy of ``model``: the same outputs up to
+    float rounding (about 1e-7), 1.8x the images/s of the cpu-preset CNN; pool scoring does,
+    evaluation keeps the exact network so that metrics stay bit-for-bit."""
     model.eval()
+    folded = fold_batch_norm(model) if fold_norms else model
     probas, feats = [], []
     # one batch is over before a bar would say anything
     bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress and len(idx) > batch_size)
     for start in range(0, len(idx), batch_size):
         x = normalise_batch(load_images(split, idx[start:start + batch_size], image_size)).to(device)
-        h = model.features(x)
-        probas.append(model.probas(model.fc(h)).double().cpu().numpy())
+        h = folded.features(x)
+        probas.append(folded.probas(folded.fc(h)).double().cpu().numpy())
         if with_features:
             feats.append(h.float().cpu().numpy())
         bar.update(x.shape[0])
@@ -280,20 +285,24 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
 @torch.no_grad()
 def predict_mc(model: Classifier, split: Split, idx: np.ndarray, *, n_samples: int, seed: int,
                image_size: int | None, batch_size: int = 512, device: str = "cpu",
-               progress: bool = False, desc: str = "predict (MC dropout)") -> np.ndarray:
+               progress: bool = False, desc: str = "predict (MC dropout)",
+               fold_norms: bool = False) -> np.ndarray:
     """MC-dropout probabilities ``[n, c, t]``: backbone once per batch, head ``t`` times.
 
     Sample ``idx[i]``'s masks come from ``derive_seed(seed, "mc_dropout", idx[i])``
     (:func:`~medactive.tasks.classification.model.mc_row_seeds`), so a stack is the same however
-    the pool is split into requests and batches; ``seed`` is the round's.
+    the pool is split into requests and batches; ``seed`` is the round's. ``fold_norms`` runs
+    the backbone on :func:`~medactive.inference.fold_batch_norm`'s copy, as :func:`predict`;
+    the masks are unchanged (the dropout is the head's, after the backbone).
     """
     model.eval()
+    folded = fold_batch_norm(model) if fold_norms else model
     out = []
     bar = progress_bar(len(idx), desc=desc, unit="image", enabled=progress and len(idx) > batch_size)
     for start in range(0, len(idx), batch_size):
         rows = idx[start:start + batch_size]
         x = normalise_batch(load_images(split, rows, image_size)).to(device)
-        out.append(model.mc_head(model.features(x), n_samples, row_seeds=mc_row_seeds(seed, rows))
+        out.append(folded.mc_head(folded.features(x), n_samples, row_seeds=mc_row_seeds(seed, rows))
                    .double().cpu().numpy())
         bar.update(x.shape[0])
     bar.close()
