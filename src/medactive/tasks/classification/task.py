@@ -439,7 +439,7 @@ class ClassificationTask:
             return predict(member, train, idx, image_size=cfg.image_size,
                            batch_size=cfg.inference_batch_size, device=self.device,
                            with_features=True, progress=self.scoring_progress,
-                           desc="scoring the pool (probabilities)")
+                           desc="scoring the pool (probabilities)", fold_norms=True)
 
         def forward(idx: np.ndarray, field: str) -> np.ndarray:
             # probabilities and embeddings come from one pass over each chunk; an entry is
@@ -467,7 +467,7 @@ class ClassificationTask:
             return predict_mc(model, train, idx, n_samples=passes, seed=seed,
                               image_size=cfg.image_size, batch_size=cfg.inference_batch_size,
                               device=self.device, progress=self.scoring_progress,
-                              desc="scoring the pool (MC dropout)")
+                              desc="scoring the pool (MC dropout)", fold_norms=True)
 
         providers = {
             "probas": lambda idx: forward(idx, "probas"),
