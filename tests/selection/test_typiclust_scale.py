@@ -142,3 +142,24 @@ def test_scale_option_errors():
         typiclust(X, 1, typicality_candidates=0)
     with pytest.raises(ConfigError, match="kmeans_samples_per_cluster"):
         typiclust(X, 1, kmeans_samples_per_cluster=-3)
+
+
+def test_large_clusters_do_not_keep_their_rows(monkeypatch):
+    # issue 16 at 10^6: each scored cluster kept a float32 copy of its members' rows, i.e. a
+    # second copy of X across all large clusters (+1.7 GB); only the cluster in hand may hold one
+    import weakref
+
+    from medactive.selection import neighbors
+
+    seen, alive_at_call = [], []
+    real = neighbors.knn_among
+
+    def spy(X, *args, **kwargs):
+        alive_at_call.append(sum(r() is not None for r in seen if r() is not X))
+        seen.append(weakref.ref(X))
+        return real(X, *args, **kwargs)
+
+    monkeypatch.setattr(neighbors, "knn_among", spy)
+    typiclust(_blobs(200, dim=8), 3, rng=0, max_clusters=3, typicality_candidates=20)
+    assert len(alive_at_call) >= 6  # estimate + exact scoring in each of 3 clusters
+    assert max(alive_at_call) <= 1  # at most the sample of the cluster in hand

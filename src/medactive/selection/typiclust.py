@@ -209,27 +209,29 @@ def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
         estimate (kNN distances to a random sample of ``cap`` members), ``cap`` at a time."""
 
         def __init__(self, members: np.ndarray) -> None:
-            self.Xc = rows(members)
+            self.members = members
+            Xc = rows(members)  # not kept: all large clusters' rows would be a copy of X
             m = members.size
             k = min(n_neighbors, m - 1)
             sample = np.sort(rng.choice(m, size=cap, replace=False))
             # the k-th neighbour among m points ~ the (k cap / m)-th among cap of them
             k_est = max(1, min(cap - 1, round(k * cap / m)))
-            estimate = typicality(neighbors.knn_among(self.Xc[sample], self.Xc, None, k_est,
+            estimate = typicality(neighbors.knn_among(Xc[sample], Xc, None, k_est,
                                                       self_positions=sample))
             self.order = np.argsort(-estimate, kind="stable")
             self.scores = np.full(m, -np.inf)
             self.done = 0
             self.k = k
+            self.fill(Xc)
 
-        def fill(self) -> bool:
+        def fill(self, Xc: np.ndarray | None = None) -> bool:
             """Score the next ``cap`` members of the order; False when none is left."""
             if self.done >= self.order.size:
                 return False
+            Xc = rows(self.members) if Xc is None else Xc
             part = self.order[self.done:self.done + cap]
             self.done += part.size
-            self.scores[part] = typicality(neighbors.knn_among(self.Xc, self.Xc[part], part,
-                                                               self.k))
+            self.scores[part] = typicality(neighbors.knn_among(Xc, Xc[part], part, self.k))
             return True
 
     per_cluster: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -259,7 +261,6 @@ def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
                 members = by_cluster[starts[c]:starts[c + 1]]
                 if cap is not None and members.size > cap and members.size > 1:
                     partial[c] = Scored(members)
-                    partial[c].fill()
                     per_cluster[c] = (members, partial[c].scores)
                 else:
                     per_cluster[c] = (members, density(members))
