@@ -27,7 +27,9 @@ def test_bfloat16_rounds_to_nearest_even_by_hand():
     # 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties go to 1 + 2^-6 (even)
     values = np.array([[1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-12, -3.0, 1e30]],
                       dtype=np.float32)
+    before = values.copy()
     got = HalfMatrix.encode(values, "bfloat16").block(0, 1)[0]
+    np.testing.assert_array_equal(values, before)  # the caller's array is not rounded in place
     assert got[:4].tolist() == [1.0, 1 + 2**-6, 1 + 2**-7, -3.0]
     assert abs(got[4] / 1e30 - 1) < 2**-8  # float32's range is kept
 

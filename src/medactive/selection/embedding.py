@@ -86,7 +86,7 @@ class HalfMatrix:
         self.block_rows = max(64, 2**20 // max(1, bits.shape[1]))  # a 4 MB float32 buffer
 
     @classmethod
-    def encode(cls, rows, kind: str, *, block_rows: int = 65536) -> HalfMatrix:
+    def encode(cls, rows, kind: str, *, block_rows: int | None = None) -> HalfMatrix:
         """Round ``rows`` (``[n, d]``: an array, a memory map, or anything with ``len`` whose
         row-range slices are arrays, e.g. :class:`~medactive.predictions.FieldRows`) to 16
         bits, one block of ``block_rows`` rows at a time.
@@ -95,6 +95,9 @@ class HalfMatrix:
             ValueError: non-finite values, or values beyond float16's range for ``"float16"``.
         """
         n, bits = len(rows), None
+        if block_rows is None:  # ~2^20 values (4 MB of float32) per block
+            width = rows.shape[1] if len(getattr(rows, "shape", ())) == 2 else 512
+            block_rows = max(1, 2**20 // max(1, width))
         for start in range(0, max(n, 1), block_rows):
             block = np.asarray(rows[start:start + block_rows], dtype=np.float32)
             if block.ndim != 2:
@@ -109,9 +112,14 @@ class HalfMatrix:
                                      "embedding_dtype 'bfloat16' or 'float32'")
                 bits[start:start + block.shape[0]] = block.astype(np.float16).view(np.uint16)
             elif kind == "bfloat16":  # round to nearest, ties to even, on the float32 bits
-                u = block.view(np.uint32).astype(np.uint64)
-                u += 0x7FFF + ((u >> 16) & 1)
-                bits[start:start + block.shape[0]] = (u >> 16).astype(np.uint16)
+                # (no overflow: the largest finite pattern 0xFF7FFFFF + 0x8000 < 2^32)
+                u = block.view(np.uint32).copy()  # a block may be a view of the caller's data
+                lsb = np.right_shift(u, 16)
+                np.bitwise_and(lsb, 1, out=lsb)
+                lsb += 0x7FFF
+                u += lsb
+                np.right_shift(u, 16, out=u)
+                bits[start:start + block.shape[0]] = u
             else:
                 raise ValueError(f"kind must be one of {cls.KINDS}, got {kind!r}")
         return cls(bits, kind)
