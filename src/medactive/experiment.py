@@ -249,6 +249,10 @@ def _check_ensemble(config: ExperimentConfig) -> int:
 
     size = check_ensemble_size(config.train_options.get("ensemble_size", 1),
                                name="--ensemble-size (train option ensemble_size)")
+    if "ensemble_workers" in config.train_options:
+        raise ConfigError("train option ensemble_workers: the worker count is an execution "
+                          "setting, not part of a run's config (it never changes results); "
+                          "give `medactive run --ensemble-workers N` instead")
     if size < 2 and "member_probas" in _strategy_requires(config):
         from medactive.strategies.ensemble import NEEDS_MEMBERS
 
@@ -326,8 +330,12 @@ def resolve_task_kind(config: ExperimentConfig) -> str:
     return "classification"
 
 
-def build_task(config: ExperimentConfig, *, progress: bool = False):
-    """The :class:`~medactive.loop.task.Task` described by ``config``."""
+def build_task(config: ExperimentConfig, *, progress: bool = False,
+               ensemble_workers: int | None = 1):
+    """The :class:`~medactive.loop.task.Task` described by ``config``; a classification
+    deep ensemble trains its members in ``ensemble_workers`` processes (1: serially, the
+    default of library callers and bench units; ``None``: as the cores allow; see
+    :func:`~medactive.tasks.ensemble.resolve_ensemble_workers`)."""
     kind = resolve_task_kind(config)
     check_ssl_options(config, kind)
     if kind == "segmentation":
@@ -387,7 +395,8 @@ def build_task(config: ExperimentConfig, *, progress: bool = False):
     return ClassificationTask(dataset, train_config, device=config.device, progress=progress,
                               encoder=encoder, train_mode=config.train_mode, head=head_config,
                               semi_supervised=config.semi_supervised,
-                              semi_options=dict(config.semi_options) or None, **cache)
+                              semi_options=dict(config.semi_options) or None,
+                              ensemble_workers=ensemble_workers, **cache)
 
 
 def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None,
@@ -469,6 +478,16 @@ def library_versions() -> dict[str, str]:
             "scikit-learn": sklearn.__version__, "platform": platform.platform()}
 
 
+def _execution(task) -> dict[str, Any]:
+    """How the run computed (torch threads, ensemble worker processes): settings that do not
+    change its results, recorded apart from its config."""
+    if hasattr(task, "execution"):
+        return task.execution()
+    import torch
+
+    return {"threads": torch.get_num_threads()}
+
+
 class RunWriter:
     """Writes a run's files, rewriting each atomically after every round."""
 
@@ -483,7 +502,7 @@ class RunWriter:
         self.with_pseudo = config.pseudo_label is not None
         self.pseudo: list[tuple[int, str, int]] = []
         info = {"config": config.to_dict(), "task": task.describe(),
-                "versions": library_versions()}
+                "execution": _execution(task), "versions": library_versions()}
         _atomic_write(self.out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
         for record in completed:
             self._collect(record)

@@ -178,6 +178,12 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    "after the other; metrics are those of their mean probabilities (rounds.csv "
                    "adds ensemble_size) and ensemble_entropy, ensemble_bald, qbc_vote_entropy "
                    "and qbc_kl read the members' (default 1: one model; classification)")
+    p.add_argument("--ensemble-workers", type=int, default=None, metavar="N",
+                   help="train a deep ensemble's members in N worker processes at once "
+                   "(1: one after the other). Default: as many as the usable cores hold at "
+                   "--threads each (on 2 cores: 2 with --threads 1, else 1). The members, "
+                   "metrics and selections are the same whatever N; run.json records it "
+                   "under execution")
     p.add_argument("--evidential", action="store_true",
                    help="evidential deep learning (Sensoy et al. 2018): train with the "
                    "Dirichlet loss (MSE Bayes risk + annealed KL, evidence = softplus of the "
@@ -264,6 +270,7 @@ _COUNTS = (("initial", 1, ""), ("budget", 1, ""),
            ("rounds", 0, "0: train and evaluate on the initial set only"), ("seed", 0, ""),
            ("epochs", 1, ""), ("image_size", 1, ""), ("region_size", 1, ""),
            ("mc_samples", 2, ""), ("ensemble_size", 1, "1: one model"), ("threads", 1, ""),
+           ("ensemble_workers", 1, "1: members one after the other"),
            ("ssl_epochs", 1, ""),
            ("pseudo_label_max", 1, ""))
 
@@ -346,7 +353,8 @@ def cmd_run(args) -> int:
                           "labels CSV, or a MedMNIST .npz)")
     show = not args.no_progress
     stage(f"loading {config.data} ...", enabled=show)
-    task = build_task(config, progress=show)
+    task = build_task(config, progress=show,
+                      ensemble_workers=getattr(args, "ensemble_workers", None))
     _print_data(task)
     completed = resume_run(out, config, task.pool_ids) if args.resume and has_run else []
     if len(completed) >= config.rounds + 1:

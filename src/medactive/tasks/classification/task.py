@@ -27,6 +27,7 @@ reach the oracle, ``selections.csv`` or a project's label store.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -60,10 +61,12 @@ from medactive.tasks.classification.train import fit_classifier, predict, predic
 from medactive.tasks.discrepancy import discrepancy_providers
 from medactive.tasks.ensemble import (
     Ensemble,
+    check_ensemble_workers,
     ensemble_size_of,
     fit_ensemble,
     mean_probas,
     member_state,
+    resolve_ensemble_workers,
 )
 from medactive.tasks.evidential import dirichlet_alpha_provider
 from medactive.tasks.learning_loss import attach_from_state, predicted_loss_provider
@@ -108,6 +111,10 @@ class ClassificationTask:
             :func:`~medactive.encoders.default_cache_dir`).
         scoring_progress: the pool-scoring bars alone (default: as ``progress``); a project
             turns them off because it reports scoring for every field itself.
+        ensemble_workers: a deep ensemble's members train in this many worker processes
+            (1: one after the other; ``None``: as many as the cores hold at this process's
+            torch threads, :func:`~medactive.tasks.ensemble.resolve_ensemble_workers`). An
+            execution setting: the members are the same whatever it is.
 
     Raises:
         ConfigError: an unknown mode, frozen mode without an encoder, a head outside frozen
@@ -125,7 +132,8 @@ class ClassificationTask:
                  head: HeadConfig | None = None, semi_supervised: str | None = None,
                  semi_options: dict[str, Any] | None = None,
                  embedding_cache_dir: str | Path | None = None,
-                 scoring_progress: bool | None = None) -> None:
+                 scoring_progress: bool | None = None,
+                 ensemble_workers: int | None = 1) -> None:
         if train_mode not in TRAIN_MODES:
             raise ConfigError(f"train mode must be one of {', '.join(TRAIN_MODES)}, got "
                               f"{train_mode!r}")
@@ -147,6 +155,7 @@ class ClassificationTask:
         #: itself, as a project does for every field)
         self.scoring_progress = progress if scoring_progress is None else scoring_progress
         self.chunk_size, self.cache_dir, self.cache_dtype = chunk_size, cache_dir, cache_dtype
+        self.ensemble_workers = check_ensemble_workers(ensemble_workers)
         self._round = 0
         self.pool_ids = dataset.train.ids
         self.primary_metric = "auc" if dataset.n_classes == 2 else "accuracy"
@@ -340,16 +349,42 @@ class ClassificationTask:
         ``extra_labels`` (CEAL; they join this model's training set as ordinary samples).
 
         With ``config.ensemble_size`` M > 1: M models, member 0 from ``seed`` (the model of
-        M = 1), the others from seeds derived from it, one after the other, returned as an
+        M = 1), the others from seeds derived from it, one after the other or in
+        :meth:`ensemble_execution`'s worker processes, returned as an
         :class:`~medactive.tasks.ensemble.Ensemble` (:mod:`medactive.tasks.ensemble`)."""
-        def fit_member(member_seed: int, member_init: Any | None):
-            return self._fit_model(labeled_idx, labels, seed=member_seed, init_model=member_init,
+        size = self.config.ensemble_size
+        if size == 1:
+            return self._fit_model(labeled_idx, labels, seed=seed, init_model=init_model,
                                    extra_idx=extra_idx, extra_labels=extra_labels)
+        workers, threads = self.ensemble_execution()
+        if workers > 1 and self.train_mode == "frozen":
+            self.embeddings("train")  # once here, not in every worker
+        fit_member = _MemberFit(self if workers == 1 else self._worker_copy(), labeled_idx,
+                                labels, extra_idx, extra_labels)
+        return fit_ensemble(fit_member, size=size, seed=seed, init_model=init_model,
+                            workers=workers, threads=threads)
 
+    def ensemble_execution(self) -> tuple[int, int]:
+        """``(workers, torch threads per worker)`` that a deep ensemble's members train with
+        (``(1, threads)``: serially; always so on a GPU, which the members share)."""
+        requested = self.ensemble_workers if self.device == "cpu" else 1
+        return resolve_ensemble_workers(requested, self.config.ensemble_size)
+
+    def execution(self) -> dict[str, Any]:
+        """How this task computes, not what (run.json ``execution``): torch threads and, for
+        a deep ensemble, its worker processes and their threads."""
+        info: dict[str, Any] = {"threads": torch.get_num_threads()}
         if self.config.ensemble_size > 1:
-            return fit_ensemble(fit_member, size=self.config.ensemble_size, seed=seed,
-                                init_model=init_model)
-        return fit_member(seed, init_model)
+            workers, threads = self.ensemble_execution()
+            info.update(ensemble_workers=workers, ensemble_member_threads=threads)
+        return info
+
+    def _worker_copy(self) -> ClassificationTask:
+        """This task as the worker processes get it (pickled): without progress bars, which
+        would interleave on the terminal."""
+        clone = copy.copy(self)
+        clone.progress = clone.scoring_progress = False
+        return clone
 
     def _fit_model(self, labeled_idx: np.ndarray, labels: list[Any], *, seed: int,
                    init_model: Any | None = None, extra_idx: np.ndarray | None = None,
@@ -528,3 +563,18 @@ class ClassificationTask:
                     "method": self.semi_supervised, **self.semi.to_dict(),
                     "views": "images (weak/strong augmentation)" if self.train_mode == "finetune"
                     else "embeddings (feature_weak / feature_strong)"}}
+
+
+class _MemberFit:
+    """One deep-ensemble member's training, picklable for a worker process:
+    ``fit(member_seed, member_init)`` is ``task._fit_model`` on the round's labels."""
+
+    def __init__(self, task: ClassificationTask, labeled_idx, labels, extra_idx,
+                 extra_labels) -> None:
+        self.task, self.labeled_idx, self.labels = task, labeled_idx, labels
+        self.extra_idx, self.extra_labels = extra_idx, extra_labels
+
+    def __call__(self, member_seed: int, member_init: Any | None):
+        return self.task._fit_model(self.labeled_idx, self.labels, seed=member_seed,
+                                    init_model=member_init, extra_idx=self.extra_idx,
+                                    extra_labels=self.extra_labels)
