@@ -24,7 +24,7 @@ side (:mod:`medactive.strategies` and friends read only the arrays).
 :func:`fold_batch_norm` gives the eval-mode copy that medactive's own pool passes run on
 (probabilities, embeddings, the classifier's MC head): each batch norm folded into the
 convolution before it, the same outputs up to float rounding without the batch-norm pass
-(1.8x the images/s of the cpu-preset CNN; ``benchmarks/inference_speed.py``, issue 16).
+(1.45x the images/s of the cpu-preset CNN; ``benchmarks/inference_speed.py``, issue 16).
 
 Example:
     >>> import torch

@@ -260,7 +260,7 @@ def predict(model: Classifier, split: Split, idx: np.ndarray, *, image_size: int
     ``progress`` reports the images done under ``desc`` (:mod:`medactive.progress`) when they
     take more than one batch. ``fold_norms`` runs the pass on
     :func:`~medactive.inference.fold_batch_norm`'s copy of ``model``: the same outputs up to
-    float rounding (about 1e-7), 1.8x the images/s of the cpu-preset CNN; pool scoring does,
+    float rounding (about 1e-7), 1.45x the images/s of the cpu-preset CNN; pool scoring does,
     evaluation keeps the exact network so that metrics stay bit-for-bit."""
     model.eval()
     folded = fold_batch_norm(model) if fold_norms else model
