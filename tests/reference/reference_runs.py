@@ -1,6 +1,6 @@
 """Two small ``medactive run`` invocations whose selections and metrics are kept in the
 repository (``tests/reference/*.json``), so that a restructuring of the code can be checked to
-change nothing a user sees: same seed, same selected samples, same metrics to 1e-6.
+change nothing a user sees: same seed, same selected samples, same scores and metrics to the test's TOL.
 
 ``python -m tests.reference.reference_runs`` rewrites the references (only on purpose: the point
 is that they stay put)."""

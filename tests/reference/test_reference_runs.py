@@ -1,7 +1,13 @@
 """The same seed gives the same selections and metrics as the committed reference runs.
 
 The references were written before the package was restructured (issue 14); they pin what a
-user sees, so any move of code that changes a selected id, a score or a metric fails here."""
+user sees, so any move of code that changes a selected id, a score or a metric fails here.
+
+Selected ids must be identical. Scores and metrics are compared to ``TOL``: the references were
+written on an Intel Xeon, and the same code, seed and build on an AMD EPYC (another vector unit,
+so other oneDNN/BLAS kernels and summation orders) gives scores within 5.3e-5 (relative) and
+metrics within 1.1e-5 of them, with the same ids (2026-12-03). A code change that alters what is
+computed moves them by far more than that, or changes an id."""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ import pytest
 
 from tests.reference.reference_runs import HERE, run_classification, run_segmentation
 
+#: float tolerance across CPU families (see the module docstring); ids are compared exactly
+TOL = 1e-4
+
 
 def _compare(got: dict, want: dict) -> None:
     assert got["selected"].keys() == want["selected"].keys()
@@ -20,13 +29,13 @@ def _compare(got: dict, want: dict) -> None:
         for (_, a), (_, b) in zip(got["selected"][rnd], rows):
             assert (a is None) == (b is None)
             if b is not None:
-                assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), f"round {rnd} score"
+                assert math.isclose(a, b, rel_tol=TOL, abs_tol=TOL), f"round {rnd} score"
     assert [(r["round"], r["n_labeled"]) for r in got["rounds"]] == \
         [(r["round"], r["n_labeled"]) for r in want["rounds"]]
     for g, w in zip(got["rounds"], want["rounds"]):
         assert g["metrics"].keys() == w["metrics"].keys()
         for key, value in w["metrics"].items():
-            assert math.isclose(g["metrics"][key], value, rel_tol=1e-6, abs_tol=1e-6), \
+            assert math.isclose(g["metrics"][key], value, rel_tol=TOL, abs_tol=TOL), \
                 f"round {w['round']} {key}: {g['metrics'][key]} != {value}"
 
 
