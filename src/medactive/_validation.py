@@ -21,12 +21,16 @@ def check_probas(probas: np.ndarray, *, axis: int = 1, name: str = "probas") -> 
     probas = np.asarray(probas, dtype=np.float64)
     if probas.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions [n, c, ...], got {probas.shape}")
-    if not np.all(np.isfinite(probas)):
+    # two passes over the data (the sums and the minimum), no full-size temporaries: a NaN or
+    # an infinity makes its row's sum non-finite, so the sums find them
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, or an overflow, in a sum
+        sums = probas.sum(axis=axis)
+    if not np.all(np.isfinite(sums)):
         n_bad = int(np.sum(~np.isfinite(probas)))
-        raise ValueError(f"{name} contains {n_bad} NaN or infinite values (model diverged?)")
-    if np.any(probas < -1e-6):
+        if n_bad:
+            raise ValueError(f"{name} contains {n_bad} NaN or infinite values (model diverged?)")
+    if probas.size and probas.min() < -1e-6:
         raise ValueError(f"{name} contains negative values; expected probabilities")
-    sums = probas.sum(axis=axis)
     if not np.allclose(sums, 1.0, atol=1e-3):
         raise ValueError(f"{name} must sum to 1 along axis {axis} (max deviation "
                          f"{float(np.max(np.abs(sums - 1))):.3g}); pass softmax outputs")

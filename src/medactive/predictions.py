@@ -68,8 +68,10 @@ class Predictions:
         raise NotImplementedError
 
     #: target size in bytes of one block of rows in :meth:`score` (bounds memory for big pools
-    #: and segmentation stacks; the scoring functions make a few float64 temporaries of it)
-    score_block_bytes: int = 64 * 2**20
+    #: and segmentation stacks; the scoring functions make a few float64 temporaries of it, so
+    #: the added peak is several times this: 8 MB keeps BALD at 9e4 x 9 x 25 below baal's, and
+    #: blocks of this size stay in cache)
+    score_block_bytes: int = 2 * 2**20
 
     def score(self, fn: Callable[[np.ndarray], np.ndarray], field: str, idx: np.ndarray,
               ) -> np.ndarray:

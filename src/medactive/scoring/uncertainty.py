@@ -90,6 +90,11 @@ def class_variance(probas: np.ndarray) -> np.ndarray:
 
 
 def _entropy(probas: np.ndarray, axis: int) -> np.ndarray:
-    # xlogy-free: where p == 0 the product is defined as 0
-    logs = np.log(np.where(probas > 0, probas, 1.0))
-    return -(probas * logs).sum(axis=axis)
+    # p log p with 0 log 0 = 0: log of max(p, tiny) is finite and p = 0 multiplies it to 0
+    # (a subnormal p changes by < 1e-305); in place, so one temporary of the input's size
+    probas = np.asarray(probas)
+    tiny = np.finfo(probas.dtype if probas.dtype.kind == "f" else np.float64).tiny
+    logs = np.maximum(probas, tiny)
+    np.log(logs, out=logs)
+    logs *= probas
+    return -logs.sum(axis=axis)
