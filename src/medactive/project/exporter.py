@@ -69,6 +69,27 @@ def _template_csv(store: ProjectStore, items: list[QueryItem], *, image_paths: d
     return buf.getvalue().encode("utf-8")
 
 
+def pending_batch(store: ProjectStore, *, include_skipped: bool = False):
+    """``(items, round, samples by id)`` of the open batch, for an export.
+
+    Raises:
+        ConfigError: nothing pending.
+        DataError: image files of the batch are missing (all of them in one message, before
+            anything is written).
+    """
+    items = pending_items(store, include_skipped=include_skipped)
+    if not items:
+        raise ConfigError("nothing pending to export; run `medactive project query` first")
+    samples = {s.id: s for s in store.samples()}
+    files = list(dict.fromkeys(samples[q.sample_id].path for q in items))
+    missing = [rel for rel in files if not (store.images_root / rel).exists()]
+    if missing:
+        from medactive.project.integrity import missing_message
+
+        raise DataError(missing_message(store, missing, len(files)))
+    return items, max(q.round for q in items), samples
+
+
 def export_batch(store: ProjectStore, *, fmt: str = "csv", out: str | Path | None = None,
                  include_skipped: bool = False) -> ExportResult:
     """Write the pending batch as a CSV template or a folder.
@@ -86,17 +107,7 @@ def export_batch(store: ProjectStore, *, fmt: str = "csv", out: str | Path | Non
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    items = pending_items(store, include_skipped=include_skipped)
-    if not items:
-        raise ConfigError("nothing pending to export; run `medactive project query` first")
-    rnd = max(q.round for q in items)
-    samples = {s.id: s for s in store.samples()}
-    files = list(dict.fromkeys(samples[q.sample_id].path for q in items))
-    missing = [rel for rel in files if not (store.images_root / rel).exists()]
-    if missing:  # all of them in one message, before anything is written
-        from medactive.project.integrity import missing_message
-
-        raise DataError(missing_message(store, missing, len(files)))
+    items, rnd, samples = pending_batch(store, include_skipped=include_skipped)
     default = store.directory / "exports" / (f"round{rnd}.csv" if fmt == "csv" else f"round{rnd}")
     out = Path(out) if out is not None else default
     if fmt == "csv":

@@ -48,9 +48,9 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from medactive.errors import ConfigError, DataError
+from medactive.errors import DataError
 from medactive.project.brush_rle import mask_to_rle, rle_to_mask
-from medactive.project.exporter import ExportResult, pending_items
+from medactive.project.exporter import ExportResult, pending_batch
 from medactive.project.importer import BadRows, ImportReport, check_rows, commit_rows
 from medactive.project.store import ProjectStore, Sample, atomic_write_bytes
 
@@ -100,17 +100,7 @@ def export_label_studio(store: ProjectStore, out: str | Path | None = None, *,
         ConfigError: nothing pending.
         DataError: image files of the batch are missing (all listed).
     """
-    items = pending_items(store, include_skipped=include_skipped)
-    if not items:
-        raise ConfigError("nothing pending to export; run `medactive project query` first")
-    rnd = max(q.round for q in items)
-    samples = {s.id: s for s in store.samples()}
-    files = list(dict.fromkeys(samples[q.sample_id].path for q in items))
-    missing = [rel for rel in files if not (store.images_root / rel).exists()]
-    if missing:
-        from medactive.project.integrity import missing_message
-
-        raise DataError(missing_message(store, missing, len(files)))
+    items, rnd, samples = pending_batch(store, include_skipped=include_skipped)
     out = Path(out) if out is not None else (
         store.directory / "exports" / f"round{rnd}-label-studio.json")
     preds = _model_predictions(store, [q.sample_id for q in items], device=device) \
