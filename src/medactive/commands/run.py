@@ -175,8 +175,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble-size", type=int, default=None, metavar="M",
                    help="deep ensemble: train M independently seeded models per round "
                    "(member 0 from the round's seed; frozen heads or whole networks), one "
-                   "after the other or in --ensemble-workers processes; metrics are those of their mean probabilities (rounds.csv "
-                   "adds ensemble_size) and ensemble_entropy, ensemble_bald, qbc_vote_entropy "
+                   "after the other or in --ensemble-workers processes; metrics are those of "
+                   "their mean probabilities (rounds.csv adds ensemble_size) and ensemble_entropy, ensemble_bald, qbc_vote_entropy "
                    "and qbc_kl read the members' (default 1: one model; classification)")
     p.add_argument("--ensemble-workers", type=int, default=None, metavar="N",
                    help="train a deep ensemble's members in N worker processes at once "
