@@ -76,8 +76,8 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1), nn.ReLU())
-        >>> [type(m).__name__ for m in fold_batch_norm(net)]
-        ['Conv2d', 'Identity', 'ReLU']
+        >>> " ".join(type(m).__name__ for m in fold_batch_norm(net))
+        'Conv2d Identity ReLU'
     """
     folded = copy.deepcopy(model).eval()
     for container in [m for m in folded.modules() if _plain_sequential(m)]:
