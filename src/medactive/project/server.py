@@ -27,6 +27,17 @@ nothing is free it says whether items are still held by others, and until when (
 lease of an image the annotator goes back to (one they skipped). Leases live in the database, so
 a restarted server keeps them.
 
+Model-assisted labelling: once a round's model is trained (its checkpoint saved), each item of
+the current batch carries ``proposal``, that model's prediction (the predictions
+``project export --format label-studio`` writes as pre-annotations,
+:func:`medactive.project.label_studio._model_predictions`, computed once per model and batch):
+for classification the predicted class and its probability (divided by the temperature
+:func:`medactive.project.signals.latest_temperature` fitted on the validation labels), for
+segmentation a mask (``/api/proposal/{key}``) the page pre-fills its drawing layer with. ``why``
+says why the item was chosen (strategy, round, rank, score). The label written records its
+provenance: ``accepted`` (the proposal unchanged: the same class, or a mask with the same
+pixels), ``edited`` (a proposal existed and the label differs) or ``scratch`` (no proposal).
+
 Labels: a label is written only by the holder of the item's lease; a labelled item changes only
 by a correction that names the label it replaces (``replaces``: the ``label_seq`` the page
 shows), by that label's own annotator. Each write is one check-and-set transaction
@@ -43,6 +54,7 @@ import json
 import logging
 import math
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -261,6 +273,83 @@ def render_png(store: ProjectStore, sample: Sample) -> bytes:
     return buf.getvalue()
 
 
+class Proposals:
+    """The latest trained model's predictions for the items of the current batch, computed on
+    first use and kept until another model or batch appears (one computation at a time)."""
+
+    def __init__(self, store: ProjectStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._values: dict[str, Any] = {}
+        self._version = ""
+        self._temperature = 1.0
+
+    def _model_key(self) -> tuple:
+        models = [m for m in self.store.models()
+                  if m["checkpoint"] and (self.store.directory / m["checkpoint"]).is_file()]
+        return (models[-1]["seq"] if models else None, self.store.current_round())
+
+    def _refresh(self) -> None:
+        key = self._model_key()
+        if key == self._key:
+            return
+        self._key, self._values, self._version = key, {}, ""
+        if key[0] is None or key[1] < 0:
+            return
+        from medactive.project.label_studio import _model_predictions
+        from medactive.project.signals import latest_temperature
+
+        ids = [q.sample_id for q in self.store.batch(key[1])]
+        try:
+            preds = _model_predictions(self.store, ids, device="cpu")
+            self._temperature = float(latest_temperature(self.store))
+        except Exception:  # a proposal is a help: the page works without one
+            logger.exception("the model's proposals could not be computed")
+            return
+        if preds is not None:
+            self._values, self._version = preds["values"], preds["model_version"]
+
+    def get(self, sample_id: str) -> Any:
+        """The proposal for ``sample_id``: class probabilities (temperature applied) or a
+        ``[H, W]`` class mask; None when there is none."""
+        with self._lock:
+            self._refresh()
+            value = self._values.get(sample_id)
+            if value is None or self.store.task != "classification":
+                return value
+            from medactive.calibration import apply_temperature
+
+            logp = np.log(np.clip(np.asarray(value, dtype=np.float64), 1e-300, None))
+            return apply_temperature(logp[None], self._temperature)[0]
+
+    def describe(self, sample_id: str) -> dict[str, Any] | None:
+        """The item's ``proposal`` as the page gets it (None: no proposal)."""
+        value = self.get(sample_id)
+        if value is None:
+            return None
+        out: dict[str, Any] = {"model": self._version, "temperature": self._temperature}
+        if self.store.task == "classification":
+            best = int(np.argmax(value))
+            return {**out, "value": best, "class": self.store.classes[best],
+                    "probability": float(value[best])}
+        h, w = value.shape
+        return {**out, "mask": True, "height": int(h), "width": int(w)}
+
+    def provenance(self, sample_id: str, *, value: int | None = None,
+                   mask_path: str | None = None) -> str:
+        """``accepted``, ``edited`` or ``scratch`` for a label about to be written."""
+        proposal = self.get(sample_id)
+        if proposal is None:
+            return "scratch"
+        if self.store.task == "classification":
+            return "accepted" if value == int(np.argmax(proposal)) else "edited"
+        from medactive.project.volumes import mask_png
+
+        # masks are kept under their content hash: the same pixels give the same path
+        return "accepted" if mask_path == mask_png(proposal)[0] else "edited"
+
+
 def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                allowed_hosts: Sequence[str] | None = None):
@@ -281,6 +370,8 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         raise ConfigError(f"lease time must be positive, got {lease_seconds}")
     app = FastAPI(title="medactive labelling", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    proposals = Proposals(store)
+    app.state.proposals = proposals
 
     def annotator(request: Request) -> str:
         auth = request.headers.get("authorization", "")
@@ -322,7 +413,13 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
 
             r, c, h, w = sample_box(store, sample.id)
             extra["box"] = {"x0": c, "y0": r, "x1": c + w, "y1": r + h}
-        return {**extra,"key": sample.key, "id": sample.id, "round": item.round, "rank": item.rank,
+        strategy = store.execute("SELECT strategy FROM rounds WHERE round = ?", (item.round,))
+        score = None if item.score is None or math.isnan(item.score) else item.score
+        extra["why"] = {"strategy": strategy[0][0] if strategy else None, "round": item.round,
+                        "rank": item.rank, "score": score}
+        extra["proposal"] = (proposals.describe(sample.id)
+                             if item.round == store.current_round() else None)
+        return {**extra, "key": sample.key, "id": sample.id, "round": item.round, "rank": item.rank,
                 "score": None if item.score is None or math.isnan(item.score) else item.score,
                 "status": item.status,
                 "label": None if label is None else label.value,
@@ -391,6 +488,20 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         sample, it = batch_item(key)
         return describe(sample, it, who)
 
+    @app.get("/api/proposal/{key}")
+    def proposal(key: str, who: str = Depends(annotator)) -> dict[str, Any]:
+        """The proposed mask of a segmentation item: ``{"height", "width", "values"}``, the
+        class indices row-major as base64 bytes (exact, unlike a decoded image)."""
+        sample, it = batch_item(key)
+        value = proposals.get(sample.id) if it.round == store.current_round() else None
+        if value is None or store.task != "segmentation":
+            raise HTTPException(status_code=404, detail="not found")
+        import base64
+
+        mask = np.ascontiguousarray(value, dtype=np.uint8)
+        return {"height": int(mask.shape[0]), "width": int(mask.shape[1]),
+                "values": base64.b64encode(mask.tobytes()).decode("ascii")}
+
     @app.get("/api/image/{key}")
     def image(key: str, who: str = Depends(annotator)) -> Response:
         sample, _ = batch_item(key)
@@ -451,7 +562,9 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             raise HTTPException(status_code=422, detail=f"value must be a class index "
                                                         f"0..{len(store.classes) - 1}")
         replaces = replaces_of(body.get("replaces"))
-        out = await run_in_threadpool(store.label_as_holder, NewLabel(sample.id, value=value),
+        made = await run_in_threadpool(proposals.provenance, sample.id, value=value)
+        out = await run_in_threadpool(store.label_as_holder,
+                                      NewLabel(sample.id, value=value, provenance=made),
                                       annotator=who, replaces=replaces)
         if not out.ok:
             raise refusal(out)
@@ -483,7 +596,9 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             rel = await run_in_threadpool(save_uploaded_mask, store, sample, data, suffix)
         except DataError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        out = await run_in_threadpool(store.label_as_holder, NewLabel(sample.id, mask_path=rel),
+        made = await run_in_threadpool(proposals.provenance, sample.id, mask_path=rel)
+        out = await run_in_threadpool(store.label_as_holder,
+                                      NewLabel(sample.id, mask_path=rel, provenance=made),
                                       annotator=who, replaces=replaces)
         if not out.ok:
             raise refusal(out)

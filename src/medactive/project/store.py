@@ -14,7 +14,10 @@ Tables:
 - ``labels``: append-only history; a sample's label is its latest row. ``value`` is a class index
   (classification) or ``mask_path`` a mask file inside the project (segmentation); ``annotator``,
   ``created_at``, ``round`` (the labeled set ``L_round`` the sample joins) and ``source``
-  (``expert`` = web page, ``import``, ``initial`` = given at ``init``).
+  (``expert`` = web page, ``import``, ``initial`` = given at ``init``); ``provenance`` (added in
+  schema version 2, NULL in older rows and for imports): for a page label, ``accepted`` (the
+  model's proposal saved unchanged), ``edited`` (a proposal was shown and the expert gave
+  another class or changed the mask) or ``scratch`` (no proposal).
 - ``corrections``: which label row (``seq``) replaced which (``replaces``), by whom and when: a
   label given on the page changes only by such an explicit correction of its own annotator
   (:meth:`ProjectStore.label_as_holder`).
@@ -57,10 +60,11 @@ from medactive.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 DB_NAME = "project.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: labels.provenance (a nullable column; see _migrate)
 SOURCES = ("expert", "import", "initial")
 STATUSES = ("pending", "labelled", "skipped")
 SPLITS = ("pool", "val", "test")
+PROVENANCES = ("accepted", "edited", "scratch")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -84,6 +88,7 @@ CREATE TABLE IF NOT EXISTS labels (
     created_at TEXT NOT NULL,
     round INTEGER NOT NULL,
     source TEXT NOT NULL CHECK (source IN ('expert', 'import', 'initial')),
+    provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch')),
     CHECK ((value IS NULL) <> (mask_path IS NULL))
 );
 CREATE INDEX IF NOT EXISTS labels_sample ON labels(sample_id, seq);
@@ -135,6 +140,10 @@ CREATE TABLE IF NOT EXISTS excluded (
 """
 
 
+#: the column version 2 added to ``labels`` (also in ``_SCHEMA`` for new stores)
+_PROVENANCE_COLUMN = "provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch'))"
+
+
 def now_iso() -> str:
     """The current UTC time as an ISO-8601 string (seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -178,6 +187,7 @@ class Label:
     created_at: str
     round: int
     source: str
+    provenance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,7 @@ class NewLabel:
     sample_id: str
     value: int | None = None
     mask_path: str | None = None
+    provenance: str | None = None  # one of PROVENANCES (page labels), else None
 
 
 class ProjectStore:
@@ -252,6 +263,8 @@ class ProjectStore:
             logger.warning("%s: could not switch to WAL mode (got %s)", self.db_path, mode)
         conn.executescript(_SCHEMA)
         version = self.get_meta("schema_version")
+        if version is not None and version < SCHEMA_VERSION:
+            self._migrate()
         if version is None:
             with self.transaction() as tx:
                 tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -259,6 +272,17 @@ class ProjectStore:
         elif version > SCHEMA_VERSION:
             raise ConfigError(f"{self.db_path}: schema version {version} is newer than this "
                               f"medactive ({SCHEMA_VERSION}); upgrade medactive")
+
+    def _migrate(self) -> None:
+        """Bring an older store to :data:`SCHEMA_VERSION` in one transaction, only adding:
+        version 1 -> 2 adds the nullable ``labels.provenance`` (existing rows keep every value,
+        provenance NULL)."""
+        with self.transaction() as tx:
+            columns = {r[1] for r in tx.execute("PRAGMA table_info(labels)")}
+            if "provenance" not in columns:
+                tx.execute("ALTER TABLE labels ADD COLUMN " + _PROVENANCE_COLUMN)
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                       (json.dumps(SCHEMA_VERSION),))
 
     # -- connections and transactions -------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -488,8 +512,9 @@ class ProjectStore:
         stamp = now_iso()
         for i, lab in enumerate(labels):
             tx.execute("INSERT INTO labels(sample_id, value, mask_path, annotator, created_at, "
-                       "round, source) VALUES (?,?,?,?,?,?,?)",
-                       (lab.sample_id, lab.value, lab.mask_path, annotator, stamp, rnd, source))
+                       "round, source, provenance) VALUES (?,?,?,?,?,?,?,?)",
+                       (lab.sample_id, lab.value, lab.mask_path, annotator, stamp, rnd, source,
+                        lab.provenance))
             tx.execute("UPDATE queries SET status = 'labelled', lease_annotator = NULL, "
                        "lease_expires = NULL WHERE sample_id = ? AND status != 'labelled'",
                        (lab.sample_id,))

@@ -150,10 +150,12 @@ function pickClass(value) {
   });
 }
 
-// the layer of an item: kept per key for this session, fresh (all background) otherwise
+// the layer of an item: kept per key for this session, fresh (all background) otherwise;
+// returns whether it is fresh (then a proposed mask may fill it)
 function startLayer(key, width, height) {
   let layer = state.masks.get(key);
-  if (!layer || layer.width !== width || layer.height !== height) {
+  const fresh = !layer || layer.width !== width || layer.height !== height;
+  if (fresh) {
     layer = { width, height, data: new Uint8Array(width * height) };
     state.masks.set(key, layer);
   }
@@ -163,6 +165,17 @@ function startLayer(key, width, height) {
   overlay.height = height;
   overlay.hidden = false;
   renderOverlay(0, 0, width, height);
+  return fresh;
+}
+
+// segmentation: the model's mask for the item fills its fresh layer, to correct, not redraw
+async function fillProposedMask(item) {
+  const data = await (await api("GET", `/api/proposal/${item.key}`)).json();
+  const m = state.mask;
+  if (state.item !== item || !m || data.width !== m.width || data.height !== m.height) return;
+  const bytes = atob(data.values);
+  for (let i = 0; i < m.data.length; i++) m.data[i] = bytes.charCodeAt(i);
+  renderOverlay(0, 0, m.width, m.height);
 }
 
 // repaint the overlay's rectangle [x0, x1) x [y0, y1) from the class layer
@@ -350,7 +363,43 @@ function clearItem() {
   $("sample-id").textContent = "";
   $("sample-info").textContent = "";
   $("current-label").textContent = "";
+  $("why").textContent = "";
+  $("proposal").hidden = true;
   markLabel(null);
+}
+
+// why the item was chosen, and the model's proposal as a one-key (Enter) choice
+function showProposal(item) {
+  const why = item.why;
+  $("why").textContent = why && why.strategy
+    ? `Chosen by ${why.strategy}: rank ${why.rank + 1} of round ${why.round}` +
+      (why.score === null ? "" : `, score ${why.score.toPrecision(4)}`)
+    : "";
+  const p = item.proposal;
+  $("proposal").hidden = !p;
+  document.querySelectorAll("#classes .class").forEach((b) => {
+    b.classList.toggle("proposed", !!p && p.value !== undefined &&
+                                   b.dataset.value === String(p.value));
+  });
+  if (!p) return;
+  if (p.value !== undefined) {
+    $("proposal-class").textContent = p.class;
+    $("proposal-p").textContent = `(probability ${p.probability.toFixed(2)})`;
+  } else {
+    $("proposal-class").textContent = "the mask drawn on the image";
+    $("proposal-p").textContent = "(correct it, or save it as it is)";
+  }
+  $("proposal").title = p.model +
+    (p.temperature !== 1 ? `, temperature ${p.temperature.toFixed(2)}` : "");
+}
+
+// Enter: the proposal as it is (classification: its class; segmentation: the layer as drawn,
+// which the server records as "accepted" when it still is the proposed mask)
+function accept() {
+  const p = state.item && state.item.proposal;
+  if (!p) return;
+  if (p.value !== undefined) return label(p.value);
+  return saveDrawnMask();
 }
 
 function showDone(p) {
@@ -398,8 +447,10 @@ async function show(item) {
   if (item.box) canvas.dataset.box = `${item.box.x0},${item.box.y0},${item.box.x1},${item.box.y1}`;
   else delete canvas.dataset.box;
   state.stroke = null;
-  if (isSegmentation()) startLayer(item.key, bitmap.width, bitmap.height);
+  const fresh = isSegmentation() && startLayer(item.key, bitmap.width, bitmap.height);
   draw();
+  if (fresh && item.proposal && item.label_seq === null) await fillProposedMask(item);
+  showProposal(item);
   const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
   const patch = item.box
     ? `; outline the patch x ${item.box.x0}-${item.box.x1 - 1}, y ${item.box.y0}-` +
@@ -407,7 +458,9 @@ async function show(item) {
       `${item.box.x1 - item.box.x0}x${item.box.y1 - item.box.y0} mask or a whole-slice mask: ` +
       "only the patch is kept)"
     : "";
-  $("sample-info").textContent = `round ${item.round}, rank ${item.rank + 1}${score}${patch}`;
+  // round, rank and score are in the "why" line when the batch's strategy is known
+  $("sample-info").textContent = item.why && item.why.strategy
+    ? patch.replace(/^; /, "") : `round ${item.round}, rank ${item.rank + 1}${score}${patch}`;
   const cls = state.project.classes;
   $("current-label").textContent = item.label !== null
     ? `Labelled ${cls[item.label]} by ${item.labelled_by}`
@@ -580,6 +633,8 @@ document.addEventListener("keydown", (event) => {
     if (Number(k) < state.project.classes.length) pickClass(Number(k));  // 0 = eraser
   } else if (/^[1-9]$/.test(k) && state.project && Number(k) <= state.project.classes.length) {
     label(Number(k) - 1);
+  } else if (k === "Enter" && state.item && state.item.proposal) {
+    accept();
   } else if (k === "s" || k === "S") {
     skip();
   } else if (k === "ArrowLeft" || k === "Backspace") {
@@ -612,6 +667,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("mask-send").addEventListener("click", uploadMask);
   $("mask-save").addEventListener("click", saveDrawnMask);
   $("mask-clear").addEventListener("click", clearLayer);
+  $("accept").addEventListener("click", accept);
   $("brush").addEventListener("input", () => { $("brush-size").textContent = $("brush").value; });
   $("canvas").addEventListener("pointerdown", onPointerDown);
   $("canvas").addEventListener("pointermove", onPointerMove);
