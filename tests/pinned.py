@@ -1,6 +1,7 @@
 """Where pinned selections are compared: on the CPU family they were recorded on.
 
-The region pins (``tests/cli/test_run_regions.py``, ``tests/project/test_segmentation_regions.py``)
+The region pins (``tests/cli/test_run_regions.py``, ``tests/project/test_segmentation_regions.py``,
+``tests/tasks/segmentation/test_regions.py``)
 train small U-Nets and pick among patches whose scores differ in the fourth decimal. On another
 CPU family (another vector unit, so other kernels and summation orders) the same code, seed and
 build give scores that differ in the fifth decimal, which reorders such near-ties: on an AMD EPYC,
