@@ -87,19 +87,25 @@ def _first(sq_norms: np.ndarray, rng: np.random.Generator, first: str,
     return int(rng.choice(sq_norms.size, p=weights / weights.sum()))
 
 
+def _start(embedding: Embedding, n_clusters: int, rng: np.random.Generator, first: str,
+           weights: np.ndarray | None):
+    """``(sq_norms, chosen, picks, picked_d2, center)`` after the first pick of k-means++."""
+    sq_norms = embedding.sq_norms()
+    chosen = np.zeros(len(embedding), dtype=bool)
+    picks = np.empty(n_clusters, dtype=np.int64)
+    picked_d2 = np.empty(n_clusters, dtype=np.float64)
+    center = _first(sq_norms, rng, first, weights)
+    picks[0], picked_d2[0] = center, sq_norms[center]
+    chosen[center] = True
+    return sq_norms, chosen, picks, picked_d2, center
+
+
 def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Generator,
                      first: str, n_local_trials: int, weights: np.ndarray | None = None,
                      ) -> tuple[np.ndarray, np.ndarray]:
     """D² sampling; with ``weights`` ``[n]`` (``>= 0``, not all 0), ``w_i D²(i)`` sampling."""
-    n = len(embedding)
-    sq_norms = embedding.sq_norms()
-    chosen = np.zeros(n, dtype=bool)
-    picks = np.empty(n_clusters, dtype=np.int64)
-    picked_d2 = np.empty(n_clusters, dtype=np.float64)
-
-    center = _first(sq_norms, rng, first, weights)
-    picks[0], picked_d2[0] = center, sq_norms[center]
-    chosen[center] = True
+    sq_norms, chosen, picks, picked_d2, center = _start(embedding, n_clusters, rng, first,
+                                                        weights)
     closest = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
     closest[center] = 0.0
 
@@ -134,15 +140,7 @@ def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Gener
 def _lazy_kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Generator,
                           first: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """Plain D² sampling with pool updates every ``batch`` picks (rejection sampling between)."""
-    n = len(embedding)
-    sq_norms = embedding.sq_norms()
-    chosen = np.zeros(n, dtype=bool)
-    picks = np.empty(n_clusters, dtype=np.int64)
-    picked_d2 = np.empty(n_clusters, dtype=np.float64)
-
-    center = _first(sq_norms, rng, first, None)
-    picks[0], picked_d2[0] = center, sq_norms[center]
-    chosen[center] = True
+    sq_norms, chosen, picks, picked_d2, center = _start(embedding, n_clusters, rng, first, None)
     closest = embedding.min_sq_distances(np.array([center]), sq_norms)[0]
     closest[center] = 0.0
     cumulative = np.cumsum(closest)
