@@ -60,7 +60,6 @@ from medactive.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 DB_NAME = "project.db"
-SCHEMA_VERSION = 2  # 2: labels.provenance (a nullable column; see _migrate)
 SOURCES = ("expert", "import", "initial")
 STATUSES = ("pending", "labelled", "skipped")
 SPLITS = ("pool", "val", "test")
@@ -140,8 +139,14 @@ CREATE TABLE IF NOT EXISTS excluded (
 """
 
 
-#: the column version 2 added to ``labels`` (also in ``_SCHEMA`` for new stores)
-_PROVENANCE_COLUMN = "provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch'))"
+#: What each schema version added to an older store, as ``(version, table, column definition)``
+#: (the column is also in ``_SCHEMA`` for new stores; ``None``: the version only added tables,
+#: which ``_SCHEMA``'s ``CREATE TABLE IF NOT EXISTS`` makes). Only nullable or defaulted columns
+#: are ever added, so every existing row keeps every value.
+_MIGRATIONS: tuple[tuple[int, str, str | None], ...] = (
+    (2, "labels", "provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch'))"),
+)
+SCHEMA_VERSION = max(version for version, _, _ in _MIGRATIONS)
 
 
 def now_iso() -> str:
@@ -274,13 +279,16 @@ class ProjectStore:
                               f"medactive ({SCHEMA_VERSION}); upgrade medactive")
 
     def _migrate(self) -> None:
-        """Bring an older store to :data:`SCHEMA_VERSION` in one transaction, only adding:
-        version 1 -> 2 adds the nullable ``labels.provenance`` (existing rows keep every value,
-        provenance NULL)."""
+        """Bring an older store to :data:`SCHEMA_VERSION` in one transaction, only adding the
+        columns of :data:`_MIGRATIONS` it lacks (version 1 -> 2: the nullable
+        ``labels.provenance``, NULL in existing rows)."""
         with self.transaction() as tx:
-            columns = {r[1] for r in tx.execute("PRAGMA table_info(labels)")}
-            if "provenance" not in columns:
-                tx.execute("ALTER TABLE labels ADD COLUMN " + _PROVENANCE_COLUMN)
+            for _, table, column in _MIGRATIONS:
+                if column is None:
+                    continue
+                present = {r[1] for r in tx.execute(f"PRAGMA table_info({table})")}
+                if column.split()[0] not in present:
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                        (json.dumps(SCHEMA_VERSION),))
 
