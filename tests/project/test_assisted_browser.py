@@ -9,9 +9,6 @@ Skips like ``test_browser.py`` when Playwright or /usr/bin/chromium is missing. 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,35 +20,26 @@ from medactive.project.signals import latest_temperature
 from medactive.project.store import ProjectStore
 from medactive.project.volumes import mask_png
 from medactive.project.workflow import init_project, query, train
-from tests.project.conftest import SEG_H, SEG_W, seg_volume, write_csv, write_folder
-from tests.project.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _chromium,
-    _free_port,
-    _press_and_wait,
-    _sign_in,
-    _start_server,
+from tests.project.browser import (
+    chromium,
+    new_page,
+    press_and_wait,
+    served_in_chromium,
+    shot,
+    sign_in,
 )
+from tests.project.conftest import SEG_H, SEG_W, seg_volume, write_csv, write_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("MEDACTIVE_SCREENSHOT_DIR")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name))
-
-
-def _open(browser, port: int, token: str):
-    page = browser.new_context(viewport={"width": 1100, "height": 760},
-                               bypass_csp=True).new_page()
-    first = _sign_in(page, f"http://127.0.0.1:{port}/", token)
-    return page, first
+def _open(browser, url: str, token: str):
+    page = new_page(browser)
+    return page, sign_in(page, url, token)
 
 
 def test_classification_proposal_accepted_with_enter_and_edited(tmp_path):
-    sync_playwright = _chromium()
+    chromium()
     truth = write_folder(tmp_path / "images", 16, size=28)
     proj = tmp_path / "proj"
     store = init_project(proj, tmp_path / "images", classes=["normal", "pneumonia"],
@@ -66,30 +54,22 @@ def test_classification_proposal_accepted_with_enter_and_edited(tmp_path):
     token = store.add_annotator("alice")
     store.close()
 
-    port = _free_port()
-    server = _start_server(proj, port)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page, first = _open(browser, port, token)
-            assert first == batch1[0]
-            page.wait_for_selector("#proposal", state="visible")
-            best = int(np.argmax(preds[first]))
-            name = ["normal", "pneumonia"][best]
-            assert page.text_content("#proposal-class") == name
-            shown = apply_temperature(np.log(preds[first])[None], temperature)[0][best]
-            assert page.text_content("#proposal-p") == f"(probability {shown:.2f})"
-            assert "proposed" in page.get_attribute(f"#classes .class[data-value='{best}']",
-                                                    "class")
-            assert page.text_content("#why").startswith("Chosen by margin: rank 1 of round 1")
-            _shot(page, "assisted-classification.png")
-            second = _press_and_wait(page, "Enter", first)  # accept: one key
-            other = 1 - int(np.argmax(preds[second]))
-            _press_and_wait(page, str(other + 1), second)  # the other class
-            browser.close()
-    finally:
-        server.kill()
-        server.wait()
+    with served_in_chromium(proj) as (server, browser):
+        page, first = _open(browser, server.url, token)
+        assert first == batch1[0]
+        page.wait_for_selector("#proposal", state="visible")
+        best = int(np.argmax(preds[first]))
+        name = ["normal", "pneumonia"][best]
+        assert page.text_content("#proposal-class") == name
+        shown = apply_temperature(np.log(preds[first])[None], temperature)[0][best]
+        assert page.text_content("#proposal-p") == f"(probability {shown:.2f})"
+        assert "proposed" in page.get_attribute(f"#classes .class[data-value='{best}']",
+                                                "class")
+        assert page.text_content("#why").startswith("Chosen by margin: rank 1 of round 1")
+        shot(page, "assisted-classification.png")
+        second = press_and_wait(page, "Enter", first)  # accept: one key
+        other = 1 - int(np.argmax(preds[second]))
+        press_and_wait(page, str(other + 1), second)  # the other class
     store = ProjectStore(proj)
     labels = store.current_labels_for([first, second])
     assert labels[first].value == best and labels[first].provenance == "accepted"
@@ -111,7 +91,7 @@ def _layer(page) -> np.ndarray:
 
 
 def test_segmentation_proposed_mask_prefilled_saved_and_edited(tmp_path, seg_folder):
-    sync_playwright = _chromium()
+    chromium()
     proj = tmp_path / "proj"
     store = init_project(proj, seg_folder, task="segmentation", preset="smoke", initial=3)
     batch0 = query(store, strategy="random", budget=3).sample_ids
@@ -127,37 +107,29 @@ def test_segmentation_proposed_mask_prefilled_saved_and_edited(tmp_path, seg_fol
     token = store.add_annotator("alice")
     store.close()
 
-    port = _free_port()
-    server = _start_server(proj, port)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page, first = _open(browser, port, token)
-            page.wait_for_selector("#proposal", state="visible")
-            assert np.array_equal(_layer(page), preds[first])  # pre-filled, pixel for pixel
-            _shot(page, "assisted-segmentation.png")
-            # correct it: class 2 (1-pixel brush) at pixel (0, 0), then save
-            page.keyboard.press("2")
-            page.fill("#brush", "1")
-            page.dispatch_event("#brush", "input")
-            box = page.locator("#canvas").bounding_box()
-            page.mouse.click(box["x"] + 0.5 * box["width"] / SEG_W,
-                             box["y"] + 0.5 * box["height"] / SEG_H)
-            edited = preds[first].copy()
-            edited[0, 0] = 2
-            assert np.array_equal(_layer(page), edited)
-            page.click("#mask-save")
-            page.wait_for_function(
-                "old => document.querySelector('#sample-id').textContent !== old", arg=first)
-            second = page.text_content("#sample-id")
-            page.wait_for_selector("#proposal", state="visible")
-            assert np.array_equal(_layer(page), preds[second])
-            page.keyboard.press("Enter")  # the proposed mask as it is
-            page.wait_for_function("document.querySelector('#done').hidden === false")
-            browser.close()
-    finally:
-        server.kill()
-        server.wait()
+    with served_in_chromium(proj) as (server, browser):
+        page, first = _open(browser, server.url, token)
+        page.wait_for_selector("#proposal", state="visible")
+        assert np.array_equal(_layer(page), preds[first])  # pre-filled, pixel for pixel
+        shot(page, "assisted-segmentation.png")
+        # correct it: class 2 (1-pixel brush) at pixel (0, 0), then save
+        page.keyboard.press("2")
+        page.fill("#brush", "1")
+        page.dispatch_event("#brush", "input")
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.click(box["x"] + 0.5 * box["width"] / SEG_W,
+                         box["y"] + 0.5 * box["height"] / SEG_H)
+        edited = preds[first].copy()
+        edited[0, 0] = 2
+        assert np.array_equal(_layer(page), edited)
+        page.click("#mask-save")
+        page.wait_for_function(
+            "old => document.querySelector('#sample-id').textContent !== old", arg=first)
+        second = page.text_content("#sample-id")
+        page.wait_for_selector("#proposal", state="visible")
+        assert np.array_equal(_layer(page), preds[second])
+        page.keyboard.press("Enter")  # the proposed mask as it is
+        page.wait_for_function("document.querySelector('#done').hidden === false")
     store = ProjectStore(proj)
     labels = store.current_labels_for([first, second])
     assert labels[first].provenance == "edited"

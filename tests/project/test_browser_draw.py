@@ -12,15 +12,13 @@ from PIL import Image
 
 from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project, query
-from tests.project.conftest import SEG_H, SEG_W
-from tests.project.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _chromium,
-    _free_port,
-    _sign_in,
-    _start_server,
+from tests.project.browser import (
+    chromium,
+    new_page,
+    served_in_chromium,
+    sign_in,
 )
+from tests.project.conftest import SEG_H, SEG_W
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,7 +38,7 @@ def _screen(box: dict, row: int, col: int) -> tuple[float, float]:
 def test_draw_and_save_mask(tmp_path, seg_folder, region_size):
     """Whole slices, and 8 x 8 patches (the page sends the whole slice, the server keeps the
     patch)."""
-    sync_playwright = _chromium()
+    chromium()
     proj = tmp_path / "proj"
     store = init_project(proj, seg_folder, task="segmentation", preset="smoke", initial=2,
                          region_size=region_size)
@@ -49,50 +47,41 @@ def test_draw_and_save_mask(tmp_path, seg_folder, region_size):
     n_classes = len(store.classes)  # background, outer, inner
     store.close()
 
-    port = _free_port()
-    server = _start_server(proj, port)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_context(viewport={"width": 1100, "height": 700},
-                                       bypass_csp=True).new_page()
-            item_id = _sign_in(page, f"http://127.0.0.1:{port}/", token)
-            patch = page.get_attribute("#canvas", "data-box")  # "x0,y0,x1,y1" or None
-            assert page.is_visible("#draw-tools") and page.is_hidden("#classes .class")
-            box = page.locator("#canvas").bounding_box()
-            assert box["width"] > 4 * SEG_W  # shown enlarged: several screen pixels per pixel
+    with served_in_chromium(proj) as (server, browser):
+        page = new_page(browser, height=700)
+        item_id = sign_in(page, server.url, token)
+        patch = page.get_attribute("#canvas", "data-box")  # "x0,y0,x1,y1" or None
+        assert page.is_visible("#draw-tools") and page.is_hidden("#classes .class")
+        box = page.locator("#canvas").bounding_box()
+        assert box["width"] > 4 * SEG_W  # shown enlarged: several screen pixels per pixel
 
-            # class 1, 1-pixel brush: a drag along row 2 from column 3 to column 10
-            page.keyboard.press("1")
-            assert "outer" in page.text_content("#draw-classes .chosen")
-            _set_range(page, "#brush", 1)
-            page.mouse.move(*_screen(box, 2, 3))
-            page.mouse.down()
-            page.mouse.move(*_screen(box, 2, 10), steps=3)  # few events: gaps get filled
-            page.mouse.up()
-            # eraser (key 0) over column 10 of that row
-            page.keyboard.press("0")
-            page.mouse.click(*_screen(box, 2, 10))
-            # class 2, 3-pixel brush, one click at (8, 12): the pixels within 1.5 of its centre
-            page.keyboard.press("2")
-            _set_range(page, "#brush", 3)
-            page.mouse.click(*_screen(box, 8, 12))
+        # class 1, 1-pixel brush: a drag along row 2 from column 3 to column 10
+        page.keyboard.press("1")
+        assert "outer" in page.text_content("#draw-classes .chosen")
+        _set_range(page, "#brush", 1)
+        page.mouse.move(*_screen(box, 2, 3))
+        page.mouse.down()
+        page.mouse.move(*_screen(box, 2, 10), steps=3)  # few events: gaps get filled
+        page.mouse.up()
+        # eraser (key 0) over column 10 of that row
+        page.keyboard.press("0")
+        page.mouse.click(*_screen(box, 2, 10))
+        # class 2, 3-pixel brush, one click at (8, 12): the pixels within 1.5 of its centre
+        page.keyboard.press("2")
+        _set_range(page, "#brush", 3)
+        page.mouse.click(*_screen(box, 8, 12))
 
-            # the overlay shows the layer at the image's resolution, transparent elsewhere
-            overlay = ("([x, y]) => Array.from(document.querySelector('#overlay')"
-                       ".getContext('2d').getImageData(x, y, 1, 1).data)")
-            assert page.evaluate(overlay, [5, 2])[3] == 255
-            assert page.evaluate(overlay, [0, 0])[3] == 0
+        # the overlay shows the layer at the image's resolution, transparent elsewhere
+        overlay = ("([x, y]) => Array.from(document.querySelector('#overlay')"
+                   ".getContext('2d').getImageData(x, y, 1, 1).data)")
+        assert page.evaluate(overlay, [5, 2])[3] == 255
+        assert page.evaluate(overlay, [0, 0])[3] == 0
 
-            page.click("#mask-save")
-            page.wait_for_function(
-                "old => { const t = document.querySelector('#sample-id').textContent;"
-                " return t.length > 0 && t !== old; }", arg=item_id)
-            assert page.text_content("#message") == ""
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        page.click("#mask-save")
+        page.wait_for_function(
+            "old => { const t = document.querySelector('#sample-id').textContent;"
+            " return t.length > 0 && t !== old; }", arg=item_id)
+        assert page.text_content("#message") == ""
 
     store = ProjectStore(proj)
     label = store.current_labels()[item_id]

@@ -21,15 +21,13 @@ from medactive.project.volumes import patch_mask, store_png
 from medactive.project.workflow import build_project_task, init_project, labeled_state, query
 from medactive.tasks.segmentation.losses import IGNORE_INDEX
 from tests.pinned import pins_apply
-from tests.project.conftest import SEG_H, SEG_S, SEG_W, seg_volume
-from tests.project.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _chromium,
-    _free_port,
-    _sign_in,
-    _start_server,
+from tests.project.browser import (
+    chromium,
+    new_page,
+    served_in_chromium,
+    sign_in,
 )
+from tests.project.conftest import SEG_H, SEG_S, SEG_W, seg_volume
 
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("medactive.tasks.segmentation.task")
@@ -275,38 +273,30 @@ def test_query_label_query_cycle_trains(region_project):
 def test_page_outlines_patch_and_takes_its_mask(region_project, tmp_path):
     """Headless Chromium: the whole slice is drawn with the patch outlined; a patch mask chosen
     in the page's file input is stored and the next patch is offered."""
-    sync_playwright = _chromium()
+    chromium()
     store = region_project
     query(store, strategy="random", budget=3)
     token = store.add_annotator("ann")
-    port = _free_port()
-    server = _start_server(store.directory, port)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_context(bypass_csp=True).new_page()
-            first = _sign_in(page, f"http://127.0.0.1:{port}/", token)
-            _, r, c = split_patch_id(first)
-            hh, ww = min(P, H - r), min(P, W - c)
-            canvas = page.evaluate("[document.querySelector('#canvas').width, "
-                                   "document.querySelector('#canvas').height, "
-                                   "document.querySelector('#canvas').dataset.box]")
-            assert canvas == [W, H, f"{c},{r},{c + ww},{r + hh}"]
-            corner = page.evaluate(
-                f"Array.from(document.querySelector('#canvas').getContext('2d')"
-                f".getImageData({c}, {r}, 1, 1).data).slice(0, 3)")
-            assert corner == [255, 212, 0]  # the outline's colour
-            assert "outline the patch" in page.text_content("#sample-info")
-            mask = tmp_path / "patch.png"
-            Image.fromarray(np.ones((hh, ww), np.uint8)).save(mask)
-            page.set_input_files("#mask-file", str(mask))
-            page.click("#mask-send")
-            page.wait_for_function(
-                "old => document.querySelector('#sample-id').textContent !== old", arg=first)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with served_in_chromium(store.directory) as (server, browser):
+        page = new_page(browser, width=1280, height=720)
+        first = sign_in(page, server.url, token)
+        _, r, c = split_patch_id(first)
+        hh, ww = min(P, H - r), min(P, W - c)
+        canvas = page.evaluate("[document.querySelector('#canvas').width, "
+                               "document.querySelector('#canvas').height, "
+                               "document.querySelector('#canvas').dataset.box]")
+        assert canvas == [W, H, f"{c},{r},{c + ww},{r + hh}"]
+        corner = page.evaluate(
+            f"Array.from(document.querySelector('#canvas').getContext('2d')"
+            f".getImageData({c}, {r}, 1, 1).data).slice(0, 3)")
+        assert corner == [255, 212, 0]  # the outline's colour
+        assert "outline the patch" in page.text_content("#sample-info")
+        mask = tmp_path / "patch.png"
+        Image.fromarray(np.ones((hh, ww), np.uint8)).save(mask)
+        page.set_input_files("#mask-file", str(mask))
+        page.click("#mask-send")
+        page.wait_for_function(
+            "old => document.querySelector('#sample-id').textContent !== old", arg=first)
     label = ProjectStore(store.directory).current_labels()[first]
     assert label.annotator == "ann"
     assert np.asarray(Image.open(store.directory / label.mask_path)).shape == (hh, ww)
