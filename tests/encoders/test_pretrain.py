@@ -57,24 +57,25 @@ def test_pretrain_is_reproducible_per_seed(two_kind_npz, tmp_path):
     assert not torch.equal(a["state"][first], c["state"][first])
 
 
-def _command(data: Path, out: Path) -> list[str]:
+def _command(data: Path, out: Path, method: str = "simclr") -> list[str]:
     return [sys.executable, "-m", "medactive", "pretrain", "--data", str(data), "--out",
-            str(out), "--epochs", "8", "--width", "8", "--batch-size", "16", "--threads", "1",
-            "--device", "cpu"]
+            str(out), "--method", method, "--epochs", "8", "--width", "8", "--batch-size",
+            "16", "--threads", "1", "--device", "cpu"]
 
 
 @pytest.mark.slow
-def test_pretraining_resumes_after_sigkill_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("method", ["simclr", "simsiam"])
+def test_pretraining_resumes_after_sigkill_to_the_same_weights(tmp_path, method):
     data = tmp_path / "pool.npz"
     np.savez(data, **two_kind_arrays(n_train=320, size=28))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # uninterrupted reference
     reference = tmp_path / "reference.pt"
-    subprocess.run(_command(data, reference), check=True, env=env, capture_output=True)
+    subprocess.run(_command(data, reference, method), check=True, env=env, capture_output=True)
     # killed as soon as a first epoch is checkpointed, then rerun with the same command
     out = tmp_path / "resumed.pt"
     partial = tmp_path / "resumed.pt.partial"
-    proc = subprocess.Popen(_command(data, out), env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_command(data, out, method), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -84,12 +85,12 @@ def test_pretraining_resumes_after_sigkill_to_the_same_weights(tmp_path):
     assert not out.exists(), "the pretraining finished before it could be killed"
     killed_after = torch.load(partial, weights_only=True)["epoch"]
     assert killed_after < 7
-    done = subprocess.run(_command(data, out), check=False, env=env, capture_output=True,
+    done = subprocess.run(_command(data, out, method), check=False, env=env, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
     assert not partial.exists()
     want, got = read_encoder_file(reference), read_encoder_file(out)
-    assert got["key"] == want["key"]
+    assert got["key"] == want["key"] and got["key"]["method"] == method
     for name, tensor in want["state"].items():
         assert torch.equal(got["state"][name], tensor), name
     assert got["quality"] == want["quality"]

@@ -36,6 +36,8 @@ A TOML file describes any other grid::
     # encoder = "encoders/blood-simclr.pt"   # `medactive pretrain` file (relative: data_root),
     #                                        # "timm:NAME" + encoder_weights = "FILE", or a table:
     # encoder = {method = "simclr", epochs = 30, model = "smallcnn", width = 32, seed = 0}
+    #                                        # (method = "simsiam": SimSiam, same keys but
+    #                                        # temperature; predictor_dim, default 32)
     # train_mode = "frozen"                  # or "finetune" (default): head on fixed features
     # semi_supervised = "fixmatch"           # "mean-teacher" for segmentation
     # semi_options = {threshold = 0.95}      # overrides of the method's settings

@@ -11,11 +11,14 @@ from medactive.errors import ConfigError
 
 def add_parsers(subparsers) -> None:
     from medactive.encoders.pretrain import DEFAULT_MODEL, DEFAULT_WIDTH, MEDICAL_SSL
+    from medactive.encoders.simclr import SSL_METHODS
 
     p = subparsers.add_parser(
-        "pretrain", help="self-supervised encoder on a pool's images (SimCLR), with its quality",
+        "pretrain", help="self-supervised encoder on a pool's images (SimCLR, SimSiam), with "
+        "its quality",
         description="Pretrain an encoder on the train split's images without their labels "
-        "(SimCLR, Chen et al. 2020; survey §4.2), then print and store its quality: kNN "
+        "(SimCLR, Chen et al. 2020, or SimSiam, Chen and He 2021; survey §4.2), then print and "
+        "store its quality: kNN "
         "accuracy (k = 20, cosine) and linear-probe accuracy on val and test, fitted on every "
         "train label (read only for this report). The file is used by `medactive run "
         "--encoder FILE`, bench grids (encoder = ...) and `project init --encoder`. Resumable: "
@@ -23,8 +26,10 @@ def add_parsers(subparsers) -> None:
         "(state in OUT.partial) and ends with the same weights.")
     p.add_argument("--data", required=True, help="dataset (as `medactive run --data`)")
     p.add_argument("--out", required=True, help="encoder file to write (e.g. blood-simclr.pt)")
-    p.add_argument("--method", default="simclr", choices=["simclr"],
-                   help="self-supervised method (default simclr)")
+    p.add_argument("--method", default="simclr", choices=list(SSL_METHODS),
+                   help="self-supervised method: simclr (default; contrastive, NT-Xent over "
+                   "the batch's other images) or simsiam (negative cosine with stop-gradient "
+                   "and a predictor; no negatives, no momentum encoder)")
     p.add_argument("--epochs", type=int, default=MEDICAL_SSL.epochs,
                    help=f"passes over the pool (default {MEDICAL_SSL.epochs})")
     p.add_argument("--model", default=DEFAULT_MODEL, choices=["smallcnn", "resnet18"],
@@ -34,8 +39,8 @@ def add_parsers(subparsers) -> None:
                    "features)")
     p.add_argument("--batch-size", type=int, default=MEDICAL_SSL.batch_size,
                    help=f"images per batch, two views each (default {MEDICAL_SSL.batch_size})")
-    p.add_argument("--temperature", type=float, default=MEDICAL_SSL.temperature,
-                   help=f"NT-Xent temperature (default {MEDICAL_SSL.temperature})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"simclr: NT-Xent temperature (default {MEDICAL_SSL.temperature})")
     p.add_argument("--lr", type=float, default=MEDICAL_SSL.lr,
                    help=f"Adam learning rate, cosine decay (default {MEDICAL_SSL.lr})")
     p.add_argument("--augment", default="medical", choices=["medical", "standard"],
@@ -64,8 +69,9 @@ def ssl_from_args(args):
         for key in ("crop_min", "max_rotation", "vertical_flip", "jitter", "saturation",
                     "grayscale"):
             base[key] = defaults[key]
-    base.update(method=args.method, epochs=args.epochs, batch_size=args.batch_size,
-                temperature=args.temperature, lr=args.lr)
+    base.update(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    if args.temperature is not None:
+        base["temperature"] = args.temperature
     return SSLConfig.from_dict(base, source="pretrain")
 
 

@@ -2,7 +2,7 @@
 
 - :func:`load_encoder` — a file written by ``medactive pretrain``, or ``timm:NAME`` with a local
   weights file (never downloaded).
-- :func:`pretrain_encoder` — self-supervised (SimCLR) pretraining on the pool, resumable, with
+- :func:`pretrain_encoder` — self-supervised (SimCLR, SimSiam) pretraining on the pool, resumable, with
   its kNN / linear-probe quality.
 - :func:`cached_embeddings` — a pool's embeddings, computed once per encoder and kept on disk.
 """

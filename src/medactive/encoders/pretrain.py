@@ -1,6 +1,7 @@
 """``medactive pretrain``: a self-supervised pool encoder written to one file, with its quality.
 
-:func:`pretrain_encoder` SimCLR-pretrains a backbone on the train split (labels never read),
+:func:`pretrain_encoder` pretrains a backbone self-supervised (SimCLR or SimSiam, the settings'
+``method``) on the train split (labels never read),
 then measures it with the standard yardsticks (:mod:`medactive.encoders.quality`: kNN and
 linear-probe accuracy on val and test, fitted on every train label — the labels are read only
 for this report, after training) and writes the record to ``out``
@@ -14,6 +15,7 @@ as it is.
 References:
     Chen, Kornblith, Norouzi and Hinton, "A simple framework for contrastive learning of visual
     representations", ICML 2020.
+    Chen and He, "Exploring simple Siamese representation learning", CVPR 2021.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from medactive.encoders.base import (
     read_encoder_file,
     save_encoder_file,
 )
-from medactive.encoders.simclr import SSLConfig, pretrain_simclr
+from medactive.encoders.simclr import SSLConfig, pretrain_ssl
 from medactive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,10 @@ DEFAULT_MODEL, DEFAULT_WIDTH = "smallcnn", 32
 #: SimCLR settings for small medical images: any rotation and both flips (X-ray patches, blood
 #: smears and fundus photographs have no canonical orientation at 28 px), SimCLR's colour
 #: distortion for RGB (saturation, 20 % grey views), tighter crops than the paper's 0.08 floor
-#: (28 px images lose their content below a third of the area), 30 epochs
+#: (28 px images lose their content below a third of the area), 30 epochs. SimSiam
+#: (``method = "simsiam"``) takes the same settings (its predictor: 128 -> 32 -> 128) and the
+#: same Adam schedule, not the paper's SGD (lr 0.05 x batch / 256, weight decay 1e-4, predictor
+#: lr not decayed), so the two methods differ only in their objective
 MEDICAL_SSL = SSLConfig(epochs=30, batch_size=256, lr=1e-3, temperature=0.5, projection_dim=128,
                         crop_min=0.3, max_rotation=180.0, vertical_flip=True, jitter=0.4,
                         saturation=0.4, grayscale=0.2)
@@ -91,10 +96,10 @@ def pretrain_encoder(dataset: Dataset, out: str | Path, *, ssl: SSLConfig = MEDI
             return record
     partial = out.with_name(out.name + ".partial")
     start = time.perf_counter()
-    state = pretrain_simclr(dataset.train, config=ssl, model=model,
-                            in_channels=dataset.in_channels, width=width, seed=seed,
-                            device=device, progress=progress, checkpoint=partial,
-                            checkpoint_key=key)
+    state = pretrain_ssl(dataset.train, config=ssl, model=model,
+                         in_channels=dataset.in_channels, width=width, seed=seed,
+                         device=device, progress=progress, checkpoint=partial,
+                         checkpoint_key=key)
     seconds = time.perf_counter() - start
     record = {"key": _plain(key),
               "architecture": {"model": model, "width": width,

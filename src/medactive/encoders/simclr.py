@@ -1,4 +1,6 @@
-"""Self-supervised pretraining of the classification backbone on the unlabeled pool (SimCLR).
+"""Self-supervised pretraining of the classification backbone on the unlabeled pool: SimCLR,
+and the training loop every method shares (:func:`pretrain_ssl`; SimSiam in
+:mod:`medactive.encoders.simsiam`).
 
 Survey §4.2: a contrastive model trained on the raw pool gives a better starting point for the
 first rounds ("pretrain then fine-tune", §4.2.2) and features on which a cold-start strategy can
@@ -12,6 +14,10 @@ together and pushes the other ``2n - 2`` views of the batch away. Only the backb
 :attr:`medactive.tasks.classification.model.Classifier.backbone` (the classifier head is not
 pretrained). Optimiser: Adam (lr 1e-3, weight decay 1e-6), the usual choice of small-batch
 SimCLR reimplementations (the paper's LARS is for batches of thousands).
+
+The methods are a registry (:data:`SSL_METHODS`): each names a head built on the backbone's
+features and a loss of that head on a batch of two views per image; :func:`pretrain_ssl` (views,
+optimiser, schedule, checkpoints, progress) is the same for all.
 
 References:
     Chen, Kornblith, Norouzi and Hinton, "A simple framework for contrastive learning of visual
@@ -29,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +48,14 @@ from medactive._optim import optimisation_step
 from medactive.data.pool import Split
 from medactive.data.tensors import load_images, normalise_batch
 from medactive.encoders.backbones import build_backbone, skip_head_init
+from medactive.encoders.simsiam import SimSiamHead, simsiam_objective
 from medactive.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-SSL_METHODS = ("simclr",)
+#: settings that only one method has: left out of the other methods' content keys (so SimCLR's
+#: keys, and the names of its encoder files, are what they were before SimSiam existed)
+METHOD_SETTINGS = {"temperature": "simclr", "predictor_dim": "simsiam"}
 
 
 @dataclass(frozen=True)
@@ -54,14 +63,16 @@ class SSLConfig:
     """Settings of the self-supervised pretraining.
 
     Attributes:
-        method: ``"simclr"`` (the only one so far).
+        method: ``"simclr"`` or ``"simsiam"`` (:data:`SSL_METHODS`).
         epochs: passes over the pool.
         batch_size: images per batch (each gives two views, so ``2 * batch_size`` forward rows).
         lr: Adam learning rate (cosine decay to 0 over all steps).
         weight_decay: Adam weight decay.
-        temperature: NT-Xent temperature ``tau``.
+        temperature: SimCLR only: NT-Xent temperature ``tau``.
         projection_dim: output size of the projection head (its hidden layer has the
             backbone's feature size).
+        predictor_dim: SimSiam only: hidden size of the predictor bottleneck (default
+            ``projection_dim // 4``, the paper's 2048 -> 512 ratio).
         crop_min: smallest area fraction of the random resized crop.
         max_rotation: rotations are drawn in ``±max_rotation`` degrees (180: any angle, which
             suits blood smears, cell and fundus images that have no upright orientation).
@@ -85,9 +96,16 @@ class SSLConfig:
     jitter: float = 0.4
     saturation: float = 0.0
     grayscale: float = 0.0
+    predictor_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method == "simsiam" and self.predictor_dim is None:
+            object.__setattr__(self, "predictor_dim", max(1, self.projection_dim // 4))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings of this method (another method's settings are left out)."""
+        return {k: v for k, v in asdict(self).items()
+                if METHOD_SETTINGS.get(k, self.method) == self.method}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, *, source: str = "ssl") -> SSLConfig:
@@ -102,16 +120,27 @@ class SSLConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; "
                               f"allowed: {', '.join(sorted(allowed))}")
-        if data.get("method", "simclr") not in SSL_METHODS:
-            raise ConfigError(f"{source}: unknown method {data['method']!r}; choose one of "
+        method = data.get("method", "simclr")
+        if method not in SSL_METHODS:
+            raise ConfigError(f"{source}: unknown method {method!r}; choose one of "
                               f"{', '.join(SSL_METHODS)}")
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        for key, owner in METHOD_SETTINGS.items():
+            if owner != method and key in data and data[key] != defaults[key]:
+                raise ConfigError(f"{source}: {key} is a {owner} setting; method {method} "
+                                  "has none")
+        predictor = data.get("predictor_dim")
+        if method == "simsiam" and predictor is not None and (
+                isinstance(predictor, bool) or not isinstance(predictor, int) or predictor < 1):
+            raise ConfigError(f"{source}: predictor_dim must be a positive integer, got "
+                              f"{predictor!r}")
         for key in ("epochs", "batch_size", "projection_dim"):
             value = data.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
         if data.get("batch_size", 2) < 2:
-            raise ConfigError(f"{source}: batch_size must be at least 2 (negatives are the "
-                              "other images of the batch)")
+            raise ConfigError(f"{source}: batch_size must be at least 2 (SimCLR's negatives "
+                              "are the other images of the batch; batch norm needs two)")
         for key in ("lr", "temperature"):
             value = data.get(key, 1.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -229,17 +258,50 @@ class ProjectionHead(nn.Module):
         return self.net(h)
 
 
-def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels: int,
+@dataclass(frozen=True)
+class SSLMethod:
+    """One self-supervised method of :func:`pretrain_ssl`.
+
+    Attributes:
+        title: its name in logs and progress bars.
+        build_head: ``(backbone features d, settings) -> head`` (trained, then dropped).
+        loss: ``(head, features [2n, d], settings) -> scalar loss``; rows ``k`` and ``n + k``
+            of the features are the two views of image ``k``.
+    """
+
+    title: str
+    build_head: Callable[[int, SSLConfig], nn.Module]
+    loss: Callable[[nn.Module, torch.Tensor, SSLConfig], torch.Tensor]
+
+
+def _simclr_loss(head: nn.Module, h: torch.Tensor, config: SSLConfig) -> torch.Tensor:
+    z = head(h)
+    n = z.shape[0] // 2
+    return nt_xent_loss(z[:n], z[n:], config.temperature)
+
+
+#: the self-supervised methods by name (``--method``, grid ``encoder = {method = ...}``)
+SSL_METHODS: dict[str, SSLMethod] = {
+    "simclr": SSLMethod("SimCLR", lambda d, c: ProjectionHead(d, c.projection_dim),
+                        _simclr_loss),
+    "simsiam": SSLMethod("SimSiam", lambda d, c: SimSiamHead(d, c.projection_dim,
+                                                             int(c.predictor_dim)),
+                         lambda head, h, c: simsiam_objective(head, h)),
+}
+
+
+def pretrain_ssl(split: Split, *, config: SSLConfig, model: str, in_channels: int,
                     width: int | None = None, image_size: int | None = None, seed: int = 0,
                     idx: np.ndarray | None = None, device: str = "cpu", progress: bool = False,
                     on_epoch: Callable[[int, float], None] | None = None,
                     checkpoint: str | Path | None = None, checkpoint_key: Any = None,
                     ) -> dict[str, torch.Tensor]:
-    """SimCLR-pretrain the backbone of classifier ``model`` on ``split`` without its labels.
+    """Self-supervised pretraining (``config.method``) of the backbone of classifier ``model``
+    on ``split``, without its labels.
 
     Args:
         split: the pool (its labels are never read).
-        config: pretraining settings.
+        config: pretraining settings (the method among them).
         model, in_channels, width: the classifier whose backbone is trained (as
             :func:`~medactive.encoders.backbones.build_backbone`).
         image_size: resize images to this side (the training preset's).
@@ -262,11 +324,15 @@ def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels:
     n = idx.size
     if n < 2:
         raise ConfigError(f"self-supervised pretraining needs at least 2 images, got {n}")
+    if config.method not in SSL_METHODS:
+        raise ConfigError(f"unknown self-supervised method {config.method!r}; choose one of "
+                          f"{', '.join(SSL_METHODS)}")
+    method = SSL_METHODS[config.method]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     backbone = build_backbone(model, in_channels=in_channels, width=width)
     skip_head_init(backbone)
-    head = ProjectionHead(backbone.out_features, config.projection_dim)
+    head = method.build_head(backbone.out_features, config)
     params = list(backbone.parameters()) + list(head.parameters())
     optimiser = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     batch_size = min(config.batch_size, n)
@@ -287,7 +353,8 @@ def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels:
             scheduler.load_state_dict(saved["scheduler"])
             gen.set_state(saved["generator"])
             first_epoch = int(saved["epoch"]) + 1
-            logger.info("SimCLR resumed from %s after epoch %d", checkpoint, first_epoch)
+            logger.info("%s resumed from %s after epoch %d", method.title, checkpoint,
+                        first_epoch)
         elif saved is not None:
             logger.info("%s holds another pretraining; starting from epoch 0", checkpoint)
     backbone.to(device)
@@ -297,7 +364,7 @@ def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels:
     augment = config.augment_options()
     steps_per_epoch = n // batch_size
     bar = progress_bar(config.epochs * steps_per_epoch,
-                       desc=f"SimCLR ({n} images, {config.epochs} epochs)", unit="step",
+                       desc=f"{method.title} ({n} images, {config.epochs} epochs)", unit="step",
                        enabled=progress)
     bar.update(first_epoch * steps_per_epoch)
     try:
@@ -306,22 +373,22 @@ def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels:
             head.train()
             order = torch.randperm(n, generator=gen)
             total, seen = 0.0, 0
-            # full batches only: the loss compares each view with 2 * batch - 2 negatives
+            # full batches only: SimCLR compares each view with 2 * batch - 2 negatives, and
+            # batch norm is not fed a batch of one
             for start in range(0, n - batch_size + 1, batch_size):
                 batch = order[start:start + batch_size]
                 x = (cached[batch] if cached is not None
                      else load_images(split, idx[batch.numpy()], image_size))
                 views = torch.cat([simclr_augment(x, gen, **augment),
                                    simclr_augment(x, gen, **augment)])
-                z = head(backbone(normalise_batch(views).to(device)))
-                loss = nt_xent_loss(z[:len(batch)], z[len(batch):], config.temperature)
-                total += optimisation_step(loss, optimiser, scheduler, what="SimCLR",
+                loss = method.loss(head, backbone(normalise_batch(views).to(device)), config)
+                total += optimisation_step(loss, optimiser, scheduler, what=method.title,
                                            epoch=epoch) * len(batch)
                 seen += len(batch)
                 bar.update(1)
             mean_loss = total / max(1, seen)
             bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}")
-            logger.info("SimCLR epoch %d: loss %.4f", epoch, mean_loss)
+            logger.info("%s epoch %d: loss %.4f", method.title, epoch, mean_loss)
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, {
                     "key": _jsonable(checkpoint_key), "epoch": epoch,
@@ -334,6 +401,10 @@ def pretrain_simclr(split: Split, *, config: SSLConfig, model: str, in_channels:
         bar.close()
     backbone.eval()
     return _cpu_state(backbone)
+
+
+#: the name :mod:`medactive.tasks.classification.task` imports (it passes SimCLR settings)
+pretrain_simclr = pretrain_ssl
 
 
 def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
