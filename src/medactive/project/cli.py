@@ -1,5 +1,5 @@
-"""Commands ``medactive project init|status|query|export|import|train|add-annotator|exclude|
-relocate``, ``serve``."""
+"""Commands ``medactive project init|status|query|export|import|train|add-annotator|adjudicate|
+exclude|relocate``, ``serve``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--exclude", default=None, metavar="IDS|FILE",
                    help="leave these samples out from the start (comma-separated ids, or a "
                    "file of ids); e.g. the unreadable files init lists")
+    p.add_argument("--readers", type=int, default=1, metavar="K",
+                   help="double reading: offer each queried item to K different annotators "
+                   "(default 1); training uses the adjudicated label, else the majority "
+                   "(classes; a tie waits for `project adjudicate`) or the per-pixel vote "
+                   "(masks)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="counts, rounds, the latest metrics, when to stop "
@@ -169,7 +174,29 @@ def add_parsers(subparsers) -> None:
     p = sub.add_parser("add-annotator", help="create an annotator and print their login token")
     p.add_argument("dir")
     p.add_argument("name")
+    p.add_argument("--adjudicator", action="store_true",
+                   help="double reading: their page offers the disagreements of the readers, "
+                   "each reader's label shown, to decide")
     p.set_defaults(func=cmd_add_annotator)
+
+    p = sub.add_parser("adjudicate", help="double reading: list the readers' disagreements, or "
+                       "record decisions on them",
+                       description="Without --sample/--csv: list the disagreements (items "
+                       "whose readers gave different classes, or masks with a pair below the "
+                       "Dice threshold). With them: record the adjudicator's decisions, all "
+                       "or nothing; a decision becomes the training label and every reading "
+                       "is kept.")
+    p.add_argument("dir")
+    p.add_argument("--sample", default=None, metavar="ID", help="the disagreement to decide")
+    p.add_argument("--label", default=None, metavar="CLASS", help="with --sample: the class "
+                   "(classification)")
+    p.add_argument("--reader", default=None, metavar="NAME",
+                   help="with --sample: keep this reader's reading (class or mask)")
+    p.add_argument("--csv", default=None, metavar="FILE",
+                   help="decisions as CSV with columns id and label (or reader)")
+    p.add_argument("--by", default=None, help="the adjudicator (recorded; default: your login "
+                   "name)")
+    p.set_defaults(func=cmd_adjudicate)
 
     p = subparsers.add_parser("serve", help="the labelling web page of a project",
                               description="Serve the labelling page. Annotators sign in with "
@@ -207,7 +234,8 @@ def cmd_init(args) -> int:
                          exclude=args.exclude, encoder=args.encoder,
                          encoder_weights=args.encoder_weights, train_mode=args.train_mode,
                          ensemble_size=args.ensemble_size, evidential=args.evidential,
-                         learning_loss=args.learning_loss, progress=True)
+                         learning_loss=args.learning_loss, readers=args.readers,
+                         progress=True)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
           f"(pool {counts['samples']['pool']}, val {counts['samples']['val']}, test "
@@ -260,6 +288,10 @@ def cmd_status(args) -> int:
         from medactive.project.signals import format_stopping
 
         print("\n".join(format_stopping(info["stopping"])))
+    from medactive.project.agreement import format_agreement
+
+    for line in format_agreement(info["agreement"], directory=args.dir):
+        print(line)
     print(f"annotators: {', '.join(info['annotators']) or 'none'}")
     excluded = info["excluded"]
     if excluded:
@@ -422,9 +454,46 @@ def cmd_relocate(args) -> int:
 def cmd_add_annotator(args) -> int:
     from medactive.project.workflow import open_or_fail
 
-    token = open_or_fail(args.dir).add_annotator(args.name)
-    print(f"annotator {args.name.strip()}: token (shown once, keep it secret):")
+    store = open_or_fail(args.dir)
+    token = store.add_annotator(args.name)
+    if args.adjudicator:
+        from medactive.project.readings import set_adjudicator
+
+        set_adjudicator(store, args.name)
+    role = " (adjudicator)" if args.adjudicator else ""
+    print(f"annotator {args.name.strip()}{role}: token (shown once, keep it secret):")
     print(token)
+    return 0
+
+
+def cmd_adjudicate(args) -> int:
+    from medactive.project.adjudication import Decision, adjudicate, read_decisions
+    from medactive.project.agreement import agreement_report, describe_disagreement
+    from medactive.project.integrity import _login
+    from medactive.project.workflow import open_or_fail
+
+    store = open_or_fail(args.dir)
+    if args.csv and args.sample:
+        raise ConfigError("give either --sample ID or --csv FILE, not both")
+    if (args.label or args.reader) and not args.sample:
+        raise ConfigError("--label/--reader decide the item named by --sample ID")
+    if args.sample or args.csv:
+        if args.sample and bool(args.label) == bool(args.reader):
+            raise ConfigError("--sample needs either --label CLASS or --reader NAME")
+        decisions = (read_decisions(args.csv) if args.csv else
+                     [Decision(args.sample, label=args.label, reader=args.reader)])
+        n = adjudicate(store, decisions, by=args.by or _login())
+        print(f"recorded {n} decision{'s' * (n != 1)}; the readings are kept")
+        return 0
+    report = agreement_report(store)
+    if report["readers"] == 1:
+        raise ConfigError(f"{args.dir}: a project with one reader per item has nothing to "
+                          "adjudicate (double reading: `project init --readers 2`)")
+    dis = report["disagreements"]
+    print(f"{len(dis)} disagreement{'s' * (len(dis) != 1)} ({report['open_disagreements']} "
+          "waiting for a decision)")
+    for d in dis:
+        print("  " + describe_disagreement(d))
     return 0
 
 

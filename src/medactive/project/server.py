@@ -38,6 +38,15 @@ says why the item was chosen (strategy, round, rank, score). The label written r
 provenance: ``accepted`` (the proposal unchanged: the same class, or a mask with the same
 pixels), ``edited`` (a proposal existed and the label differs) or ``scratch`` (no proposal).
 
+Double reading (``project init --readers K``, :mod:`medactive.project.readings`): leases and
+label writes go through a :class:`~medactive.project.readings.ReaderDesk` (with ``K = 1`` the
+store's own methods, unchanged): each reader has their own lease, an item is offered to K
+different annotators, and an item's ``label`` is the signed-in reader's own reading. An
+annotator marked adjudicator (``add-annotator --adjudicator``) gets from ``/api/next`` the
+undecided disagreements (``adjudicate``: true, ``readings``: each reader's label) and decides
+with ``/api/adjudicate`` (``{"key", "value"}`` or ``{"key", "reader"}``; 403 for anyone else,
+409 for what is not a disagreement).
+
 Labels: a label is written only by the holder of the item's lease; a labelled item changes only
 by a correction that names the label it replaces (``replaces``: the ``label_seq`` the page
 shows), by that label's own annotator. Each write is one check-and-set transaction
@@ -372,6 +381,9 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     app.state.store = store
     proposals = Proposals(store)
     app.state.proposals = proposals
+    from medactive.project.readings import ReaderDesk, is_adjudicator
+
+    desk = ReaderDesk(store)  # leases and label writes: the store's own for one reader
 
     def annotator(request: Request) -> str:
         auth = request.headers.get("authorization", "")
@@ -406,7 +418,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     region = store.task == "segmentation" and store.get_meta("region_size") is not None
 
     def describe(sample: Sample, item: QueryItem, who: str) -> dict[str, Any]:
-        label = store.current_labels_for([sample.id]).get(sample.id)
+        label = desk.label_of(sample.id, who)
         extra: dict[str, Any] = {}
         if region:  # the patch to outline on the slice: x = column, y = row, x1/y1 exclusive
             from medactive.project.volumes import sample_box
@@ -426,7 +438,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 "label_seq": None if label is None else label.seq,
                 "mask": None if label is None else label.mask_path is not None,
                 "labelled_by": None if label is None else label.annotator,
-                "held_by_other": store.held_by_other(sample.id, who),
+                "held_by_other": desk.held_by_other(sample.id, who),
                 "progress": progress()}
 
     @app.get("/", response_class=HTMLResponse)
@@ -448,14 +460,17 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         return {"annotator": who, "task": store.task, "classes": store.classes,
                 "name": store.directory.name, "lease_seconds": lease_seconds,
                 "max_upload_bytes": max_upload_bytes, "progress": progress(),
+                "readers": desk.k, "adjudicator": desk.k > 1 and is_adjudicator(store, who),
                 **({"region_size": store.get_meta("region_size")} if region else {})}
 
     @app.post("/api/next")
     def next_item(review_skipped: bool = False, who: str = Depends(annotator)) -> dict[str, Any]:
+        if desk.k > 1 and is_adjudicator(store, who):
+            return next_disagreement(who)
         statuses = ("skipped",) if review_skipped else ("pending",)
-        item = store.lease_next(who, seconds=lease_seconds, statuses=statuses)
+        item = desk.lease_next(who, seconds=lease_seconds, statuses=statuses)
         if item is None:  # nothing free: done, or waiting for leases of others
-            held, until = store.held_by_others(who, statuses=statuses)
+            held, until = desk.held_by_others(who, statuses=statuses)
             return {"done": held == 0, "waiting": held > 0, "held": held,
                     "next_free_at": None if until is None else _iso(until),
                     "progress": progress()}
@@ -466,7 +481,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
     async def take(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
         body = await _json(request)
         sample, _ = await run_in_threadpool(batch_item, str(body.get("key", "")))
-        taken, holder, until = await run_in_threadpool(store.take_lease, sample.id, who,
+        taken, holder, until = await run_in_threadpool(desk.take_lease, sample.id, who,
                                                        seconds=lease_seconds)
         if not taken:
             detail = (f"another annotator ({holder}) holds this image until {_iso(until)}"
@@ -477,11 +492,11 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
 
     @app.post("/api/logout")
     def logout(who: str = Depends(annotator)) -> dict[str, Any]:
-        return {"released": store.release_leases(who)}
+        return {"released": desk.release_leases(who)}
 
     @app.post("/api/renew")
     def renew(who: str = Depends(annotator)) -> dict[str, Any]:
-        return {"renewed": store.renew_lease(who, seconds=lease_seconds)}
+        return {"renewed": desk.renew_lease(who, seconds=lease_seconds)}
 
     @app.get("/api/item/{key}")
     def item(key: str, who: str = Depends(annotator)) -> dict[str, Any]:
@@ -563,7 +578,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                                                         f"0..{len(store.classes) - 1}")
         replaces = replaces_of(body.get("replaces"))
         made = await run_in_threadpool(proposals.provenance, sample.id, value=value)
-        out = await run_in_threadpool(store.label_as_holder,
+        out = await run_in_threadpool(desk.label_as_holder,
                                       NewLabel(sample.id, value=value, provenance=made),
                                       annotator=who, replaces=replaces)
         if not out.ok:
@@ -576,7 +591,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         sample, it = await run_in_threadpool(batch_item, str(body.get("key", "")))
         if it.status == "labelled":
             return {"ok": True, "progress": progress()}
-        if not await run_in_threadpool(store.set_status, sample.id, "skipped", annotator=who):
+        if not await run_in_threadpool(desk.set_status, sample.id, "skipped", annotator=who):
             raise HTTPException(status_code=409, detail="another annotator holds this image")
         return {"ok": True, "progress": progress()}
 
@@ -597,12 +612,50 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         except DataError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         made = await run_in_threadpool(proposals.provenance, sample.id, mask_path=rel)
-        out = await run_in_threadpool(store.label_as_holder,
+        out = await run_in_threadpool(desk.label_as_holder,
                                       NewLabel(sample.id, mask_path=rel, provenance=made),
                                       annotator=who, replaces=replaces)
         if not out.ok:
             raise refusal(out)
         return {"ok": True, "label_seq": out.current.seq, "progress": progress()}
+
+    # -- double reading: the adjudicator's page (medactive.project.adjudication)
+    def next_disagreement(who: str) -> dict[str, Any]:
+        """The first disagreement nobody decided yet, with every reader's label; ``done`` when
+        none is left."""
+        from medactive.project.agreement import agreement_report
+
+        open_ = [d for d in agreement_report(store)["disagreements"] if d["adjudicated"] is None]
+        if not open_:
+            return {"done": True, "waiting": False, "held": 0, "next_free_at": None,
+                    "adjudicate": True, "progress": progress()}
+        d = open_[0]
+        sample = store.sample(d["sample_id"])
+        _, it = batch_item(str(sample.key))
+        return {"done": False, **describe(sample, it, who), "adjudicate": True,
+                "readings": d["readings"], "open_disagreements": len(open_)}
+
+    @app.post("/api/adjudicate")
+    async def decide(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
+        from medactive.project.adjudication import Decision, adjudicate
+
+        body = await _json(request)
+        sample, _ = await run_in_threadpool(batch_item, str(body.get("key", "")))
+        if not await run_in_threadpool(is_adjudicator, store, who):
+            raise HTTPException(status_code=403, detail=f"{who} is not an adjudicator "
+                                "(`medactive project add-annotator DIR NAME --adjudicator`)")
+        value, reader = body.get("value"), body.get("reader")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value < len(store.classes)):
+            raise HTTPException(status_code=422, detail=f"value must be a class index "
+                                                        f"0..{len(store.classes) - 1}")
+        decision = Decision(sample.id, label=None if value is None else store.classes[value],
+                            reader=reader if isinstance(reader, str) else None, where="decision")
+        try:
+            await run_in_threadpool(adjudicate, store, [decision], by=who)
+        except (ConfigError, DataError) as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        return {"ok": True, "progress": progress()}
 
     async def _json(request: Request) -> dict[str, Any]:
         try:

@@ -26,7 +26,15 @@ Tables:
   (``pending``, ``labelled``, ``skipped``) and a lease (annotator + expiry) so that two
   annotators never hold the same pending image.
 - ``models``: one row per trained model (round, checkpoint path, metrics, digest of the labels).
-- ``annotators``: name and the SHA-256 of their login token (the token itself is never stored).
+- ``annotators``: name and the SHA-256 of their login token (the token itself is never stored);
+  ``adjudicator`` (schema 4): 1 for an annotator whose page offers the disagreements of double
+  reading.
+- ``reader_leases`` (schema 4, projects of ``--readers K > 1``): one lease per (batch item,
+  reader), and whether that reader skipped it (:mod:`medactive.project.readings`).
+- ``adjudications`` (schema 4): append-only decisions on disagreements of double reading: the
+  chosen class (``value``) or mask (``mask_path``), ``adjudicator``, ``created_at``, ``round``
+  and ``readings`` (JSON list of the label seqs decided between); the sample's latest decision
+  is its training label, its readings stay in ``labels``.
 - ``excluded``: samples left out of the project (``project exclude``: an unreadable or unwanted
   image), with who, when and why. An excluded sample keeps its ``samples`` row, its labels and
   its batch items, but leaves the pool, the evaluation sets, queries, training and exports
@@ -128,7 +136,28 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS annotators (
     name TEXT PRIMARY KEY,
     token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    adjudicator INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reader_leases (
+    round INTEGER NOT NULL,
+    sample_id TEXT NOT NULL REFERENCES samples(id),
+    annotator TEXT NOT NULL,
+    lease_expires REAL,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (round, sample_id, annotator),
+    FOREIGN KEY (round, sample_id) REFERENCES queries(round, sample_id)
+);
+CREATE TABLE IF NOT EXISTS adjudications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id TEXT NOT NULL REFERENCES samples(id),
+    value INTEGER,
+    mask_path TEXT,
+    adjudicator TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    readings TEXT NOT NULL DEFAULT '[]',
+    CHECK ((value IS NULL) <> (mask_path IS NULL))
 );
 CREATE TABLE IF NOT EXISTS excluded (
     sample_id TEXT PRIMARY KEY REFERENCES samples(id),
@@ -145,6 +174,10 @@ CREATE TABLE IF NOT EXISTS excluded (
 #: are ever added, so every existing row keeps every value.
 _MIGRATIONS: tuple[tuple[int, str, str | None], ...] = (
     (2, "labels", "provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch'))"),
+    # double reading (project/readings.py): adjudicators; the tables reader_leases, adjudications
+    (4, "annotators", "adjudicator INTEGER NOT NULL DEFAULT 0"),
+    (4, "reader_leases", None),
+    (4, "adjudications", None),
 )
 SCHEMA_VERSION = max(version for version, _, _ in _MIGRATIONS)
 

@@ -74,7 +74,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  encoder: str | None = None, encoder_weights: str | None = None,
                  train_mode: str | None = None, ensemble_size: int | None = None,
                  evidential: bool = False, learning_loss: bool = False,
-                 progress: bool = False) -> ProjectStore:
+                 readers: int = 1, progress: bool = False) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
 
     Every image file is decoded in full first (a truncated file fails here, with all bad
@@ -110,6 +110,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
             ensemble of M models, the evidential Dirichlet loss, a loss-prediction module;
             segmentation: ``learning_loss`` only), for the strategies that read them. Stored
             in the meta ``train_options`` when not the default; fixed for the project's life.
+        readers: double reading: each queried item is offered to this many different
+            annotators (meta ``readers``; :mod:`medactive.project.readings`); 1 = one reader.
         progress: report the decoding of the images (:mod:`medactive.progress`).
 
     Raises:
@@ -132,6 +134,9 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
     train_options = _init_train_options(task, ensemble_size=ensemble_size,
                                         evidential=evidential, learning_loss=learning_loss)
     get_preset(preset, epochs=epochs)  # fail early on a bad preset
+    from medactive.project.readings import check_readers
+
+    readers = check_readers(readers)
     if region_size is not None:
         if task != "segmentation":
             raise ConfigError("--region-size is for segmentation projects (--task segmentation)")
@@ -144,6 +149,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                             "initial": initial, "preset": preset, "epochs": epochs,
                             "image_size": image_size, "created_at": now_iso(),
                             "labels_csv": str(labels) if labels else None}
+    if readers > 1:  # a single-reader project keeps the meta of before (n_readers: default 1)
+        meta["readers"] = readers
     if region_size is not None:
         meta["region_size"] = region_size
     if train_options:  # a project without them keeps the meta (and model digests) of before
@@ -325,10 +332,19 @@ def labeled_state(store: ProjectStore) -> LabeledState:
     pool_ids = store.pool_ids()
     index = {sid: i for i, sid in enumerate(pool_ids)}
     # excluded samples are not in pool_ids: their labels stay in the history, unused
-    current = {sid: lab for sid, lab in store.current_labels("pool").items() if sid in index}
-    labels = {sid: (lab.value if lab.value is not None else lab.mask_path)
-              for sid, lab in current.items()}
-    joined = {sid: rnd for sid, (rnd, _) in store.first_label_rounds().items() if sid in current}
+    from medactive.project.readings import n_readers, training_labels
+
+    if n_readers(store) > 1:  # double reading: adjudicated, else majority (readings.py)
+        made = {sid: t for sid, t in training_labels(store).items() if sid in index and t.used}
+        labels = {sid: t.label for sid, t in made.items()}
+        joined = {sid: t.round for sid, t in made.items()}
+    else:
+        current = {sid: lab for sid, lab in store.current_labels("pool").items()
+                   if sid in index}
+        labels = {sid: (lab.value if lab.value is not None else lab.mask_path)
+                  for sid, lab in current.items()}
+        joined = {sid: rnd for sid, (rnd, _) in store.first_label_rounds().items()
+                  if sid in current}
     rnd = store.current_round()
     n_groups = max([max(rnd, 0) + 1] + [r + 1 for r in joined.values()]) if joined else 0
     groups: list[list[int]] = [[] for _ in range(n_groups)]
@@ -992,6 +1008,9 @@ def status(store: ProjectStore, *, verify: bool = False, progress: bool = False,
     from medactive.project.stopping import StopRule
 
     info["stopping"] = stopping_report(store, metric=metric, rule=rule or StopRule())
+    from medactive.project.agreement import agreement_report
+
+    info["agreement"] = agreement_report(store)
     info["annotators"] = store.annotators()
     info["excluded"] = store.excluded()
     info["integrity"] = store.integrity_check()

@@ -339,7 +339,9 @@ async function goNext() {
 
 async function showKey(key) {
   let data = await (await api("GET", `/api/item/${key}`)).json();
-  if (data.status !== "labelled" && data.label === null && !data.held_by_other) {
+  if (isAdjudicator()) {
+    // back to a decided disagreement: no lease to take, the readings come with /api/next
+  } else if (data.status !== "labelled" && data.label === null && !data.held_by_other) {
     // an image not labelled yet (one skipped): take its lease, so that a label can be given
     try {
       data = await (await api("POST", "/api/lease", { key })).json();
@@ -365,7 +367,31 @@ function clearItem() {
   $("current-label").textContent = "";
   $("why").textContent = "";
   $("proposal").hidden = true;
+  $("readings").hidden = true;
   markLabel(null);
+}
+
+// double reading: an annotator marked adjudicator is offered the readers' disagreements
+const isAdjudicator = () => state.project !== null && !!state.project.adjudicator;
+
+// the readers' labels of a disagreement, each reader's class marked on its button
+function showReadings(item) {
+  const list = $("readings-list");
+  list.textContent = "";
+  const read = new Map();
+  (item.readings || []).forEach((r) => {
+    const li = document.createElement("li");
+    li.textContent = `${r.annotator}: ${r.label !== undefined ? r.label : "a mask"}`;
+    list.append(li);
+    if (r.label !== undefined) read.set(r.label, (read.get(r.label) || []).concat(r.annotator));
+  });
+  $("readings").hidden = !item.adjudicate;
+  document.querySelectorAll("#classes .class").forEach((b) => {
+    const name = state.project.classes[Number(b.dataset.value)];
+    b.classList.toggle("read", !!item.adjudicate && read.has(name));
+    b.title = item.adjudicate && read.has(name) ? `read as ${name} by ${read.get(name).join(", ")}`
+      : b.title.replace(/^read as .*$/, `Label ${name}`);
+  });
 }
 
 // why the item was chosen, and the model's proposal as a one-key (Enter) choice
@@ -404,7 +430,9 @@ function accept() {
 
 function showDone(p) {
   clearItem();
-  $("done").textContent = "Nothing left to label in this batch. Thank you!";
+  $("done").textContent = isAdjudicator()
+    ? "No disagreement is waiting for a decision. Thank you!"
+    : "Nothing left to label in this batch. Thank you!";
   $("review-skipped").hidden = !(p && p.skipped_all > 0);
   $("review-skipped").textContent = `Review ${p ? p.skipped_all : 0} skipped image(s)`;
 }
@@ -451,6 +479,7 @@ async function show(item) {
   draw();
   if (fresh && item.proposal && item.label_seq === null) await fillProposedMask(item);
   showProposal(item);
+  showReadings(item);
   const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
   const patch = item.box
     ? `; outline the patch x ${item.box.x0}-${item.box.x1 - 1}, y ${item.box.y0}-` +
@@ -546,6 +575,7 @@ async function guarded(fn) {
 function label(value) {
   return guarded(async () => {
     if (!state.item || state.project.task !== "classification") return;
+    if (isAdjudicator()) return decide(value);
     const body = { key: state.item.key, value };
     if (state.item.label_seq !== null) body.replaces = state.item.label_seq;
     let data;
@@ -558,6 +588,17 @@ function label(value) {
     markLabel(value);
     await goNext();
   });
+}
+
+// the adjudicator's decision: the class to train on (the readings are kept)
+async function decide(value) {
+  try {
+    await api("POST", "/api/adjudicate", { key: state.item.key, value });
+  } catch (e) {
+    return refused(e);
+  }
+  markLabel(value);
+  await goNext();
 }
 
 function skip() {
