@@ -1,5 +1,5 @@
 """Commands ``medactive project init|status|query|export|import|train|add-annotator|adjudicate|
-exclude|relocate``, ``serve``."""
+report|exclude|relocate``, ``serve``."""
 
 from __future__ import annotations
 
@@ -93,6 +93,20 @@ def add_parsers(subparsers) -> None:
                    help="how many consecutive round-to-round changes must stay below both "
                    "thresholds (default 2)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="annotation cost: labels per active hour per annotator "
+                       "and the learning curve against labels and expert hours (PNG + CSV)",
+                       description="Write DIR/report/ (or --out FOLDER): learning_curve.png "
+                       "(the validation metric of each round's model against the labels and "
+                       "against the expert's active hours), learning_curve.csv and "
+                       "annotators.csv (labels per active hour, provenance, mask edits and "
+                       "pixels per annotator).")
+    p.add_argument("dir")
+    p.add_argument("--out", default=None, metavar="FOLDER",
+                   help="folder to write (default DIR/report)")
+    p.add_argument("--metric", default=None, metavar="NAME",
+                   help="validation metric of the curve (default as for status)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("exclude", help="leave samples out (e.g. unreadable images); labels and "
                        "history are kept",
@@ -292,6 +306,9 @@ def cmd_status(args) -> int:
 
     for line in format_agreement(info["agreement"], directory=args.dir):
         print(line)
+    from medactive.project.cost import format_cost
+
+    print("\n".join(format_cost(info["cost"])))
     print(f"annotators: {', '.join(info['annotators']) or 'none'}")
     excluded = info["excluded"]
     if excluded:
@@ -423,6 +440,20 @@ def cmd_train(args) -> int:
     word = "up to date" if out["reused"] else "trained"
     print(f"round {out['round']} model {word} on {out['n_labeled']} labels -> "
           f"{out['checkpoint']}" + (f": {metrics}" if metrics else ""))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from medactive.project.cost import cost_report, format_cost, write_report
+    from medactive.project.workflow import open_or_fail
+
+    store = open_or_fail(args.dir)
+    out = Path(args.out) if args.out else store.directory / "report"
+    paths = write_report(store, out, metric=args.metric)
+    print("\n".join(format_cost(cost_report(store, metric=args.metric))))
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 

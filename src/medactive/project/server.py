@@ -47,6 +47,11 @@ undecided disagreements (``adjudicate``: true, ``readings``: each reader's label
 with ``/api/adjudicate`` (``{"key", "value"}`` or ``{"key", "reader"}``; 403 for anyone else,
 409 for what is not a disagreement).
 
+Annotation cost (:mod:`medactive.project.cost`): a label may carry the page's measured
+``active_ms`` (``/api/label`` JSON; ``/api/mask`` query string, with a drawn mask's ``edits``);
+the server checks them (422 naming the field, nothing saved) and stores them with the label,
+and counts a mask's labelled pixels itself. ``/api/project`` gives the page ``idle_seconds``.
+
 Labels: a label is written only by the holder of the item's lease; a labelled item changes only
 by a correction that names the label it replaces (``replaces``: the ``label_seq`` the page
 shows), by that label's own annotator. Each write is one check-and-set transaction
@@ -76,13 +81,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from medactive.errors import ConfigError, DataError
+from medactive.project.cost import IDLE_SECONDS, CostError, LabelCost, mask_pixels, parse_cost
 from medactive.project.store import LabelWrite, NewLabel, ProjectStore, QueryItem, Sample
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 600.0
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
+                "timing.js": "text/javascript; charset=utf-8"}
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
@@ -460,6 +467,7 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         return {"annotator": who, "task": store.task, "classes": store.classes,
                 "name": store.directory.name, "lease_seconds": lease_seconds,
                 "max_upload_bytes": max_upload_bytes, "progress": progress(),
+                "idle_seconds": IDLE_SECONDS,
                 "readers": desk.k, "adjudicator": desk.k > 1 and is_adjudicator(store, who),
                 **({"region_size": store.get_meta("region_size")} if region else {})}
 
@@ -557,6 +565,14 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
                 "label; your label was not saved"))
         return HTTPException(status_code=409, detail="this image is not open for labelling")
 
+    def cost_of(active_ms, edits, *, mask: bool) -> LabelCost:
+        """The measured cost sent with a label (medactive.project.cost); 422 when bad."""
+        try:
+            return parse_cost(active_ms, edits, mask=mask)
+        except CostError as exc:
+            raise HTTPException(status_code=422, detail=f"{exc}; the label was not "
+                                                        "saved") from None
+
     def replaces_of(raw) -> int | None:
         if raw is None:
             return None
@@ -577,9 +593,11 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
             raise HTTPException(status_code=422, detail=f"value must be a class index "
                                                         f"0..{len(store.classes) - 1}")
         replaces = replaces_of(body.get("replaces"))
+        spent = cost_of(body.get("active_ms"), body.get("edits"), mask=False)
         made = await run_in_threadpool(proposals.provenance, sample.id, value=value)
         out = await run_in_threadpool(desk.label_as_holder,
-                                      NewLabel(sample.id, value=value, provenance=made),
+                                      NewLabel(sample.id, value=value, provenance=made,
+                                               active_ms=spent.active_ms),
                                       annotator=who, replaces=replaces)
         if not out.ok:
             raise refusal(out)
@@ -602,6 +620,8 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         sample, _ = await run_in_threadpool(batch_item, key)
         if store.task != "segmentation":
             raise HTTPException(status_code=400, detail="this project labels classes, not masks")
+        spent = cost_of(request.query_params.get("active_ms"), request.query_params.get("edits"),
+                        mask=True)
         name = request.headers.get("x-filename", "mask.png").lower()
         suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(
             ".nii") else ".png"
@@ -612,8 +632,11 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         except DataError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
         made = await run_in_threadpool(proposals.provenance, sample.id, mask_path=rel)
+        pixels = await run_in_threadpool(mask_pixels, store, rel)
         out = await run_in_threadpool(desk.label_as_holder,
-                                      NewLabel(sample.id, mask_path=rel, provenance=made),
+                                      NewLabel(sample.id, mask_path=rel, provenance=made,
+                                               active_ms=spent.active_ms, edits=spent.edits,
+                                               pixels=pixels),
                                       annotator=who, replaces=replaces)
         if not out.ok:
             raise refusal(out)

@@ -17,7 +17,9 @@ Tables:
   (``expert`` = web page, ``import``, ``initial`` = given at ``init``); ``provenance`` (added in
   schema version 2, NULL in older rows and for imports): for a page label, ``accepted`` (the
   model's proposal saved unchanged), ``edited`` (a proposal was shown and the expert gave
-  another class or changed the mask) or ``scratch`` (no proposal).
+  another class or changed the mask) or ``scratch`` (no proposal); ``active_ms``, ``edits``,
+  ``pixels`` (schema 5, NULL = not measured): a page label's active time on screen, and for a
+  mask the strokes and clears and its non-background pixels (:mod:`medactive.project.cost`).
 - ``corrections``: which label row (``seq``) replaced which (``replaces``), by whom and when: a
   label given on the page changes only by such an explicit correction of its own annotator
   (:meth:`ProjectStore.label_as_holder`).
@@ -96,6 +98,9 @@ CREATE TABLE IF NOT EXISTS labels (
     round INTEGER NOT NULL,
     source TEXT NOT NULL CHECK (source IN ('expert', 'import', 'initial')),
     provenance TEXT CHECK (provenance IN ('accepted', 'edited', 'scratch')),
+    active_ms INTEGER CHECK (active_ms >= 0),
+    edits INTEGER CHECK (edits >= 0),
+    pixels INTEGER CHECK (pixels >= 0),
     CHECK ((value IS NULL) <> (mask_path IS NULL))
 );
 CREATE INDEX IF NOT EXISTS labels_sample ON labels(sample_id, seq);
@@ -178,6 +183,10 @@ _MIGRATIONS: tuple[tuple[int, str, str | None], ...] = (
     (4, "annotators", "adjudicator INTEGER NOT NULL DEFAULT 0"),
     (4, "reader_leases", None),
     (4, "adjudications", None),
+    # measured annotation cost (project/cost.py); 5, not 3: stores of schema 4 must gain them
+    (5, "labels", "active_ms INTEGER CHECK (active_ms >= 0)"),
+    (5, "labels", "edits INTEGER CHECK (edits >= 0)"),
+    (5, "labels", "pixels INTEGER CHECK (pixels >= 0)"),
 )
 SCHEMA_VERSION = max(version for version, _, _ in _MIGRATIONS)
 
@@ -226,6 +235,9 @@ class Label:
     round: int
     source: str
     provenance: str | None = None
+    active_ms: int | None = None  # measured cost (schema 5, medactive.project.cost); NULL:
+    edits: int | None = None      # not measured (imports, initial labels, older rows)
+    pixels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,9 @@ class NewLabel:
     value: int | None = None
     mask_path: str | None = None
     provenance: str | None = None  # one of PROVENANCES (page labels), else None
+    active_ms: int | None = None  # page labels: active time on screen (medactive.project.cost)
+    edits: int | None = None  # masks: strokes and clears
+    pixels: int | None = None  # masks: non-background pixels of the saved mask
 
 
 class ProjectStore:
@@ -553,9 +568,10 @@ class ProjectStore:
         stamp = now_iso()
         for i, lab in enumerate(labels):
             tx.execute("INSERT INTO labels(sample_id, value, mask_path, annotator, created_at, "
-                       "round, source, provenance) VALUES (?,?,?,?,?,?,?,?)",
+                       "round, source, provenance, active_ms, edits, pixels) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (lab.sample_id, lab.value, lab.mask_path, annotator, stamp, rnd, source,
-                        lab.provenance))
+                        lab.provenance, lab.active_ms, lab.edits, lab.pixels))
             tx.execute("UPDATE queries SET status = 'labelled', lease_annotator = NULL, "
                        "lease_expires = NULL WHERE sample_id = ? AND status != 'labelled'",
                        (lab.sample_id,))

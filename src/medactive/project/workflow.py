@@ -1011,6 +1011,9 @@ def status(store: ProjectStore, *, verify: bool = False, progress: bool = False,
     from medactive.project.agreement import agreement_report
 
     info["agreement"] = agreement_report(store)
+    from medactive.project.cost import cost_report
+
+    info["cost"] = cost_report(store, metric=metric)
     info["annotators"] = store.annotators()
     info["excluded"] = store.excluded()
     info["integrity"] = store.integrity_check()

@@ -19,7 +19,15 @@ const state = {
   masks: new Map(), // item key -> its layer, so going back shows what was drawn this session
   paintClass: 1,
   stroke: null,     // last pointer position [x, y] in image pixels while drawing
+  // annotation cost: active time per item (timing.js), fed with the page's events
+  timer: null,
+  // zoom and pan of the image: displayed = translate(tx, ty) scale(z) of the fitted image
+  view: { z: 1, tx: 0, ty: 0, fitW: 0, fitH: 0 },
+  pan: null,        // {x, y, tx, ty} at the start of a drag that pans
+  spaceDown: false, // Space held: a left drag pans in the drawing mode too
 };
+// the clock of the active time: a test may inject window.__medactiveClock ({now()} in ms)
+const clockNow = () => (window.__medactiveClock || performance).now();
 // overlay colours of classes 1.. (background is transparent); cycled beyond the list
 const COLOURS = [[255, 64, 64], [64, 200, 255], [255, 210, 0], [80, 220, 100], [200, 90, 255],
                  [255, 140, 0], [0, 230, 200], [255, 105, 180], [160, 160, 255]];
@@ -92,6 +100,9 @@ async function signIn(token) {
     return;
   }
   state.project = await (await api("GET", "/api/project")).json();
+  state.timer = medactiveTiming.createActiveTimer({
+    idleMs: 1000 * (state.project.idle_seconds || 60),
+    visible: document.visibilityState !== "hidden" });
   buildClassButtons();
   buildDrawTools();
   $("login-view").hidden = true;
@@ -156,7 +167,7 @@ function startLayer(key, width, height) {
   let layer = state.masks.get(key);
   const fresh = !layer || layer.width !== width || layer.height !== height;
   if (fresh) {
-    layer = { width, height, data: new Uint8Array(width * height) };
+    layer = { width, height, data: new Uint8Array(width * height), edits: 0 };
     state.masks.set(key, layer);
   }
   state.mask = layer;
@@ -238,14 +249,20 @@ function paintSegment(a, b) {
 }
 
 function onPointerDown(event) {
+  if (state.item && (event.button === 1 || (event.button === 0 &&
+                                            (state.spaceDown || !isSegmentation())))) {
+    return startPan(event);  // middle drag, Space + drag, or any drag when not drawing
+  }
   if (!isSegmentation() || !state.mask || !state.item || event.button !== 0) return;
   event.preventDefault();
   $("canvas").setPointerCapture(event.pointerId);
+  state.mask.edits += 1;  // one stroke (a click included) = one edit
   state.stroke = toImage(event);
   paintSegment(state.stroke, state.stroke);
 }
 
 function onPointerMove(event) {
+  if (state.pan !== null) return movePan(event);
   if (state.stroke === null) return;
   const p = toImage(event);
   paintSegment(state.stroke, p);
@@ -254,10 +271,87 @@ function onPointerMove(event) {
 
 function onPointerUp() {
   state.stroke = null;
+  state.pan = null;
+}
+
+// -- zoom and pan: #stage (image + drawing layer) is transformed inside the clipping #viewport;
+// pointer positions map to image pixels through the transformed box (toImage), so drawing
+// stays on the image's pixels at any zoom
+const MAX_ZOOM = 32;
+
+// the displayed size at zoom 1: the whole image in a square of side min(70vh, 60vw)
+function fitView(width, height) {
+  const side = Math.min(0.7 * window.innerHeight, 0.6 * window.innerWidth);
+  const scale = side / Math.max(width, height);
+  const v = state.view;
+  v.fitW = width * scale;
+  v.fitH = height * scale;
+  const canvas = $("canvas");
+  canvas.style.width = `${v.fitW}px`;
+  canvas.style.height = `${v.fitH}px`;
+  $("viewport").style.width = `${v.fitW}px`;
+  $("viewport").style.height = `${v.fitH}px`;
+  resetView();
+}
+
+function applyView() {
+  const v = state.view;
+  v.tx = Math.min(0, Math.max(v.fitW * (1 - v.z), v.tx));  // never leave empty space inside
+  v.ty = Math.min(0, Math.max(v.fitH * (1 - v.z), v.ty));
+  $("stage").style.transform = `translate(${v.tx}px, ${v.ty}px) scale(${v.z})`;
+  $("zoom-level").textContent = `${Math.round(100 * v.z)} %`;
+}
+
+function resetView() {
+  Object.assign(state.view, { z: 1, tx: 0, ty: 0 });
+  applyView();
+}
+
+// zoom by `factor` keeping the point (px, py) of the viewport (CSS pixels) where it is
+function zoomAt(factor, px, py) {
+  const v = state.view;
+  const z = Math.min(MAX_ZOOM, Math.max(1, v.z * factor));
+  v.tx = px - ((px - v.tx) / v.z) * z;
+  v.ty = py - ((py - v.ty) / v.z) * z;
+  v.z = z;
+  applyView();
+}
+
+function zoomCentre(factor) {
+  zoomAt(factor, state.view.fitW / 2, state.view.fitH / 2);
+}
+
+// pan by a fraction of the view (keys I J K L)
+function panBy(fx, fy) {
+  state.view.tx -= fx * state.view.fitW;
+  state.view.ty -= fy * state.view.fitH;
+  applyView();
+}
+
+function onWheel(event) {
+  if (!state.item) return;
+  event.preventDefault();
+  const rect = $("viewport").getBoundingClientRect();
+  zoomAt(Math.exp(-event.deltaY * 0.002), event.clientX - rect.left, event.clientY - rect.top);
+}
+
+function startPan(event) {
+  // a left press keeps its default (it moves the focus off a slider, whose keys would take
+  // the arrow keys); the middle button's default is the browser's autoscroll
+  if (event.button === 1) event.preventDefault();
+  $("canvas").setPointerCapture(event.pointerId);
+  state.pan = { x: event.clientX, y: event.clientY, tx: state.view.tx, ty: state.view.ty };
+}
+
+function movePan(event) {
+  state.view.tx = state.pan.tx + event.clientX - state.pan.x;
+  state.view.ty = state.pan.ty + event.clientY - state.pan.y;
+  applyView();
 }
 
 function clearLayer() {
   if (!state.mask) return;
+  state.mask.edits += 1;
   state.mask.data.fill(0);
   renderOverlay(0, 0, state.mask.width, state.mask.height);
 }
@@ -356,6 +450,7 @@ async function showKey(key) {
 
 function clearItem() {
   clearTimeout(state.recheck);
+  if (state.timer) state.timer.show(null, clockNow());
   state.item = null;
   state.mask = null;
   state.stroke = null;
@@ -464,12 +559,14 @@ async function show(item) {
   state.pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
   clearTimeout(state.recheck);
   state.item = item;
+  state.timer.show(item.key, clockNow());
   $("done").hidden = true;
   $("review-skipped").hidden = true;
   const canvas = $("canvas");
   canvas.hidden = false;
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
+  fitView(bitmap.width, bitmap.height);  // each image starts fitted (F: back to this)
   canvas.dataset.key = String(item.key);
   canvas.dataset.sampleId = item.id;
   if (item.box) canvas.dataset.box = `${item.box.x0},${item.box.y0},${item.box.x1},${item.box.y1}`;
@@ -576,7 +673,8 @@ function label(value) {
   return guarded(async () => {
     if (!state.item || state.project.task !== "classification") return;
     if (isAdjudicator()) return decide(value);
-    const body = { key: state.item.key, value };
+    const key = state.item.key;
+    const body = { key, value, active_ms: state.timer.activeMs(key, clockNow()) };
     if (state.item.label_seq !== null) body.replaces = state.item.label_seq;
     let data;
     try {
@@ -584,6 +682,7 @@ function label(value) {
     } catch (e) {
       return refused(e);
     }
+    state.timer.take(key, clockNow());
     showProgress(data.progress);
     markLabel(value);
     await goNext();
@@ -623,18 +722,23 @@ function forward() {
   return guarded(goNext);
 }
 
-// post a mask file (a Blob) for the item on screen; the server checks its size and values
-async function postMask(body, filename) {
+// post a mask file (a Blob) for the item on screen, with its active time and (a drawn mask)
+// its edits; the server checks size, values and timing
+async function postMask(body, filename, edits) {
   if (body.size > state.project.max_upload_bytes) {
     throw new Error(`The mask is larger than ${state.project.max_upload_bytes} bytes.`);
   }
-  const replaces = state.item.label_seq !== null ? `?replaces=${state.item.label_seq}` : "";
-  await checked(await fetch(`/api/mask/${state.item.key}${replaces}`, {
+  const key = state.item.key;
+  const params = new URLSearchParams({ active_ms: String(state.timer.activeMs(key, clockNow())) });
+  if (edits !== undefined) params.set("edits", String(edits));
+  if (state.item.label_seq !== null) params.set("replaces", String(state.item.label_seq));
+  await checked(await fetch(`/api/mask/${key}?${params}`, {
     method: "POST",
     headers: { Authorization: "Bearer " + state.token, "X-Filename": filename,
                "Content-Type": "application/octet-stream" },
     body,
   }));
+  state.timer.take(key, clockNow());
 }
 
 function uploadMask() {
@@ -656,10 +760,11 @@ function saveDrawnMask() {
     if (!state.item || !state.mask) return;
     const m = state.mask;
     try {
-      await postMask(await greyPng(m.data, m.width, m.height), "drawn.png");
+      await postMask(await greyPng(m.data, m.width, m.height), "drawn.png", m.edits);
     } catch (e) {
       return refused(e);
     }
+    m.edits = 0;  // a later correction counts its own edits
     await goNext();
   });
 }
@@ -686,6 +791,17 @@ document.addEventListener("keydown", (event) => {
     autoWindow();
   } else if (k === "r" || k === "R") {
     resetWindow();
+  } else if (k === "+" || k === "=") {
+    zoomCentre(1.25);
+  } else if (k === "-" || k === "_") {
+    zoomCentre(0.8);
+  } else if (k === "f" || k === "F") {
+    resetView();
+  } else if (/^[ijklIJKL]$/.test(k)) {  // pan: I up, J left, K down, L right
+    const d = { i: [0, -0.2], j: [-0.2, 0], k: [0, 0.2], l: [0.2, 0] }[k.toLowerCase()];
+    panBy(d[0], d[1]);
+  } else if (k === " ") {
+    state.spaceDown = true;  // Space + drag pans
   } else {
     return;
   }
@@ -714,6 +830,25 @@ window.addEventListener("DOMContentLoaded", () => {
   $("canvas").addEventListener("pointermove", onPointerMove);
   $("canvas").addEventListener("pointerup", onPointerUp);
   $("canvas").addEventListener("pointercancel", onPointerUp);
+  $("viewport").addEventListener("wheel", onWheel, { passive: false });
+  $("zoom-in").addEventListener("click", () => zoomCentre(1.25));
+  $("zoom-out").addEventListener("click", () => zoomCentre(0.8));
+  $("zoom-fit").addEventListener("click", resetView);
+  document.addEventListener("keyup", (event) => {
+    if (event.key === " ") { state.spaceDown = false; event.preventDefault(); }
+  });
+  window.addEventListener("resize", () => {
+    if (state.item && state.pixels) fitView(state.pixels.width, state.pixels.height);
+  });
+  // annotation cost: inputs and visibility feed the active-time clock (capture: before the
+  // key handler above saves a label)
+  for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"]) {
+    window.addEventListener(type, () => { if (state.timer) state.timer.input(clockNow()); },
+                            { capture: true, passive: true });
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (state.timer) state.timer.visibility(document.visibilityState !== "hidden", clockNow());
+  });
   $("review-skipped").addEventListener("click", () => {
     state.review = true;
     guarded(goNext);
