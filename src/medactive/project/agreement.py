@@ -145,6 +145,7 @@ def agreement_report(store: ProjectStore) -> dict[str, Any]:
                 "rule": t.rule if t is not None else None,
                 "adjudicated": None if d is None else {
                     "by": d["adjudicator"], "at": d["created_at"],
+                    "method": d.get("method"), "reader": d.get("reader"),
                     **({"label": classes[d["value"]]} if d["value"] is not None
                        else {"mask_path": d["mask_path"]})}})
 
@@ -221,6 +222,11 @@ def describe_disagreement(d: dict[str, Any]) -> str:
     if d["adjudicated"] is not None:
         a = d["adjudicated"]
         outcome = f"adjudicated {a.get('label', a.get('mask_path'))} by {a['by']}"
+        if a.get("method") == "reader":
+            outcome += f" (kept {a['reader']}'s reading)"
+        elif a.get("method") == "edited":
+            start = f"{a['reader']}'s mask" if a["reader"] else "the vote"
+            outcome += f" (edited from {start})"
     else:
         outcome = {"unresolved": "unresolved (not used for training)",
                    "majority": "majority", "vote": "per-pixel vote"}.get(d["rule"], d["rule"])

@@ -190,7 +190,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("name")
     p.add_argument("--adjudicator", action="store_true",
                    help="double reading: their page offers the disagreements of the readers, "
-                   "each reader's label shown, to decide")
+                   "each reader's label shown (masks: each reader's mask and their Dice), to "
+                   "decide (masks: keep one reader's mask, or correct one and save it)")
     p.set_defaults(func=cmd_add_annotator)
 
     p = sub.add_parser("adjudicate", help="double reading: list the readers' disagreements, or "

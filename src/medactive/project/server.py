@@ -45,7 +45,11 @@ different annotators, and an item's ``label`` is the signed-in reader's own read
 annotator marked adjudicator (``add-annotator --adjudicator``) gets from ``/api/next`` the
 undecided disagreements (``adjudicate``: true, ``readings``: each reader's label) and decides
 with ``/api/adjudicate`` (``{"key", "value"}`` or ``{"key", "reader"}``; 403 for anyone else,
-409 for what is not a disagreement).
+409 for what is not a disagreement, 422 naming the field of a bad decision). For a mask
+disagreement ``/api/adjudicate/{key}/masks`` gives the adjudicator each reader's mask, their
+per-pixel vote and pairwise Dice, and ``/api/adjudicate/{key}/mask?start=vote|READER`` stores
+an edited mask as the decision (the same
+:func:`~medactive.project.adjudication.adjudicate` as ``project adjudicate``).
 
 Annotation cost (:mod:`medactive.project.cost`): a label may carry the page's measured
 ``active_ms`` (``/api/label`` JSON; ``/api/mask`` query string, with a drawn mask's ``edits``);
@@ -656,28 +660,117 @@ def create_app(directory: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SE
         sample = store.sample(d["sample_id"])
         _, it = batch_item(str(sample.key))
         return {"done": False, **describe(sample, it, who), "adjudicate": True,
-                "readings": d["readings"], "open_disagreements": len(open_)}
+                "readings": d["readings"], "open_disagreements": len(open_),
+                **{k: d[k] for k in ("dice", "min_dice") if k in d}}
+
+    def check_adjudicator(who: str) -> None:
+        if not is_adjudicator(store, who):
+            raise HTTPException(status_code=403, detail=f"{who} is not an adjudicator "
+                                "(`medactive project add-annotator DIR NAME --adjudicator`)")
+
+    def store_decision(decision, who: str) -> None:
+        """:func:`medactive.project.adjudication.adjudicate` (the store function of
+        ``project adjudicate``); a refusal is 422 naming the field, or 409 when the item is not
+        (or no longer) a disagreement; nothing is stored then."""
+        from medactive.project.adjudication import DecisionRefused, adjudicate
+
+        try:
+            adjudicate(store, [decision], by=who)
+        except DecisionRefused as exc:
+            if exc.field is None or exc.field == "sample":
+                raise HTTPException(status_code=409, detail=exc.problem) from None
+            field = "value" if exc.field == "label" else exc.field
+            raise HTTPException(status_code=422, detail=f"{field}: {exc.problem}; nothing was "
+                                                        "stored") from None
+        except (ConfigError, DataError) as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
 
     @app.post("/api/adjudicate")
     async def decide(request: Request, who: str = Depends(annotator)) -> dict[str, Any]:
-        from medactive.project.adjudication import Decision, adjudicate
+        from medactive.project.adjudication import Decision
 
         body = await _json(request)
         sample, _ = await run_in_threadpool(batch_item, str(body.get("key", "")))
-        if not await run_in_threadpool(is_adjudicator, store, who):
-            raise HTTPException(status_code=403, detail=f"{who} is not an adjudicator "
-                                "(`medactive project add-annotator DIR NAME --adjudicator`)")
+        await run_in_threadpool(check_adjudicator, who)
         value, reader = body.get("value"), body.get("reader")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not 0 <= value < len(store.classes)):
             raise HTTPException(status_code=422, detail=f"value must be a class index "
                                                         f"0..{len(store.classes) - 1}")
+        if reader is not None and not isinstance(reader, str):
+            raise HTTPException(status_code=422, detail="reader must be a reader's name")
         decision = Decision(sample.id, label=None if value is None else store.classes[value],
-                            reader=reader if isinstance(reader, str) else None, where="decision")
+                            reader=reader, where="decision")
+        await run_in_threadpool(store_decision, decision, who)
+        return {"ok": True, "progress": progress()}
+
+    def mask_disagreement(key: str, who: str) -> tuple[Sample, dict[str, Any]]:
+        """The sample behind ``key`` and its entry in the mask disagreements (403 for anyone
+        but an adjudicator, 409 when it is not a disagreement)."""
+        from medactive.project.agreement import agreement_report
+
+        sample, _ = batch_item(key)
+        check_adjudicator(who)
+        if store.task != "segmentation":
+            raise HTTPException(status_code=400, detail="this project labels classes, not masks")
+        found = [d for d in agreement_report(store)["disagreements"]
+                 if d["sample_id"] == sample.id]
+        if not found:
+            raise HTTPException(status_code=409, detail=f"sample {sample.id!r} is not a "
+                                                        "disagreement of its readers")
+        return sample, found[0]
+
+    @app.get("/api/adjudicate/{key}/masks")
+    def reading_masks(key: str, who: str = Depends(annotator)) -> dict[str, Any]:
+        """A mask disagreement for the adjudicator's page: each reader's mask, their per-pixel
+        vote (:func:`~medactive.project.readings.vote_mask`) and each pair's Dice, masks as in
+        ``/api/proposal``: ``{"height", "width", "readers": [{"annotator", "values"}],
+        "vote", "pairs": [{"readers": [a, b], "dice"}]}``."""
+        import base64
+        from itertools import combinations
+
+        from medactive.project.agreement import dice
+        from medactive.project.readings import load_mask, vote_mask
+
+        _, d = mask_disagreement(key, who)
+        names = [r["annotator"] for r in d["readings"]]
+        masks = [np.ascontiguousarray(load_mask(store, r["mask_path"]), dtype=np.uint8)
+                 for r in d["readings"]]
+        n = len(store.classes)
+
+        def b64(m: np.ndarray) -> str:
+            return base64.b64encode(np.ascontiguousarray(m, dtype=np.uint8).tobytes()).decode()
+
+        return {"height": int(masks[0].shape[0]), "width": int(masks[0].shape[1]),
+                "readers": [{"annotator": a, "values": b64(m)} for a, m in zip(names, masks,
+                                                                            strict=True)],
+                "vote": b64(vote_mask(masks, n)),
+                "pairs": [{"readers": [names[i], names[j]], "dice": dice(masks[i], masks[j], n)}
+                          for i, j in combinations(range(len(masks)), 2)]}
+
+    @app.post("/api/adjudicate/{key}/mask")
+    async def decide_mask(key: str, request: Request, start: str | None = None,
+                          who: str = Depends(annotator)) -> dict[str, Any]:
+        """The adjudicator's edited mask (a PNG or NIfTI body, as ``/api/mask``) settles a mask
+        disagreement; ``start``: where the edit started, ``vote`` or a reader's name."""
+        from medactive.project.adjudication import Decision
+        from medactive.project.volumes import check_uploaded_mask
+
+        data = await request.body()  # read first: the size cap applies to every upload
+        sample, _ = await run_in_threadpool(batch_item, key)
+        await run_in_threadpool(check_adjudicator, who)
+        if store.task != "segmentation":
+            raise HTTPException(status_code=400, detail="this project labels classes, not masks")
+        name = request.headers.get("x-filename", "mask.png").lower()
+        suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(
+            ".nii") else ".png"
         try:
-            await run_in_threadpool(adjudicate, store, [decision], by=who)
-        except (ConfigError, DataError) as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
+            arr = await run_in_threadpool(check_uploaded_mask, store, sample, data, suffix)
+        except DataError as exc:
+            raise HTTPException(status_code=422, detail=f"mask: {exc}; nothing was "
+                                                        "stored") from exc
+        decision = Decision(sample.id, mask=arr, start=start, where="decision")
+        await run_in_threadpool(store_decision, decision, who)
         return {"ok": True, "progress": progress()}
 
     async def _json(request: Request) -> dict[str, Any]:

@@ -36,7 +36,10 @@ Tables:
 - ``adjudications`` (schema 4): append-only decisions on disagreements of double reading: the
   chosen class (``value``) or mask (``mask_path``), ``adjudicator``, ``created_at``, ``round``
   and ``readings`` (JSON list of the label seqs decided between); the sample's latest decision
-  is its training label, its readings stay in ``labels``.
+  is its training label, its readings stay in ``labels``. Schema 6 adds how it was made:
+  ``method`` (``label``: a class named; ``reader``: ``reader``'s reading kept; ``edited``: a
+  mask the adjudicator drew, starting from ``reader``'s mask, or from the vote when NULL);
+  NULL in decisions made before.
 - ``excluded``: samples left out of the project (``project exclude``: an unreadable or unwanted
   image), with who, when and why. An excluded sample keeps its ``samples`` row, its labels and
   its batch items, but leaves the pool, the evaluation sets, queries, training and exports
@@ -162,6 +165,8 @@ CREATE TABLE IF NOT EXISTS adjudications (
     created_at TEXT NOT NULL,
     round INTEGER NOT NULL,
     readings TEXT NOT NULL DEFAULT '[]',
+    method TEXT CHECK (method IN ('label', 'reader', 'edited')),
+    reader TEXT,
     CHECK ((value IS NULL) <> (mask_path IS NULL))
 );
 CREATE TABLE IF NOT EXISTS excluded (
@@ -187,6 +192,9 @@ _MIGRATIONS: tuple[tuple[int, str, str | None], ...] = (
     (5, "labels", "active_ms INTEGER CHECK (active_ms >= 0)"),
     (5, "labels", "edits INTEGER CHECK (edits >= 0)"),
     (5, "labels", "pixels INTEGER CHECK (pixels >= 0)"),
+    # how an adjudication was made (project/adjudication.py); NULL in older rows
+    (6, "adjudications", "method TEXT CHECK (method IN ('label', 'reader', 'edited'))"),
+    (6, "adjudications", "reader TEXT"),
 )
 SCHEMA_VERSION = max(version for version, _, _ in _MIGRATIONS)
 

@@ -373,6 +373,13 @@ def _store_png(store: ProjectStore, mask: np.ndarray) -> str:
 
 def save_uploaded_mask(store: ProjectStore, sample: Sample, data: bytes, suffix: str) -> str:
     """Check an uploaded mask (shape, values) and keep it as a PNG in the project."""
+    return _store_png(store, check_uploaded_mask(store, sample, data, suffix))
+
+
+def check_uploaded_mask(store: ProjectStore, sample: Sample, data: bytes,
+                        suffix: str) -> np.ndarray:
+    """The ``[H, W]`` label of ``sample`` in an uploaded mask file, checked (shape, values; a
+    region project's patch or its whole slice), not stored."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
@@ -382,9 +389,9 @@ def save_uploaded_mask(store: ProjectStore, sample: Sample, data: bytes, suffix:
             raise DataError(f"uploaded mask for {sample.id!r}: {exc}".replace(str(path), "file"))
     where = f"uploaded mask for {sample.id!r}"
     if region_size(store) is not None:
-        return _store_png(store, patch_mask(store, sample.id, arr, where))
+        return patch_mask(store, sample.id, arr, where)
     _check_slice_mask(arr, sample_shape(store, sample.id), len(store.classes), where)
-    return _store_png(store, arr)
+    return arr
 
 
 def mask_png(mask: np.ndarray) -> tuple[str, bytes]:

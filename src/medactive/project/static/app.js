@@ -14,6 +14,7 @@ const state = {
   pixels: null,     // ImageData of the image as served (before windowing)
   busy: false,
   recheck: null,    // timer asking again when the leases of others run out
+  adj: null,        // a mask disagreement on screen: {key, width, height, source, masks}
   // segmentation: the drawing layer of the item on screen, one class index per image pixel
   mask: null,       // {width, height, data: Uint8Array(height * width)}, row-major
   masks: new Map(), // item key -> its layer, so going back shows what was drawn this session
@@ -108,7 +109,7 @@ async function signIn(token) {
   $("login-view").hidden = true;
   $("who").hidden = false;
   $("label-view").hidden = false;
-  $("mask-upload").hidden = state.project.task !== "segmentation";
+  $("mask-upload").hidden = state.project.task !== "segmentation" || isAdjudicator();
   await guarded(goNext);
 }
 
@@ -463,6 +464,8 @@ function clearItem() {
   $("why").textContent = "";
   $("proposal").hidden = true;
   $("readings").hidden = true;
+  $("mask-readings").hidden = true;
+  state.adj = null;
   markLabel(null);
 }
 
@@ -480,13 +483,107 @@ function showReadings(item) {
     list.append(li);
     if (r.label !== undefined) read.set(r.label, (read.get(r.label) || []).concat(r.annotator));
   });
-  $("readings").hidden = !item.adjudicate;
+  $("readings").hidden = !item.adjudicate || isSegmentation();
   document.querySelectorAll("#classes .class").forEach((b) => {
     const name = state.project.classes[Number(b.dataset.value)];
     b.classList.toggle("read", !!item.adjudicate && read.has(name));
     b.title = item.adjudicate && read.has(name) ? `read as ${name} by ${read.get(name).join(", ")}`
       : b.title.replace(/^read as .*$/, `Label ${name}`);
   });
+}
+
+// -- adjudicating a mask disagreement: each reader's mask (and their per-pixel vote) can be
+// shown in the drawing layer, one at a time; Keep stores a reader's mask as it is (method
+// "reader"), Save mask stores the layer as corrected (method "edited", with where it started)
+async function loadReadingMasks(item) {
+  const data = await (await api("GET", `/api/adjudicate/${item.key}/masks`)).json();
+  if (state.item !== item) return;
+  const bytes = (b64) => Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  state.adj = { key: item.key, width: data.width, height: data.height, source: "vote",
+                masks: new Map(data.readers.map((r) => [r.annotator, bytes(r.values)])) };
+  state.adj.masks.set("vote", bytes(data.vote));
+  $("adj-dice").textContent = data.pairs
+    .map((p) => `Dice ${p.readers.join("–")} ${p.dice.toFixed(3)}`).join(", ");
+  const list = $("mask-readings-list");
+  list.textContent = "";
+  const row = (source, name, keep) => {
+    const li = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = keep ? "source reader" : "source vote";
+    label.textContent = name;
+    const show = document.createElement("button");
+    show.type = "button";
+    show.className = "show-mask";
+    show.dataset.source = source;
+    show.textContent = "Show";
+    show.title = `Show ${source === "vote" ? "the readers' vote" : source + "'s mask"} in ` +
+      "the drawing layer, to keep or to correct";
+    show.addEventListener("click", () => showSource(source));
+    li.append(label, show);
+    if (keep) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "keep-mask";
+      b.dataset.reader = source;
+      b.textContent = "Keep";
+      b.title = `Train on ${source}'s mask as it is`;
+      b.addEventListener("click", () => keepMask(source));
+      li.append(b);
+    }
+    list.append(li);
+  };
+  data.readers.forEach((r) => row(r.annotator, r.annotator, true));
+  row("vote", "per-pixel vote", false);
+  $("mask-readings").hidden = false;
+  showSource("vote");  // the starting point: where both readers agree
+}
+
+function showSource(source) {
+  const adj = state.adj, m = state.mask;
+  if (!adj || !m || m.width !== adj.width || m.height !== adj.height) return;
+  m.data.set(adj.masks.get(source));
+  m.edits = 0;
+  adj.source = source;
+  renderOverlay(0, 0, m.width, m.height);
+  $("adj-source").textContent = "Drawing layer: " +
+    (source === "vote" ? "the readers' per-pixel vote" : `${source}'s mask`);
+  document.querySelectorAll("#mask-readings .show-mask").forEach((b) => {
+    b.classList.toggle("chosen", b.dataset.source === source);
+  });
+}
+
+function keepMask(reader) {
+  return guarded(async () => {
+    if (!state.item || !state.adj) return;
+    try {
+      await api("POST", "/api/adjudicate", { key: state.item.key, reader });
+    } catch (e) {
+      return refused(e);
+    }
+    await goNext();
+  });
+}
+
+// Save mask in the adjudicator's mode: a reader's mask shown and not changed is that reader's
+// reading kept; anything else is the adjudicator's edit, sent with where it started
+async function saveAdjudicatedMask() {
+  const m = state.mask, adj = state.adj;
+  try {
+    if (m.edits === 0 && adj.source !== "vote") {
+      await api("POST", "/api/adjudicate", { key: state.item.key, reader: adj.source });
+    } else {
+      const params = new URLSearchParams({ start: adj.source });
+      await checked(await fetch(`/api/adjudicate/${state.item.key}/mask?${params}`, {
+        method: "POST",
+        headers: { Authorization: "Bearer " + state.token, "X-Filename": "adjudicated.png",
+                   "Content-Type": "application/octet-stream" },
+        body: await greyPng(m.data, m.width, m.height),
+      }));
+    }
+  } catch (e) {
+    return refused(e);
+  }
+  await goNext();
 }
 
 // why the item was chosen, and the model's proposal as a one-key (Enter) choice
@@ -496,7 +593,7 @@ function showProposal(item) {
     ? `Chosen by ${why.strategy}: rank ${why.rank + 1} of round ${why.round}` +
       (why.score === null ? "" : `, score ${why.score.toPrecision(4)}`)
     : "";
-  const p = item.proposal;
+  const p = item.adjudicate ? null : item.proposal;  // the adjudicator decides between readers
   $("proposal").hidden = !p;
   document.querySelectorAll("#classes .class").forEach((b) => {
     b.classList.toggle("proposed", !!p && p.value !== undefined &&
@@ -517,6 +614,7 @@ function showProposal(item) {
 // Enter: the proposal as it is (classification: its class; segmentation: the layer as drawn,
 // which the server records as "accepted" when it still is the proposed mask)
 function accept() {
+  if (state.adj) return saveDrawnMask();  // adjudicating masks: save the layer
   const p = state.item && state.item.proposal;
   if (!p) return;
   if (p.value !== undefined) return label(p.value);
@@ -574,7 +672,8 @@ async function show(item) {
   state.stroke = null;
   const fresh = isSegmentation() && startLayer(item.key, bitmap.width, bitmap.height);
   draw();
-  if (fresh && item.proposal && item.label_seq === null) await fillProposedMask(item);
+  if (isSegmentation() && isAdjudicator() && item.adjudicate) await loadReadingMasks(item);
+  else if (fresh && item.proposal && item.label_seq === null) await fillProposedMask(item);
   showProposal(item);
   showReadings(item);
   const score = item.score === null ? "" : `, score ${item.score.toPrecision(4)}`;
@@ -758,6 +857,7 @@ function uploadMask() {
 function saveDrawnMask() {
   return guarded(async () => {
     if (!state.item || !state.mask) return;
+    if (isAdjudicator() && state.adj) return saveAdjudicatedMask();
     const m = state.mask;
     try {
       await postMask(await greyPng(m.data, m.width, m.height), "drawn.png", m.edits);
@@ -779,7 +879,7 @@ document.addEventListener("keydown", (event) => {
     if (Number(k) < state.project.classes.length) pickClass(Number(k));  // 0 = eraser
   } else if (/^[1-9]$/.test(k) && state.project && Number(k) <= state.project.classes.length) {
     label(Number(k) - 1);
-  } else if (k === "Enter" && state.item && state.item.proposal) {
+  } else if (k === "Enter" && state.item && (state.item.proposal || state.adj)) {
     accept();
   } else if (k === "s" || k === "S") {
     skip();
