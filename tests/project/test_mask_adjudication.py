@@ -199,80 +199,39 @@ def test_cli_decisions_record_how_they_were_made(double_read):
 
 
 # -- bad input: a 4xx naming the field, nothing stored changes -----------------------------------
-def _wrong_size(store, client, h, ids):
-    m = np.zeros((N, N - 1), np.uint8)
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask?start=vote",
-                       headers=h["dana"], content=png(m))
+def _mask(content=None, *, who="dana", item="disputed", query="?start=vote"):
+    """A POST of an edited mask (default: eve's 8x8 mask) as ``who`` for ``item``."""
+    def send(store, client, h, ids):
+        body = png(masks_abc()[2]) if content is None else content
+        return client.post(f"/api/adjudicate/{key_of(store, ids[item])}/mask{query}",
+                           headers=h[who], content=body)
+    return send
 
 
-def _bad_values(store, client, h, ids):
-    m = np.full((N, N), 2, np.uint8)  # classes are 0 (background) and 1 (lesion)
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask?start=vote",
-                       headers=h["dana"], content=png(m))
-
-
-def _not_a_png(store, client, h, ids):
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask?start=vote",
-                       headers=h["dana"], content=b"not an image")
-
-
-def _pick_a_non_reader(store, client, h, ids):
-    return client.post("/api/adjudicate", headers=h["dana"],
-                       json={"key": key_of(store, ids["disputed"]), "reader": "carol"})
-
-
-def _start_from_a_non_reader(store, client, h, ids):
-    _, _, e = masks_abc()
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask?start=carol",
-                       headers=h["dana"], content=png(e))
-
-
-def _no_start(store, client, h, ids):
-    _, _, e = masks_abc()
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask",
-                       headers=h["dana"], content=png(e))
-
-
-def _a_class_for_a_mask(store, client, h, ids):
-    return client.post("/api/adjudicate", headers=h["dana"],
-                       json={"key": key_of(store, ids["disputed"]), "value": 1})
-
-
-def _not_an_adjudicator(store, client, h, ids):
-    _, _, e = masks_abc()
-    return client.post(f"/api/adjudicate/{key_of(store, ids['disputed'])}/mask?start=vote",
-                       headers=h["alice"], content=png(e))
-
-
-def _not_an_adjudicator_picks(store, client, h, ids):
-    return client.post("/api/adjudicate", headers=h["bob"],
-                       json={"key": key_of(store, ids["disputed"]), "reader": "bob"})
-
-
-def _no_disagreement(store, client, h, ids):
-    _, _, e = masks_abc()
-    return client.post(f"/api/adjudicate/{key_of(store, ids['agreed'])}/mask?start=vote",
-                       headers=h["dana"], content=png(e))
-
-
-def _no_disagreement_pick(store, client, h, ids):
-    return client.post("/api/adjudicate", headers=h["dana"],
-                       json={"key": key_of(store, ids["agreed"]), "reader": "alice"})
+def _pick(*, who="dana", item="disputed", **decision):
+    """A POST of one decision (``reader=`` or ``value=``) as ``who`` for ``item``."""
+    def send(store, client, h, ids):
+        return client.post("/api/adjudicate", headers=h[who],
+                           json={"key": key_of(store, ids[item]), **decision})
+    return send
 
 
 @pytest.mark.parametrize(("send", "code", "words"), [
-    (_wrong_size, 422, ["mask", "(8, 7)", "(8, 8)"]),
-    (_bad_values, 422, ["mask", "0..1"]),
-    (_not_a_png, 422, ["mask"]),
-    (_pick_a_non_reader, 422, ["reader:", "'carol' is not a reader", "alice, bob"]),
-    (_start_from_a_non_reader, 422, ["start:", "'carol' is not a reader"]),
-    (_no_start, 422, ["start:", "vote"]),
-    (_a_class_for_a_mask, 422, ["value:", "reader"]),
-    (_not_an_adjudicator, 403, ["alice is not an adjudicator"]),
-    (_not_an_adjudicator_picks, 403, ["bob is not an adjudicator"]),
-    (_no_disagreement, 409, ["not a disagreement"]),
-    (_no_disagreement_pick, 409, ["not a disagreement"]),
-])
+    (_mask(png(np.zeros((N, N - 1), np.uint8))), 422, ["mask", "(8, 7)", "(8, 8)"]),
+    # classes are 0 (background) and 1 (lesion)
+    (_mask(png(np.full((N, N), 2, np.uint8))), 422, ["mask", "0..1"]),
+    (_mask(b"not an image"), 422, ["mask"]),
+    (_pick(reader="carol"), 422, ["reader:", "'carol' is not a reader", "alice, bob"]),
+    (_mask(query="?start=carol"), 422, ["start:", "'carol' is not a reader"]),
+    (_mask(query=""), 422, ["start:", "vote"]),
+    (_pick(value=1), 422, ["value:", "reader"]),
+    (_mask(who="alice"), 403, ["alice is not an adjudicator"]),
+    (_pick(who="bob", reader="bob"), 403, ["bob is not an adjudicator"]),
+    (_mask(item="agreed"), 409, ["not a disagreement"]),
+    (_pick(item="agreed", reader="alice"), 409, ["not a disagreement"]),
+], ids=["wrong-size", "bad-values", "not-a-png", "pick-a-non-reader", "start-from-a-non-reader",
+        "no-start", "a-class-for-a-mask", "not-an-adjudicator", "not-an-adjudicator-picks",
+        "no-disagreement", "no-disagreement-pick"])
 def test_bad_decisions_are_refused_and_change_nothing(double_read, send, code, words):
     store, client, h, ids = double_read
     before = stored(store)
