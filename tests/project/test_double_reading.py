@@ -5,11 +5,7 @@ from the CLI (bad input refused whole) and a SIGKILL during adjudication."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -32,8 +28,7 @@ from medactive.project.store import NewLabel, ProjectStore
 from medactive.project.workflow import init_project, labeled_state, query, status
 
 from .conftest import write_csv, write_folder
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from .killing import run_cli, sigkill, start_cli, wait_for_row
 
 
 def _project(tmp_path, readers: int, n: int = 12, initial: int = 8):
@@ -360,28 +355,17 @@ def test_sigkill_during_adjudication(tmp_path, kill_at):
     store.close()
     csv = write_csv(tmp_path / "d.csv", [(ids[0], "a"), (ids[2], "b"), (ids[4], "a")])
     proj, mark = tmp_path / "proj", tmp_path / "mark"
-    cmd = [sys.executable, "-m", "medactive.cli", "project", "adjudicate", str(proj),
-           "--csv", str(csv)]
-    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(cmd, env={**env, DELAY_ENV: "0.3", MARK_ENV: str(mark)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (mark.is_file() and mark.read_text().strip().isdigit()
-               and int(mark.read_text()) >= kill_at):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "adjudication did not reach the row"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    args = ("project", "adjudicate", str(proj), "--csv", str(csv))
+    proc = start_cli(*args, **{DELAY_ENV: "0.3", MARK_ENV: str(mark)})
+    wait_for_row(proc, mark, kill_at)
+    sigkill(proc)
     conn = sqlite3.connect(proj / "project.db")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT seq, sample_id, annotator, value FROM labels ORDER BY seq"
                         ).fetchall() == [tuple(r) for r in readings]
     assert conn.execute("SELECT COUNT(*) FROM adjudications").fetchone()[0] == 0
     conn.close()
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
-                           check=False)
+    rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
     again = ProjectStore(proj)
     assert again.integrity_check() == "ok"

@@ -4,13 +4,7 @@ trips (classes, brush and polygon masks), malformed exports refused whole, SIGKI
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +22,7 @@ from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project, query, train
 
 from .conftest import SEG_H, SEG_W, seg_volume, write_csv, write_folder
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-
+from .killing import run_cli, sigkill, start_cli, wait_for_row
 
 # -- brush RLE ---------------------------------------------------------------------------------
 # the 1 x 2 mask [[0, 1]] as RGBA values 0,0,0,0, 255,255,255,255, coded by hand:
@@ -321,13 +313,6 @@ def test_segmentation_predictions_decode_to_the_models_masks(seg_project, tmp_pa
 N_TASKS = 20
 
 
-def _env(**extra) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, N_TASKS // 2, N_TASKS])
 def test_sigkill_label_studio_import(tmp_path, kill_at):
@@ -348,27 +333,17 @@ def test_sigkill_label_studio_import(tmp_path, kill_at):
         _annotate(tasks, lambda sid: _choice("ab"[truth[sid]]))))
     store.close()
     proj, mark = tmp_path / "proj", tmp_path / "mark"
-    cmd = [sys.executable, "-m", "medactive.cli", "project", "import", str(proj),
-           str(tmp_path / "e.json")]
-    proc = subprocess.Popen(cmd, env=_env(**{DELAY_ENV: "0.05", MARK_ENV: str(mark)}),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (mark.is_file() and mark.read_text().strip().isdigit()
-               and int(mark.read_text()) >= kill_at):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "import did not reach the row"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    args = ("project", "import", str(proj), str(tmp_path / "e.json"))
+    proc = start_cli(*args, **{DELAY_ENV: "0.05", MARK_ENV: str(mark)})
+    wait_for_row(proc, mark, kill_at)
+    sigkill(proc)
 
     conn = sqlite3.connect(proj / "project.db")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     rows = dict(conn.execute("SELECT sample_id, value FROM labels").fetchall())
     conn.close()
     assert rows == {i: truth[i] for i in committed}  # committed ones kept, none of the file's
-    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120,
-                           check=False)
+    rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
     store = ProjectStore(proj)
     assert store.integrity_check() == "ok"

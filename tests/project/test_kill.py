@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,35 +23,14 @@ from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project
 
 from .conftest import write_csv, write_folder
+from .killing import run_cli, start_cli, wait_for_row
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 N_ROWS = 20
 
 
-def _env(**extra) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
-
-
 def _start_import(proj: Path, csv: Path, mark: Path, delay: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "medactive.cli", "project", "import",
-                             str(proj), str(csv)],
-                            env=_env(**{DELAY_ENV: str(delay), MARK_ENV: str(mark)}),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait_for_row(proc: subprocess.Popen, mark: Path, row: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = mark.read_text().strip() if mark.is_file() else ""
-        if text.isdigit() and int(text) >= row:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"import ended before row {row}: {proc.stderr.read()!r}")
-        time.sleep(0.005)
-    raise AssertionError(f"import did not reach row {row}")
+    return start_cli("project", "import", str(proj), str(csv),
+                     **{DELAY_ENV: str(delay), MARK_ENV: str(mark)})
 
 
 def _import_labels(proj: Path, ids: list[str]) -> dict[str, int]:
@@ -94,7 +72,7 @@ def test_sigkill_import(setup, tmp_path, kill_at):
     elif kill_at == "done":
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
     else:
-        _wait_for_row(proc, mark, kill_at)
+        wait_for_row(proc, mark, kill_at)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -113,9 +91,7 @@ def test_sigkill_import(setup, tmp_path, kill_at):
     store.close()
 
     # rerunning the command finishes the import (or finds nothing left to do)
-    rerun = subprocess.run([sys.executable, "-m", "medactive.cli", "project", "import",
-                            str(proj), str(csv)], env=_env(), capture_output=True, text=True,
-                           timeout=120, check=False)
+    rerun = run_cli("project", "import", str(proj), str(csv), timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     got = _import_labels(proj, batch)
     assert got == {i: truth[i] for i in batch}
@@ -158,10 +134,9 @@ def test_sigkill_query_then_rerun_gives_the_same_batch(labelled_project, tmp_pat
     shutil.copytree(labelled_project[0], proj)
     expected = labelled_project[1]
     mark = tmp_path / "mark"
-    cmd = [sys.executable, "-m", "medactive.cli", "project", "query", str(proj), "--strategy",
-           "margin", "--budget", "3", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=_env(**{MARK_ENV: str(mark)}), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    args = ["project", "query", str(proj), "--strategy", "margin", "--budget", "3", "--device",
+            "cpu"]
+    proc = start_cli(*args, **{MARK_ENV: str(mark)})
     if kill_at == "startup":
         time.sleep(0.5)
     else:
@@ -180,8 +155,7 @@ def test_sigkill_query_then_rerun_gives_the_same_batch(labelled_project, tmp_pat
     assert store.batch(1) == [] or len(store.batch(1)) == 3
     if rounds == [0]:
         store.close()
-        rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300,
-                               check=False)
+        rerun = run_cli(*args)
         assert rerun.returncode == 0, rerun.stderr
         store = ProjectStore(proj)
     assert [q.sample_id for q in store.batch(1)] == expected
