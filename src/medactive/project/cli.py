@@ -57,6 +57,17 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--learning-loss", action="store_true",
                    help="train a loss-prediction module beside each round's model, as "
                    "`medactive run --learning-loss`, for --strategy learning_loss")
+    p.add_argument("--semi-supervised", default=None, choices=["fixmatch", "mean-teacher"],
+                   help="every round's model also trains on the pool items not yet labelled, "
+                   "as `medactive run --semi-supervised`: fixmatch (classification, finetune "
+                   "or frozen mode; Sohn et al. 2020: threshold 0.95, mu 7, lambda_u 1) or "
+                   "mean-teacher (segmentation; EMA teacher, consistency on unlabelled "
+                   "slices). Its pseudo-targets are never stored as labels")
+    p.add_argument("--semi-options", default=None, metavar="JSON",
+                   help='overrides of the method\'s settings, a JSON object, e.g. '
+                   '\'{"threshold": 0.9}\' (fixmatch: threshold, lambda_u, mu, n_ops, cutout, '
+                   'steps_per_epoch, max_unlabeled_per_epoch; mean-teacher: ema_decay, '
+                   'consistency, rampup, noise_std, noise_clip, unlabeled_batch_size)')
     p.add_argument("--region-size", type=int, default=None, metavar="P",
                    help="segmentation: label P x P patches of the slices (original pixels) "
                    "instead of whole slices")
@@ -249,7 +260,10 @@ def cmd_init(args) -> int:
                          exclude=args.exclude, encoder=args.encoder,
                          encoder_weights=args.encoder_weights, train_mode=args.train_mode,
                          ensemble_size=args.ensemble_size, evidential=args.evidential,
-                         learning_loss=args.learning_loss, readers=args.readers,
+                         learning_loss=args.learning_loss,
+                         semi_supervised=args.semi_supervised,
+                         semi_options=_json_object(args.semi_options, "--semi-options"),
+                         readers=args.readers,
                          progress=True)
     counts = store.counts()
     print(f"created {args.dir}: {sum(counts['samples'].values())} samples "
@@ -259,6 +273,20 @@ def cmd_init(args) -> int:
     if any(counts["labelled"].values()):
         print("labels: " + ", ".join(f"{k} {v}" for k, v in counts["labelled"].items()))
     return 0
+
+
+def _json_object(text: str | None, flag: str) -> dict | None:
+    """``flag``'s JSON object (``None``: not given), else one ConfigError naming ``flag``."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag}: not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object such as '{{\"threshold\": 0.9}}', "
+                          f"got {text!r}")
+    return value
 
 
 def cmd_status(args) -> int:
@@ -286,6 +314,11 @@ def cmd_status(args) -> int:
         from medactive.project.workflow import describe_train_options
 
         print(f"training options: {describe_train_options(info['train_options'])}")
+    if info["semi_supervised"]:
+        semi = info["semi_supervised"]
+        settings = json.dumps(semi["options"]) if semi["options"] else "(its defaults)"
+        print(f"semi-supervised: {semi['method']} {settings} (also trains on the pool items "
+              "not yet labelled; pseudo-targets are never labels)")
     print(f"samples: pool {s['pool']} ({lab['pool']} labelled), val {s['val']} "
           f"({lab['val']} labelled), test {s['test']} ({lab['test']} labelled)")
     if not info["rounds"]:

@@ -565,8 +565,10 @@ def build_segmentation_project_task(store: ProjectStore, *, device: str, progres
 
     preset = get_preset(meta.get("preset") or "cpu", iterations=meta.get("epochs"),
                         **dict(meta.get("train_options") or {}))  # init: learning_loss only
+    # mean teacher (project init --semi-supervised): every pool slice not labelled
     task = SegmentationTask(data, preset, device=device, seed=int(meta.get("seed", 0)),
-                            progress=progress)
+                            progress=progress, semi_supervised=meta.get("semi_supervised"),
+                            semi_options=meta.get("semi_options"))
 
     def load_model(state):
         from medactive.tasks.learning_loss import attach_from_state

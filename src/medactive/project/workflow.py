@@ -74,6 +74,8 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
                  encoder: str | None = None, encoder_weights: str | None = None,
                  train_mode: str | None = None, ensemble_size: int | None = None,
                  evidential: bool = False, learning_loss: bool = False,
+                 semi_supervised: str | None = None,
+                 semi_options: dict[str, Any] | None = None,
                  readers: int = 1, progress: bool = False) -> ProjectStore:
     """Create a project over an image folder (images are referenced, never copied).
 
@@ -110,6 +112,13 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
             ensemble of M models, the evidential Dirichlet loss, a loss-prediction module;
             segmentation: ``learning_loss`` only), for the strategies that read them. Stored
             in the meta ``train_options`` when not the default; fixed for the project's life.
+        semi_supervised, semi_options: every round's model also trains on the pool items not
+            yet labelled, as ``medactive run --semi-supervised`` with ``semi_options``:
+            ``"fixmatch"`` (classification, finetune or frozen mode) or ``"mean-teacher"``
+            (segmentation), options overriding the method's defaults (e.g.
+            ``{"threshold": 0.9}``). Checked here by the run command's checks; stored in the
+            meta ``semi_supervised`` / ``semi_options`` when given. Pseudo-targets live only
+            inside a training step: they never reach the label store.
         readers: double reading: each queried item is offered to this many different
             annotators (meta ``readers``; :mod:`medactive.project.readings`); 1 = one reader.
         progress: report the decoding of the images (:mod:`medactive.progress`).
@@ -133,6 +142,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
 
     train_options = _init_train_options(task, ensemble_size=ensemble_size,
                                         evidential=evidential, learning_loss=learning_loss)
+    semi = _init_semi(task, semi_supervised, semi_options, train_options)
     get_preset(preset, epochs=epochs)  # fail early on a bad preset
     from medactive.project.readings import check_readers
 
@@ -155,6 +165,7 @@ def init_project(directory: str | Path, images: str | Path, *, task: str = "clas
         meta["region_size"] = region_size
     if train_options:  # a project without them keeps the meta (and model digests) of before
         meta["train_options"] = train_options
+    meta.update(semi)  # likewise: only a semi-supervised project has these keys
     meta.update(engine)
     if task == "classification":
         rows, fmt, excluded = _classification_samples(root, image_size=image_size,
@@ -610,6 +621,10 @@ def build_project_task(store: ProjectStore, *, device: str = "cpu",
         extra["region_size"] = int(meta["region_size"])
     if hasattr(inner, "config"):
         extra["config"] = digest_config(inner.config)
+    semi = semi_supervised_setting(meta)
+    if semi is not None:  # its unlabelled data: the pool (minus the labelled items)
+        pool = json.dumps([str(i) for i in inner.pool_ids]).encode()
+        extra["semi_supervised"] = {**semi, "pool": hashlib.sha256(pool).hexdigest()}
     return ProjectTask(inner, store, describe_extra=extra), load
 
 
@@ -672,9 +687,13 @@ def _build_classification_task(store: ProjectStore, meta: dict[str, Any], *, dev
         encoder = load_encoder(meta["encoder"], weights=meta.get("encoder_weights"),
                                in_channels=channels)
     # pool scoring is reported by ProjectTask for every field: the task's own bars stay off
+    # semi-supervised: its unlabelled data is the pool minus the labelled items (the task's
+    # _unlabeled_idx), i.e. the project's pool items not yet labelled
     return ClassificationTask(dataset, config, device=device, progress=progress,
                               encoder=encoder, train_mode=meta.get("train_mode") or "finetune",
-                              scoring_progress=False), None
+                              scoring_progress=False,
+                              semi_supervised=meta.get("semi_supervised"),
+                              semi_options=meta.get("semi_options")), None
 
 
 def _check_encoder(task: str, encoder: str | None, weights: str | None,
@@ -703,16 +722,43 @@ TRAIN_OPTION_FLAGS = {"ensemble_size": "--ensemble-size", "evidential": "--evide
 
 
 def _check_train_options(task: str, train_options: dict[str, Any], *, strategy: str = "random",
-                         strategy_options: dict[str, Any] | None = None) -> None:
+                         strategy_options: dict[str, Any] | None = None,
+                         semi_supervised: str | None = None,
+                         semi_options: dict[str, Any] | None = None) -> None:
     """``medactive run``'s checks of these training options for ``task`` and ``strategy``
     (:func:`medactive.experiment.check_training_options`): a bad value, an option the task
-    refuses, a strategy reading a field only a missing option provides."""
+    refuses, a strategy reading a field only a missing option provides, a semi-supervised
+    method of the other task, a bad or unknown semi-supervised option."""
     from medactive.experiment import ExperimentConfig, check_training_options
 
     check_training_options(ExperimentConfig(
         data="project", strategy=strategy, initial=1, budget=1, rounds=0, task=task,
-        train_options=dict(train_options), strategy_options=dict(strategy_options or {})),
-        kind=task)
+        train_options=dict(train_options), strategy_options=dict(strategy_options or {}),
+        semi_supervised=semi_supervised, semi_options=dict(semi_options or {})), kind=task)
+    if task == "segmentation":  # the check `medactive run` makes where it builds the task
+        from medactive.tasks.segmentation.mean_teacher import semi_supervised_config
+
+        semi_supervised_config(semi_supervised, dict(semi_options or {}))
+
+
+def _init_semi(task: str, method: str | None, options: Any,
+               train_options: dict[str, Any]) -> dict[str, Any]:
+    """The meta ``semi_supervised`` / ``semi_options`` of ``project init`` (``{}``: none),
+    checked as ``medactive run`` checks ``--semi-supervised`` and ``semi_options``."""
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"semi_options must be a table of option: value (JSON object), "
+                          f"got {options!r}")
+    options = dict(options or {})
+    _check_train_options(task, train_options, semi_supervised=method, semi_options=options)
+    return {} if method is None else {"semi_supervised": method, "semi_options": options}
+
+
+def semi_supervised_setting(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A project's semi-supervised training, ``{"method", "options"}`` (``None``: none)."""
+    method = meta.get("semi_supervised")
+    if method is None:
+        return None
+    return {"method": method, "options": dict(meta.get("semi_options") or {})}
 
 
 def _init_train_options(task: str, **given: Any) -> dict[str, Any]:
@@ -751,7 +797,9 @@ def _check_strategy_fields(meta: dict[str, Any], strategy: str, strat,
                 raise ConfigError(CLASSIFICATION_ONLY[name])
     train_options = dict(meta.get("train_options") or {})
     try:
-        _check_train_options(task, train_options, strategy=strategy, strategy_options=options)
+        _check_train_options(task, train_options, strategy=strategy, strategy_options=options,
+                             semi_supervised=meta.get("semi_supervised"),
+                             semi_options=meta.get("semi_options"))
     except ConfigError as exc:
         has = describe_train_options(train_options) or "none"
         raise ConfigError(f"{exc}; a project's training options are set at `medactive project "
@@ -993,7 +1041,8 @@ def status(store: ProjectStore, *, verify: bool = False, progress: bool = False,
     info: dict[str, Any] = {"directory": str(store.directory), "task": store.task,
                             "classes": store.classes, "images": str(store.images_root),
                             "seed": store.get_meta("seed"), "preset": store.get_meta("preset"),
-                            "train_options": dict(store.get_meta("train_options") or {})}
+                            "train_options": dict(store.get_meta("train_options") or {}),
+                            "semi_supervised": semi_supervised_setting(store.meta())}
     info.update(store.counts())
     rounds = []
     for r in store.rounds():
