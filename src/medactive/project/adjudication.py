@@ -6,7 +6,8 @@ label that settles it: a class (``--label CLASS``, classification), one reader's
 adjudicator edited (``Decision.mask``, started from the readers' vote or from one reader's mask,
 ``Decision.start``). It is appended to ``adjudications`` with how it was made (``method``
 ``label`` / ``reader`` / ``edited``, and ``reader``: the reader kept, or the one the edit started
-from) and becomes the sample's training label (rule ``adjudicated``); the readings stay as they
+from; ``project adjudicate --mask FILE`` reads an edited mask from a file,
+:func:`read_edited_mask`) and becomes the sample's training label (rule ``adjudicated``); the readings stay as they
 are in ``labels``. A later decision on the same sample replaces the earlier one (both are kept).
 
 Decisions from a CSV (``id,label`` or ``id,reader``) are all-or-nothing: every row is checked
@@ -82,6 +83,50 @@ def read_decisions(path: str | Path) -> list[Decision]:
     if not out:
         raise DataError(f"{path}: no decisions (only a header)")
     return out
+
+
+#: the files ``project adjudicate --mask`` reads: an imported mask's formats and a NumPy array
+EDITED_MASK_SUFFIXES = (".png", ".nii.gz", ".nii", ".npy")
+
+
+def read_edited_mask(store: ProjectStore, sample_id: str, path: str | Path) -> np.ndarray:
+    """The adjudicator's edited mask of ``sample_id`` from a file (``--mask FILE``): PNG or
+    NIfTI read as an imported mask is (:func:`~medactive.data.segmentation.masks.
+    read_slice_mask`), or a ``.npy`` array; checked as the page's edited mask is (the item's
+    shape, values ``0..C-1``: :func:`medactive.project.volumes.check_mask_array`), not stored;
+    :func:`adjudicate` checks it against the readers' masks.
+
+    Raises:
+        DataError: a missing, unreadable or unsupported file, a wrong shape or a value that is
+            not a class; the message starts with ``--mask FILE``.
+    """
+    from medactive.data.segmentation.masks import read_slice_mask
+    from medactive.project.volumes import check_mask_array
+
+    sample = store.sample(sample_id)
+    if sample is None:
+        raise ConfigError(f"--sample: unknown sample id {sample_id!r}")
+    path = Path(path)
+    where = f"--mask {path}"
+    name = path.name.lower()
+    if not name.endswith(EDITED_MASK_SUFFIXES):
+        raise DataError(f"{where}: not a mask file ({', '.join(EDITED_MASK_SUFFIXES)})")
+    if not path.is_file():
+        raise DataError(f"{where}: mask file not found")
+    if name.endswith(".npy"):
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":  # else numpy blames pickled data
+                raise DataError(f"{where}: not a readable .npy array (no NumPy header)")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{where}: not a readable .npy array ({exc})") from exc
+    else:
+        try:
+            arr = read_slice_mask(path)
+        except DataError as exc:  # its message names the file
+            raise DataError(f"--mask {exc}") from exc
+    return check_mask_array(store, sample, np.asarray(arr), where)
 
 
 def adjudicate(store: ProjectStore, decisions: list[Decision], *, by: str) -> int:

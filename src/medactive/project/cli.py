@@ -209,15 +209,23 @@ def add_parsers(subparsers) -> None:
                        "record decisions on them",
                        description="Without --sample/--csv: list the disagreements (items "
                        "whose readers gave different classes, or masks with a pair below the "
-                       "Dice threshold). With them: record the adjudicator's decisions, all "
-                       "or nothing; a decision becomes the training label and every reading "
-                       "is kept.")
+                       "Dice threshold). With them: record the adjudicator's decisions (a "
+                       "class, one reader's reading, or a corrected mask from a file: --mask), "
+                       "all or nothing; a decision becomes the training label and every "
+                       "reading is kept.")
     p.add_argument("dir")
     p.add_argument("--sample", default=None, metavar="ID", help="the disagreement to decide")
     p.add_argument("--label", default=None, metavar="CLASS", help="with --sample: the class "
                    "(classification)")
     p.add_argument("--reader", default=None, metavar="NAME",
                    help="with --sample: keep this reader's reading (class or mask)")
+    p.add_argument("--mask", default=None, metavar="FILE",
+                   help="with --sample: the adjudicator's corrected mask of a mask "
+                   "disagreement, a PNG, NIfTI or .npy file of the item's shape holding class "
+                   "ids 0..C-1; checked like the page's edited mask, stored as method 'edited'")
+    p.add_argument("--start", default=None, metavar="vote|NAME",
+                   help="with --mask: where the correction started, the readers' per-pixel "
+                   "vote (default) or a reader's mask (recorded)")
     p.add_argument("--csv", default=None, metavar="FILE",
                    help="decisions as CSV with columns id and label (or reader)")
     p.add_argument("--by", default=None, help="the adjudicator (recorded; default: your login "
@@ -542,9 +550,12 @@ def cmd_adjudicate(args) -> int:
         raise ConfigError("give either --sample ID or --csv FILE, not both")
     if (args.label or args.reader) and not args.sample:
         raise ConfigError("--label/--reader decide the item named by --sample ID")
+    if args.mask or args.start:
+        return _adjudicate_mask(store, args)
     if args.sample or args.csv:
         if args.sample and bool(args.label) == bool(args.reader):
-            raise ConfigError("--sample needs either --label CLASS or --reader NAME")
+            raise ConfigError("--sample needs either --label CLASS or --reader NAME (or, for a "
+                              "mask, --mask FILE)")
         decisions = (read_decisions(args.csv) if args.csv else
                      [Decision(args.sample, label=args.label, reader=args.reader)])
         n = adjudicate(store, decisions, by=args.by or _login())
@@ -559,6 +570,42 @@ def cmd_adjudicate(args) -> int:
           "waiting for a decision)")
     for d in dis:
         print("  " + describe_disagreement(d))
+    return 0
+
+
+def _adjudicate_mask(store, args) -> int:
+    """``--sample ID --mask FILE [--start vote|NAME]``: a corrected mask settles a mask
+    disagreement (:func:`medactive.project.adjudication.read_edited_mask`, then the same
+    ``adjudicate`` as the page's edited mask)."""
+    from medactive.project.adjudication import (
+        START_VOTE,
+        Decision,
+        DecisionRefused,
+        adjudicate,
+        read_edited_mask,
+    )
+    from medactive.project.integrity import _login
+
+    if not args.mask:
+        raise ConfigError("--start says where the corrected mask of --mask FILE started")
+    if not args.sample or args.csv:
+        raise ConfigError("--mask FILE is the corrected mask of the item named by --sample ID "
+                          "(not with --csv)")
+    if args.label or args.reader:
+        raise ConfigError("--mask: give a corrected mask or --label/--reader, not both")
+    if store.task != "segmentation":
+        raise ConfigError(f"--mask: {args.dir} labels classes, not masks (settle a class "
+                          "disagreement with --label CLASS or --reader NAME)")
+    mask = read_edited_mask(store, args.sample, args.mask)
+    try:
+        n = adjudicate(store, [Decision(args.sample, mask=mask, start=args.start or START_VOTE)],
+                       by=args.by or _login())
+    except DecisionRefused as exc:
+        flag = {"mask": f"--mask {args.mask}", "start": "--start"}.get(exc.field)
+        if flag is None:
+            raise
+        raise ConfigError(f"{flag}: {exc.problem}") from exc
+    print(f"recorded {n} decision (an edited mask); the readings are kept")
     return 0
 
 

@@ -387,7 +387,14 @@ def check_uploaded_mask(store: ProjectStore, sample: Sample, data: bytes,
             arr = read_slice_mask(path)
         except DataError as exc:
             raise DataError(f"uploaded mask for {sample.id!r}: {exc}".replace(str(path), "file"))
-    where = f"uploaded mask for {sample.id!r}"
+    return check_mask_array(store, sample, arr, f"uploaded mask for {sample.id!r}")
+
+
+def check_mask_array(store: ProjectStore, sample: Sample, arr: np.ndarray,
+                     where: str) -> np.ndarray:
+    """The ``[H, W]`` label of ``sample`` in a mask array read from a file the page or the CLI
+    was handed (``project adjudicate --mask``), checked (shape, values; a region project's
+    patch or its whole slice; errors name ``where``), not stored."""
     if region_size(store) is not None:
         return patch_mask(store, sample.id, arr, where)
     _check_slice_mask(arr, sample_shape(store, sample.id), len(store.classes), where)
