@@ -23,8 +23,12 @@ Usage:
         --dataset bloodmnist-finetune --strategy margin --budget 200 --round 5 --seeds 0 1 2 \\
         --out results/le-blood-fixmatch-at-1200/fixmatch.csv --threads 1
 
-Output: ``--out`` holds ``dataset,strategy,budget,seed,round,n_labeled,arm,metric,value,
-grid_value,seconds``; standard error gets progress lines and, at the end, per-seed paired
+``--train-options`` changes the recipe of both arms (a wider CNN, more epochs): "would a
+stronger recipe on the same labels reach the target?", answered without rerunning the grid;
+``grid_value`` is then the grid's figure for the unit's own recipe.
+
+Output: ``--out`` holds ``dataset,strategy,budget,seed,round,n_labeled,arm,train_options,
+metric,value,grid_value,seconds``; standard error gets progress lines and, at the end, per-seed paired
 differences with their mean, standard deviation and the paired t statistic.
 """
 
@@ -41,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ["dataset", "strategy", "budget", "seed", "round", "n_labeled", "arm", "metric",
-          "value", "grid_value", "seconds"]
+FIELDS = ["dataset", "strategy", "budget", "seed", "round", "n_labeled", "arm", "train_options",
+          "metric", "value", "grid_value", "seconds"]
 ARMS = ("supervised", "fixmatch")
 log = logging.getLogger("fixmatch_at_labels")
 
@@ -70,12 +74,17 @@ def unit_state(db: Path, dataset: str, strategy: str, budget: int, seed: int, ro
 
 
 def train_arm(options: dict, labeled: np.ndarray, seed: int, round_: int, arm: str,
-              semi_options: dict) -> tuple[str, float, float]:
-    """``(metric name, test value, seconds)`` of one model trained on ``labeled``."""
+              semi_options: dict, train_options: dict | None = None) -> tuple[str, float, float]:
+    """``(metric name, test value, seconds)`` of one model trained on ``labeled``.
+
+    ``train_options`` override the unit's training preset fields (e.g. ``{"width": 64}``).
+    """
     from medactive._random import derive_seed
     from medactive.bench.backend import build_task
 
     opts = dict(options)
+    if train_options:
+        opts["train_options"] = {**opts.get("train_options", {}), **train_options}
     if arm == "fixmatch":
         opts["semi_supervised"], opts["semi_options"] = "fixmatch", semi_options
     started = time.perf_counter()
@@ -91,15 +100,20 @@ def done_rows(path: Path) -> set[tuple]:
     if not path.exists():
         return set()
     with path.open() as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != FIELDS:
+            raise SystemExit(f"{path}: columns {reader.fieldnames}, expected {FIELDS}; use "
+                             "another --out")
         return {(r["dataset"], r["strategy"], int(r["budget"]), int(r["seed"]), int(r["round"]),
-                 r["arm"]) for r in csv.DictReader(f)}
+                 r["arm"], r["train_options"]) for r in reader}
 
 
-def summarise(path: Path, dataset: str, strategy: str, budget: int, round_: int) -> None:
+def summarise(path: Path, dataset: str, strategy: str, budget: int, round_: int,
+              train_options: str = "{}") -> None:
     with path.open() as f:
         rows = [r for r in csv.DictReader(f) if r["dataset"] == dataset and
                 r["strategy"] == strategy and int(r["budget"]) == budget and
-                int(r["round"]) == round_]
+                int(r["round"]) == round_ and r["train_options"] == train_options]
     by_seed: dict[int, dict[str, float]] = {}
     for r in rows:
         by_seed.setdefault(int(r["seed"]), {})[r["arm"]] = float(r["value"])
@@ -126,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     p.add_argument("--semi-options", default="{}", metavar="JSON",
                    help="FixMatchConfig overrides, e.g. '{\"threshold\": 0.9}' (default: none)")
+    p.add_argument("--train-options", default="{}", metavar="JSON",
+                   help="training preset overrides for both arms, e.g. '{\"width\": 64, "
+                   "\"epochs\": 100}' (default: the unit's own recipe)")
     p.add_argument("--out", type=Path, required=True, help="CSV, appended to and resumed")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     args = p.parse_args(argv)
@@ -136,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--semi-options is not JSON: {exc}")
     if not isinstance(semi_options, dict):
         p.error("--semi-options must be a JSON object")
+    try:
+        train_options = json.loads(args.train_options)
+    except json.JSONDecodeError as exc:
+        p.error(f"--train-options is not JSON: {exc}")
+    if not isinstance(train_options, dict):
+        p.error("--train-options must be a JSON object")
+    train_key = json.dumps(train_options, sort_keys=True)
     if not args.results.is_file():
         p.error(f"--results {args.results}: no such file")
     if args.threads:
@@ -148,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         options, labeled, stored = unit_state(args.results, args.dataset, args.strategy,
                                               args.budget, seed, args.round)
         for arm in args.arms:
-            key = (args.dataset, args.strategy, args.budget, seed, args.round, arm)
+            key = (args.dataset, args.strategy, args.budget, seed, args.round, arm, train_key)
             if key in done:
                 log.info("seed %d %s: already in %s", seed, arm, args.out)
                 continue
             log.info("seed %d %s: training on %d labels", seed, arm, labeled.size)
             metric, value, seconds = train_arm(options, labeled, seed, args.round, arm,
-                                               semi_options)
+                                               semi_options, train_options)
             grid_value = stored.get(f"test_{metric}", float("nan"))
             log.info("seed %d %s: test %s %.4f (grid %.4f), %.0f s", seed, arm, metric, value,
                      grid_value, seconds)
@@ -163,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 writer = csv.DictWriter(f, fieldnames=FIELDS)
                 if new:
                     writer.writeheader()
-                writer.writerow(dict(zip(FIELDS, [*key[:5], labeled.size, arm, metric,
+                writer.writerow(dict(zip(FIELDS, [*key[:5], labeled.size, arm, train_key, metric,
                                                   f"{value:.6f}", f"{grid_value:.6f}",
                                                   f"{seconds:.1f}"])))
-    summarise(args.out, args.dataset, args.strategy, args.budget, args.round)
+    summarise(args.out, args.dataset, args.strategy, args.budget, args.round, train_key)
     return 0
 
 

@@ -65,10 +65,21 @@ def test_finished_arms_are_skipped_and_the_summary_is_paired(tmp_path, caplog):
     lines = [",".join(mod.FIELDS)]
     for seed, sup, fm in [(0, 0.90, 0.92), (1, 0.80, 0.81), (2, 0.70, 0.73)]:
         for arm, v in (("supervised", sup), ("fixmatch", fm)):
-            lines.append(f"toy,margin,2,{seed},1,4,{arm},accuracy,{v},{sup},1.0")
+            lines.append(f"toy,margin,2,{seed},1,4,{arm},{{}},accuracy,{v},{sup},1.0")
+    # a row of another recipe on the same labels: resumed apart, not in the summary
+    lines.append('toy,margin,2,0,1,4,fixmatch,"{""width"": 64}",accuracy,0.1,0.9,1.0')
     out.write_text("\n".join(lines) + "\n")
-    assert ("toy", "margin", 2, 1, 1, "fixmatch") in mod.done_rows(out)
+    done = mod.done_rows(out)
+    assert ("toy", "margin", 2, 1, 1, "fixmatch", "{}") in done
+    assert ("toy", "margin", 2, 0, 1, "fixmatch", '{"width": 64}') in done
     with caplog.at_level(logging.INFO, logger="fixmatch_at_labels"):
         mod.summarise(out, "toy", "margin", 2, 1)
     # differences 0.02, 0.01, 0.03: mean 0.02, sd 0.01, t = 0.02 / (0.01 / sqrt 3) = 3.46
     assert "mean +0.0200, sd 0.0100, paired t 3.46 (df 2)" in caplog.text
+
+
+def test_a_csv_with_other_columns_is_refused(tmp_path):
+    out = tmp_path / "old.csv"
+    out.write_text("dataset,strategy,budget,seed,round,n_labeled,arm,metric,value\n")
+    with pytest.raises(SystemExit, match="old.csv: columns .* use another --out"):
+        _load().done_rows(out)
