@@ -44,6 +44,12 @@ Usage:
     python benchmarks/selection.py --n 90000 1000000 --impls ours --strategies samplers
     python benchmarks/selection.py --n 10000 90000 --impls ours --strategies uncertainty
 
+``--selection-device cuda`` runs ``ours`` on torch tensors on the GPU (the run's
+``--selection-device``: the pool's fields are copied to the device inside the timed query,
+CUDA is initialised before the clock; ``impl`` reads ``ours-cuda``, ``peak_mb`` stays host
+memory); ``torch-cpu`` runs the same torch code on the CPU (``ours-torch-cpu``), to compare
+the two backends on a machine without a GPU. Default ``cpu``: numpy, as before.
+
 Output: CSV on standard output, ``strategy,n,impl,seconds,peak_mb``; progress on stderr.
 """
 
@@ -164,9 +170,23 @@ def run_ours(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
     from medactive.predictions import ArrayPredictions
 
     preds = ArrayPredictions(**inputs["fields"])
+    preds.array_device = _array_device(getattr(args, "selection_device", "cpu"))
     result = make_strategy(name).query(preds, inputs["unlabeled"], inputs["labeled"],
                                        args.budget, rng=args.seed)
     return result.indices
+
+
+def _array_device(device: str):
+    """``None`` (numpy), or the host-to-device copy of ``--selection-device``."""
+    if device == "cpu":
+        return None
+    if device == "cuda":
+        from medactive.query_device import array_device
+
+        return array_device("cuda")
+    import torch
+
+    return torch.as_tensor
 
 
 def run_naive(name: str, inputs: dict, args: argparse.Namespace) -> np.ndarray:
@@ -227,6 +247,13 @@ def worker(spec: dict) -> dict:
         import sklearn.cluster
         import sklearn.metrics  # noqa: F401
     inputs = make_inputs(spec["n"], tuple(fields), args)
+    device = getattr(args, "selection_device", "cpu")
+    if spec["impl"] == "ours" and device != "cpu":  # torch imported, CUDA started, off the clock
+        import torch
+
+        if device == "cuda":
+            torch.zeros(1, device="cuda")
+            torch.cuda.synchronize()
     base = _status_mb()["VmRSS"]
     try:  # Linux >= 4.0: reset the peak-RSS counter to the current RSS
         with open("/proc/self/clear_refs", "w") as fh:
@@ -271,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=9)
     parser.add_argument("--mc-samples", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--selection-device", default="cpu",
+                        choices=["cpu", "cuda", "torch-cpu"],
+                        help="where 'ours' selects: cpu (numpy, default), cuda (torch on the "
+                        "GPU), torch-cpu (the torch backend on the CPU)")
     parser.add_argument("--naive-dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--naive-max-gb", type=float, default=8.0,
                         help="skip a naive run whose main matrix would exceed this")
@@ -295,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
             make_strategy(name)
     except (ConfigError, KeyError, ValueError) as exc:
         parser.error(f"--strategies: {exc}")
+    try:
+        _array_device(args.selection_device)  # cuda without a GPU: one line
+    except ConfigError as exc:
+        parser.error(str(exc))
+    label = {"cpu": "", "cuda": "-cuda", "torch-cpu": "-torch-cpu"}[args.selection_device]
     env = dict(os.environ)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -321,9 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                     failures += 1
                     err = getattr(exc, "stderr", "") or ""
                     logger.error("%s n=%d %s failed: %s %s", name, n, impl, exc, err[-2000:])
-                    print(f"{name},{n},{impl},nan,nan", flush=True)
+                    print(f"{name},{n},{impl + label * (impl == 'ours')},nan,nan", flush=True)
                     continue
-                print(f"{name},{n},{impl},{res['seconds']:.3f},{res['peak_mb']:.1f}", flush=True)
+                shown = impl + label * (impl == "ours")
+                print(f"{name},{n},{shown},{res['seconds']:.3f},{res['peak_mb']:.1f}", flush=True)
                 logger.info("  %.2f s, +%.1f MB (inputs held: %.0f MB)", res["seconds"],
                             res["peak_mb"], res["base_mb"])
     return 1 if failures else 0

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import array_api_compat
 import numpy as np
 
 from medactive.errors import ConfigError
@@ -15,9 +16,14 @@ from medactive.errors import ConfigError
 def check_probas(probas: np.ndarray, *, axis: int = 1, name: str = "probas") -> np.ndarray:
     """Check that ``probas`` holds finite probabilities summing to 1 along ``axis``.
 
+    A torch tensor (any array-API array but numpy) is checked where it lives and returned in
+    float64 on its device (``--selection-device``).
+
     Raises:
         ValueError: NaN/inf values, negative values or rows that do not sum to 1.
     """
+    if not isinstance(probas, np.ndarray) and array_api_compat.is_array_api_obj(probas):
+        return _check_probas_xp(probas, axis=axis, name=name)
     probas = np.asarray(probas, dtype=np.float64)
     if probas.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions [n, c, ...], got {probas.shape}")
@@ -34,6 +40,27 @@ def check_probas(probas: np.ndarray, *, axis: int = 1, name: str = "probas") -> 
     if not np.allclose(sums, 1.0, atol=1e-3):
         raise ValueError(f"{name} must sum to 1 along axis {axis} (max deviation "
                          f"{float(np.max(np.abs(sums - 1))):.3g}); pass softmax outputs")
+    return probas
+
+
+def _check_probas_xp(probas, *, axis: int, name: str):
+    """:func:`check_probas` on an array-API backend (the same checks, on the device)."""
+    xp = array_api_compat.array_namespace(probas)
+    probas = xp.astype(probas, xp.float64)
+    if probas.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions [n, c, ...], got "
+                         f"{tuple(probas.shape)}")
+    sums = xp.sum(probas, axis=axis)
+    if not bool(xp.all(xp.isfinite(sums))):
+        n_bad = int(xp.sum(xp.astype(~xp.isfinite(probas), xp.int64)))
+        if n_bad:
+            raise ValueError(f"{name} contains {n_bad} NaN or infinite values (model diverged?)")
+    if probas.shape[0] and float(xp.min(probas)) < -1e-6:
+        raise ValueError(f"{name} contains negative values; expected probabilities")
+    deviation = float(xp.max(xp.abs(sums - 1.0))) if sums.shape[0] else 0.0
+    if not deviation <= 1e-3 + 1e-5:  # np.allclose(sums, 1, atol=1e-3)
+        raise ValueError(f"{name} must sum to 1 along axis {axis} (max deviation "
+                         f"{deviation:.3g}); pass softmax outputs")
     return probas
 
 

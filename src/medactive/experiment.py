@@ -88,6 +88,8 @@ class ExperimentConfig:
             (segmentation) semi-supervised training on the unlabeled pool each round;
             ``None``: labels only. Pseudo-targets never become labels.
         semi_options: overrides of the method's config fields (e.g. ``{"threshold": 0.9}``).
+        selection_device: where queries run: ``"cpu"`` (numpy) or ``"cuda"`` (torch tensors
+            on the GPU, same picks; see :mod:`medactive.query_device`).
     """
 
     data: str
@@ -112,6 +114,7 @@ class ExperimentConfig:
     train_mode: str = "finetune"
     semi_supervised: str | None = None
     semi_options: dict[str, Any] = field(default_factory=dict)
+    selection_device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -433,8 +436,11 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
         pretrain_task(task, config, cache_path=None if out is None else out / "pretrained.pt")
         if out is not None:
             writer = RunWriter(out, config, task, completed=completed)
+        from medactive.query_device import array_device
+
         return run_active_learning(task, loop_config(config), completed=completed,
-                                   on_round=_on_round)
+                                   on_round=_on_round,
+                                   array_device=array_device(config.selection_device))
     finally:
         if handler is not None:
             logging.getLogger("medactive").removeHandler(handler)

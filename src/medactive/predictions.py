@@ -62,6 +62,14 @@ class Predictions:
     #: the number of test-time augmentations behind ``"tta_probas"`` (settable, like
     #: ``n_mc_samples``: a strategy's ``n_augmentations`` option, routed by the cycle)
     n_augmentations: int = 8
+    #: where selection and scoring run (``--selection-device``): ``None`` = numpy on the host;
+    #: else a callable moving a host array to the backend (e.g. a torch tensor on CUDA), set by
+    #: the application (:mod:`medactive.query_device`), never by the query side
+    array_device: Callable[[np.ndarray], object] | None = None
+
+    def to_selection(self, values: np.ndarray):
+        """``values`` on the selection backend (:attr:`array_device`; unchanged if ``None``)."""
+        return values if self.array_device is None else self.array_device(values)
 
     def get(self, field: str, idx: np.ndarray) -> np.ndarray:
         """Rows of ``field`` for the pool-absolute indices ``idx`` (in that order)."""
@@ -85,15 +93,22 @@ class Predictions:
         idx = np.asarray(idx, dtype=np.int64)
         out = np.empty(idx.size, dtype=np.float64)
         start, block = 0, 16  # the first block measures the row size
+        # a device pays per copy, not per byte: 64x larger blocks there (128 MB by default)
+        block_bytes = self.score_block_bytes * (1 if self.array_device is None else 64)
         while start < idx.size:
             rows = self.get(field, idx[start:start + block])
-            values = np.asarray(fn(rows), dtype=np.float64)
+            if self.array_device is None:
+                values = np.asarray(fn(rows), dtype=np.float64)
+            else:  # scored on the device, only the [block] scores come back
+                from medactive.scoring._arrays import to_host
+
+                values = np.asarray(to_host(fn(self.array_device(rows))), dtype=np.float64)
             if values.ndim > 1:
                 values = values.reshape(values.shape[0], -1).mean(axis=1)
             out[start:start + values.shape[0]] = values
             start += values.shape[0]
             row_bytes = max(1, rows.nbytes // max(1, rows.shape[0]))
-            block = max(1, self.score_block_bytes // row_bytes)
+            block = max(1, block_bytes // row_bytes)
         return out
 
     def gradient_embedding(self, idx: np.ndarray):

@@ -44,7 +44,7 @@ FLAG_FIELDS: dict[str, str | tuple[str, str | None]] = {
     **{name: name for name in ("data", "strategy", "initial", "budget", "rounds", "seed",
                                "task", "preset", "epochs", "finetune", "device",
                                "initial_strategy", "encoder", "encoder_weights", "train_mode",
-                               "semi_supervised")},
+                               "semi_supervised", "selection_device")},
     **{name: ("data_options", name) for name in ("image_size", "labels", "reduction",
                                                   "frames", "spacing_csv", "cache_dir",
                                                   "region_size", "classes")},
@@ -64,7 +64,7 @@ FLAG_FIELDS: dict[str, str | tuple[str, str | None]] = {
 REQUIRED = ("data", "strategy", "initial", "budget", "rounds")
 _INTS = {"initial": 1, "budget": 1, "rounds": 0, "seed": 0, "epochs": 1}
 _STRINGS = ("data", "strategy", "task", "preset", "device", "initial_strategy", "encoder",
-            "encoder_weights", "train_mode", "semi_supervised")
+            "encoder_weights", "train_mode", "semi_supervised", "selection_device")
 _TABLES = ("strategy_options", "data_options", "train_options", "semi_options")
 _OPTIONAL_TABLES = ("pseudo_label", "ssl")
 

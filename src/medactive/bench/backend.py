@@ -100,6 +100,9 @@ def pretrain_encoder(options: dict[str, Any], table: dict[str, Any], path: str) 
 def validate(options: dict[str, Any]) -> None:
     """Refuse a missing dataset or encoder file (and SSL on segmentation data) before the grid
     starts."""
+    from medactive.query_device import array_device
+
+    array_device(options.get("selection_device", "cpu"), name="selection_device")
     data = options["data"]
     if data != "default" and not Path(data).exists():
         raise ConfigError(f"dataset {data} not found; pass --data-root (the folder holding "

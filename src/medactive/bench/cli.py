@@ -52,6 +52,8 @@ def add_parsers(subparsers) -> None:
     grid.add_argument("--epochs", type=int,
                       help="override the training preset's epochs (segmentation: iterations)")
     grid.add_argument("--device", help="auto, cpu or cuda")
+    grid.add_argument("--selection-device", choices=["cpu", "cuda"],
+                      help="replace where queries run: cpu (numpy) or cuda (torch on the GPU)")
     grid.add_argument("--references-only", action="store_true",
                       help="run only the fully supervised references (rounds' recipe and, "
                       "where the grid has converged_reference, converged), no AL units")
@@ -126,6 +128,7 @@ def grid_from_args(args: argparse.Namespace):
     changes = {"strategies": tuple(args.strategies) if args.strategies else None,
                "seeds": tuple(args.seeds) if args.seeds else None,
                "rounds": args.rounds, "epochs": args.epochs, "device": args.device,
+               "selection_device": getattr(args, "selection_device", None),
                "preset": args.preset,
                "supervised_seeds": 0 if args.no_supervised else None}
     datasets = grid.datasets
@@ -232,6 +235,7 @@ def bench_command(args: argparse.Namespace) -> str:
     for flag, value in (("--data-root", args.data_root), ("--rounds", args.rounds),
                         ("--preset", args.preset), ("--epochs", args.epochs),
                         ("--device", args.device),
+                        ("--selection-device", getattr(args, "selection_device", None)),
                         ("--ray-address", args.ray_address)):
         if value is not None:
             parts += [flag, str(value)]

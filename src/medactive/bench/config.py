@@ -261,6 +261,8 @@ class GridConfig:
         epochs: override of the training preset's epochs (segmentation: iterations).
         finetune: continue from the previous round's model instead of training from scratch.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        selection_device: where queries run, ``"cpu"`` (numpy) or ``"cuda"`` (torch tensors
+            on the GPU, the same picks).
         strategy_options: ``strategy name -> keyword options``.
         pseudo_label: CEAL settings ``{"entropy": δ0, "decay": r, "max": N}`` of the strategies
             named ``<name>+ceal`` (``None``: the paper's defaults); plain names run without.
@@ -303,6 +305,7 @@ class GridConfig:
     epochs: int | None = None
     finetune: bool = False
     device: str = "auto"
+    selection_device: str = "cpu"
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     pseudo_label: dict[str, Any] | None = None
     ssl: dict[str, Any] | None = None
@@ -365,6 +368,7 @@ class GridConfig:
             "preset": spec.preset or self.preset,
             "epochs": spec.epochs if spec.epochs is not None else self.epochs,
             "finetune": self.finetune, "device": self.device,
+            "selection_device": self.selection_device,
             "strategy_options": dict(self.strategy_options.get(strategy, {})),
             "data_options": dict(spec.data_options),
             "train_options": dict(spec.train_options),

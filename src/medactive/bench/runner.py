@@ -395,8 +395,12 @@ def execute_job(job: Job, emit: Callable[[Event], None]) -> None:
             pool_ids = task.pool_ids
             backend_loop = backend.loop_config(job.options)
             from medactive.loop.active_loop import run_active_learning
+            from medactive.query_device import array_device
 
             run_active_learning(task, backend_loop, completed=completed,
+                                array_device=array_device(
+                                    job.options.get("selection_device", "cpu"),
+                                    name="selection_device"),
                                 on_round=lambda rec: emit(("round", key,
                                                            record_to_row(rec, pool_ids))))
         emit(("done", key, None))

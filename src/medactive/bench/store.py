@@ -52,7 +52,7 @@ DB_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
 
 #: unit options that may change between runs without changing results (paths, placement)
-VOLATILE_OPTIONS = ("data", "device")
+VOLATILE_OPTIONS = ("data", "device", "selection_device")
 
 #: the base columns of ``rounds``, in table order
 _ROUND_COLUMNS = ("dataset", "strategy", "budget", "seed", "round", "n_labeled", "metrics",

@@ -154,6 +154,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune", action="store_true",
                    help="start each round from the previous model instead of from scratch")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--selection-device", default="cpu", choices=["cpu", "cuda"],
+                   help="where selection and scoring run: cpu (numpy, default) or cuda (torch "
+                   "tensors on the GPU, the same picks; refused when CUDA is not available)")
     p.add_argument("--image-size", type=int, default=None, help="resize images to this side")
     p.add_argument("--labels", default=None, help="labels CSV for an image folder")
     p.add_argument("--classes", default=None, metavar="A,B,...",
@@ -262,7 +265,8 @@ def experiment_config(args, strategy: str):
         encoder=getattr(args, "encoder", None), encoder_weights=getattr(args, "encoder_weights",
                                                                         None),
         train_mode=getattr(args, "train_mode", None) or "finetune",
-        semi_supervised=getattr(args, "semi_supervised", None))
+        semi_supervised=getattr(args, "semi_supervised", None),
+        selection_device=getattr(args, "selection_device", None) or "cpu")
 
 
 #: (flag, least value, what the least value means) for the integer flags of run and demo
@@ -342,6 +346,9 @@ def cmd_run(args) -> int:
     config = run_settings(args)
     create_strategy(config.strategy)  # fail fast on an unknown name
     check_ssl_options(config)  # before loading data: refused for segmentation
+    from medactive.query_device import array_device
+
+    array_device(config.selection_device)  # cuda without a GPU: refused before any work
     out = Path(args.out)
     has_run = (out / "rounds.csv").is_file()
     if has_run and not (args.resume or args.overwrite):

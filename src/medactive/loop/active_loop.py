@@ -30,6 +30,7 @@ its model chose (``next_pseudo_idx``), so a resumed run continues exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,9 @@ def run_active_learning(task: Task, config: LoopConfig, *, oracle: Oracle | None
                         completed: Sequence[RoundRecord] = (),
                         on_round: Callable[[RoundRecord], None] | None = None,
                         initial_idx: np.ndarray | None = None,
-                        strategy: Strategy | None = None) -> list[RoundRecord]:
+                        strategy: Strategy | None = None,
+                        array_device: Callable[[np.ndarray], Any] | None = None,
+                        ) -> list[RoundRecord]:
     """Run (or resume) one active-learning experiment to its last round.
 
     A few lines over :class:`~medactive.loop.cycle.ActiveLearningCycle`: tell the oracle's
@@ -66,6 +69,7 @@ def run_active_learning(task: Task, config: LoopConfig, *, oracle: Oracle | None
         initial_idx: override the initial set (e.g. a project's existing labels); else it is
             random, or chosen by ``config.initial_strategy`` (:func:`cold_start_indices`).
         strategy: a strategy instance (defaults to ``create_strategy(config.strategy)``).
+        array_device: where queries run (see :class:`ActiveLearningCycle`); ``None``: numpy.
 
     Returns:
         All records, the ``completed`` ones first.
@@ -86,7 +90,8 @@ def run_active_learning(task: Task, config: LoopConfig, *, oracle: Oracle | None
     oracle = oracle or SimulatedOracle(task)
     truth = task.pool_labels if isinstance(oracle, SimulatedOracle) else None
     cycle = ActiveLearningCycle(task, config, strategy=strategy, completed=completed,
-                                initial_idx=initial_idx, truth=truth)
+                                initial_idx=initial_idx, truth=truth,
+                                array_device=array_device)
     cycle.tell(cycle.awaiting, oracle.label(cycle.awaiting))
     while not cycle.done:
         cycle.fit()

@@ -61,6 +61,9 @@ class ActiveLearningCycle:
             random from the seed, or chosen by ``config.initial_strategy`` (cold start).
         truth: ground truth of pool indices, when known without counting as a query (a
             simulated oracle): only for the ``pseudo_label_accuracy`` metric.
+        array_device: where the task's predictions are selected on
+            (:attr:`~medactive.predictions.Predictions.array_device`, e.g. CUDA from
+            :func:`medactive.query_device.array_device`); ``None``: numpy.
 
     Attributes:
         round: the current round ``r``.
@@ -75,9 +78,11 @@ class ActiveLearningCycle:
 
     def __init__(self, task: Task, config: LoopConfig, *, strategy: Strategy | None = None,
                  completed: Sequence[RoundRecord] = (), initial_idx: np.ndarray | None = None,
-                 truth: Callable[[np.ndarray], list[Any]] | None = None) -> None:
+                 truth: Callable[[np.ndarray], list[Any]] | None = None,
+                 array_device: Callable[[np.ndarray], Any] | None = None) -> None:
         check_pseudo_label_support(task, config)
         self.task = task
+        self.array_device = array_device
         self.config = config
         self.strategy = strategy or create_strategy(config.strategy, **config.strategy_options)
         self.truth = truth
@@ -224,6 +229,8 @@ class ActiveLearningCycle:
             views = getattr(self.strategy, "n_augmentations", None)
             if views is not None:  # tta_kl's n_augmentations option, routed the same way
                 predictions.n_augmentations = int(views)
+            if self.array_device is not None:  # --selection-device
+                predictions.array_device = self.array_device
         start = time.perf_counter()
         if self._started is None:
             self._started = start

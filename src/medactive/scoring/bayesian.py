@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from medactive._validation import check_probas
+from medactive.scoring._arrays import is_device_array, namespace
 from medactive.scoring.uncertainty import _entropy
 
 
@@ -32,7 +33,7 @@ def mc_entropy(mc_probas: np.ndarray) -> np.ndarray:
         Gal, Islam and Ghahramani, "Deep Bayesian active learning with image data", ICML 2017.
     """
     mc_probas = check_stack(mc_probas)
-    return _entropy(mc_probas.mean(axis=-1), axis=1)
+    return _entropy(namespace(mc_probas).mean(mc_probas, axis=-1), axis=1)
 
 
 def bald(mc_probas: np.ndarray) -> np.ndarray:
@@ -51,8 +52,11 @@ def bald(mc_probas: np.ndarray) -> np.ndarray:
         2011; Gal, Islam and Ghahramani, ICML 2017.
     """
     mc_probas = check_stack(mc_probas)
-    total = _entropy(mc_probas.mean(axis=-1), axis=1)
-    expected = _entropy(mc_probas, axis=1).mean(axis=-1)
+    xp = namespace(mc_probas)
+    total = _entropy(xp.mean(mc_probas, axis=-1), axis=1)
+    expected = xp.mean(_entropy(mc_probas, axis=1), axis=-1)
+    if is_device_array(total):  # a torch tensor stays one
+        return xp.clip(total - expected, min=0.0)
     return np.maximum(total - expected, 0.0)
 
 
@@ -70,16 +74,17 @@ def mean_variance(mc_probas: np.ndarray) -> np.ndarray:
         single-pass form across classes is :func:`medactive.scoring.class_variance`).
     """
     mc_probas = check_stack(mc_probas)
-    return mc_probas.var(axis=-1).mean(axis=1)
+    xp = namespace(mc_probas)
+    return xp.mean(xp.var(mc_probas, axis=-1), axis=1)
 
 
 def check_stack(stack: np.ndarray, *, name: str = "mc_probas", last: str = "the passes",
                 letter: str = "t") -> np.ndarray:
     """``stack`` as an array of probabilities over axis 1 with at least 3 axes, the ``k``
     predictions of a sample (``last``: MC passes, members, augmentations) on the last one."""
-    stack = np.asarray(stack)
+    stack = stack if is_device_array(stack) else np.asarray(stack)
     if stack.ndim < 3:
         raise ValueError(f"{name} must be [n, c, ..., {letter}] with {last} last, got shape "
-                         f"{stack.shape}")
+                         f"{tuple(stack.shape)}")
     return check_probas(stack, name=name)
 

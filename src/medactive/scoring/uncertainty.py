@@ -4,6 +4,9 @@ All functions take probabilities ``[n, c, ...]`` (class axis 1; classification `
 2D segmentation ``[n, c, H, W]``) and return ``[n, ...]`` with the class axis removed. Higher
 means more uncertain, so Table 1's "lower is more uncertain" metrics are flipped.
 
+The same functions take torch tensors (any array-API array), e.g. on a GPU
+(``--selection-device cuda``), and return a tensor on the same device.
+
 Example:
     >>> import numpy as np
     >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
@@ -16,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from medactive._validation import check_probas
+from medactive.scoring._arrays import is_device_array, namespace
 
 
 def least_confidence(probas: np.ndarray) -> np.ndarray:
@@ -31,7 +35,7 @@ def least_confidence(probas: np.ndarray) -> np.ndarray:
         Lewis and Catlett, "Heterogeneous uncertainty sampling for supervised learning", 1994.
     """
     probas = check_probas(probas)
-    return 1.0 - probas.max(axis=1)
+    return 1.0 - namespace(probas).max(probas, axis=1)
 
 
 def entropy(probas: np.ndarray) -> np.ndarray:
@@ -64,7 +68,10 @@ def margin(probas: np.ndarray) -> np.ndarray:
     probas = check_probas(probas)
     if probas.shape[1] < 2:
         raise ValueError(f"margin needs at least 2 classes, got probas of shape {probas.shape}")
-    top2 = -np.partition(-probas, 1, axis=1)[:, :2]
+    if is_device_array(probas):
+        top2 = namespace(probas).sort(probas, axis=1, descending=True)[:, :2]
+    else:
+        top2 = -np.partition(-probas, 1, axis=1)[:, :2]
     return 1.0 - (top2[:, 0] - top2[:, 1])
 
 
@@ -86,12 +93,16 @@ def class_variance(probas: np.ndarray) -> np.ndarray:
         analysis", 2024, Table 1 (citing Gal et al., 2017).
     """
     probas = check_probas(probas)
-    return -probas.var(axis=1)
+    return -namespace(probas).var(probas, axis=1)
 
 
 def _entropy(probas: np.ndarray, axis: int) -> np.ndarray:
     # p log p with 0 log 0 = 0: log of max(p, tiny) is finite and p = 0 multiplies it to 0
     # (a subnormal p changes by < 1e-305); in place, so one temporary of the input's size
+    if is_device_array(probas):
+        xp = namespace(probas)
+        logs = xp.log(xp.clip(probas, min=xp.finfo(probas.dtype).tiny))
+        return -xp.sum(logs * probas, axis=axis)
     probas = np.asarray(probas)
     tiny = np.finfo(probas.dtype if probas.dtype.kind == "f" else np.float64).tiny
     logs = np.maximum(probas, tiny)

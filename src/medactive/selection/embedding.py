@@ -15,6 +15,10 @@ On very large pools the ``[n, d]`` matrix (``h``, or a dense embedding's ``X``) 
 decoding blocks of rows into a small float32 buffer and accumulating in float32 (norms in
 float64). :func:`resolve_dtype` says which storage ``"auto"`` means for a pool size.
 
+The factors may also be torch tensors (or any array-API arrays), e.g. on a GPU
+(``--selection-device cuda``): every product and norm then runs there with the same lines
+(:mod:`medactive.scoring._arrays`); only the 16-bit :class:`HalfMatrix` is numpy-only.
+
 Example:
     >>> import numpy as np
     >>> a, h = np.array([[1.0, -1.0], [0.5, 0.0]]), np.array([[2.0], [4.0]])
@@ -28,6 +32,14 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+
+from medactive.scoring._arrays import (
+    as_float,
+    is_device_array,
+    namespace,
+    positions_like,
+    sq_row_norms,
+)
 
 #: storage choices of the ``[n, d]`` matrix; ``"auto"`` = float32 below
 #: :data:`HALF_PRECISION_FROM` rows, bfloat16 from there on
@@ -183,20 +195,28 @@ class HalfMatrix:
 
 
 def _rows(X, positions: np.ndarray) -> np.ndarray:
-    return X.rows(positions) if isinstance(X, HalfMatrix) else X[positions]
+    return X.rows(positions) if isinstance(X, HalfMatrix) else X[positions_like(X, positions)]
 
 
 def _gram(X, start: int, stop: int, rows: np.ndarray) -> np.ndarray:
     """``[stop - start, len(rows)]`` inner products of rows ``start:stop`` with rows ``rows``."""
     if isinstance(X, HalfMatrix):
         return X.matmul_t(X.rows(rows), start, stop)
-    return X[start:stop] @ X[rows].T
+    return X[start:stop] @ X[positions_like(X, rows)].T
 
 
 def _sq_norms(X) -> np.ndarray:
     if isinstance(X, HalfMatrix):
         return X.sq_norms()
-    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    return sq_row_norms(X)
+
+
+def _f64(x):
+    """``x`` in float64 (no copy when it is already)."""
+    if isinstance(x, np.ndarray):
+        return x.astype(np.float64, copy=False)
+    xp = namespace(x)
+    return x if x.dtype == xp.float64 else xp.astype(x, xp.float64)
 
 
 class Embedding:
@@ -227,8 +247,10 @@ class Embedding:
         One matrix product per block of :data:`PASS_ROWS` vectors: ``O(PASS_ROWS · len(rows))``
         temporaries instead of ``[n, len(rows)]``; ``argmin`` indexes ``rows``.
         """
-        rows = np.asarray(rows, dtype=np.int64)
         sq = self.sq_norms() if sq_norms is None else sq_norms
+        if is_device_array(sq):
+            return self._min_sq_distances_xp(rows, sq)
+        rows = np.asarray(rows, dtype=np.int64)
         out = np.empty(self.n, dtype=np.float64)
         arg = np.empty(self.n, dtype=np.int64)
         block = max(1, min(PASS_ROWS, 2**22 // max(1, rows.size)))
@@ -243,6 +265,20 @@ class Embedding:
         np.maximum(out, 0.0, out=out)
         return out, arg
 
+    def _min_sq_distances_xp(self, rows, sq):
+        """:meth:`min_sq_distances` on an array-API backend (same operations, new arrays)."""
+        xp = namespace(sq)
+        rows = positions_like(sq, rows)
+        sq_rows = sq[rows][None, :]
+        block = max(1, min(PASS_ROWS, 2**22 // max(1, rows.shape[0])))
+        mins, args = [], []
+        for start in range(0, self.n, block):
+            stop = min(start + block, self.n)
+            d2 = _f64(self.dot_block(start, stop, rows)) * -2.0 + sq_rows
+            args.append(xp.argmin(d2, axis=1))
+            mins.append(xp.min(d2, axis=1) + sq[start:stop])
+        return xp.clip(xp.concat(mins), min=0.0), xp.concat(args)
+
     def sq_distances(self, rows: np.ndarray, sq_norms: np.ndarray | None = None) -> np.ndarray:
         """``[n, len(rows)]`` squared Euclidean distances to the vectors ``rows`` (``>= 0``).
 
@@ -250,8 +286,12 @@ class Embedding:
             rows: ``[m]`` positions of the reference vectors.
             sq_norms: the ``[n]`` result of :meth:`sq_norms`, to avoid recomputing it.
         """
-        rows = np.asarray(rows, dtype=np.int64)
         sq = self.sq_norms() if sq_norms is None else sq_norms
+        if is_device_array(sq):
+            rows = positions_like(sq, rows)
+            d2 = sq[:, None] + sq[rows][None, :] - 2.0 * self.dot(rows)
+            return namespace(d2).clip(d2, min=0.0)
+        rows = np.asarray(rows, dtype=np.int64)
         d2 = sq[:, None] + sq[rows][None, :] - 2.0 * self.dot(rows)
         return np.maximum(d2, 0.0, out=d2)
 
@@ -269,11 +309,14 @@ class DenseEmbedding(Embedding):
 
     Args:
         X: ``[n, d]`` vectors; float32 is kept (faster), a :class:`HalfMatrix` is read in
-            float32 blocks, anything else becomes float64.
+            float32 blocks, anything else becomes float64. A torch tensor (any array-API
+            array) stays one: the products run on its device.
     """
 
     def __init__(self, X) -> None:
-        if not isinstance(X, HalfMatrix):
+        if is_device_array(X):
+            X = as_float(X, "embedding X")
+        elif not isinstance(X, HalfMatrix):
             X = np.asarray(X)
             if X.ndim != 2:
                 raise ValueError(f"X must be [n, d], got shape {X.shape}")
@@ -287,11 +330,10 @@ class DenseEmbedding(Embedding):
         return _sq_norms(self.X)
 
     def dot_block(self, start: int, stop: int, rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
-        return _gram(self.X, start, stop, rows).astype(np.float64, copy=False)
+        return _f64(_gram(self.X, start, stop, rows))
 
     def take(self, positions: np.ndarray) -> DenseEmbedding:
-        return DenseEmbedding(_rows(self.X, np.asarray(positions, dtype=np.int64)))
+        return DenseEmbedding(_rows(self.X, positions))
 
     def to_dense(self) -> np.ndarray:
         return self.X.block(0, self.n) if isinstance(self.X, HalfMatrix) else self.X
@@ -314,6 +356,13 @@ class FactorisedEmbedding(Embedding):
     """
 
     def __init__(self, a: np.ndarray, h) -> None:
+        if is_device_array(a) or is_device_array(h):  # torch tensors: the work stays there
+            self.a, self.h = as_float(a, "embedding a"), as_float(h, "embedding h")
+            if self.a.shape[0] != self.h.shape[0]:
+                raise ValueError(f"a must be [n, c] and h [n, d] with the same n, got shapes "
+                                 f"{tuple(a.shape)} and {tuple(h.shape)}")
+            self.n, self.dim = self.a.shape[0], self.a.shape[1] * self.h.shape[1]
+            return
         a = np.asarray(a)
         h = h if isinstance(h, HalfMatrix) else np.asarray(h)
         if a.ndim != 2 or len(h.shape) != 2 or a.shape[0] != h.shape[0]:
@@ -329,18 +378,18 @@ class FactorisedEmbedding(Embedding):
         self.dim = a.shape[1] * h.shape[1]
 
     def sq_norms(self) -> np.ndarray:
-        a2 = np.einsum("ij,ij->i", self.a, self.a, dtype=np.float64)
-        return a2 * _sq_norms(self.h)
+        return sq_row_norms(self.a) * _sq_norms(self.h)
 
     def dot_block(self, start: int, stop: int, rows: np.ndarray) -> np.ndarray:
+        if is_device_array(self.a):
+            return _f64(_gram(self.a, start, stop, rows)) * _gram(self.h, start, stop, rows)
         rows = np.asarray(rows, dtype=np.int64)
         left = (self.a[start:stop] @ self.a[rows].T).astype(np.float64, copy=False)
         left *= _gram(self.h, start, stop, rows)
         return left
 
     def take(self, positions: np.ndarray) -> FactorisedEmbedding:
-        positions = np.asarray(positions, dtype=np.int64)
-        return FactorisedEmbedding(self.a[positions], _rows(self.h, positions))
+        return FactorisedEmbedding(_rows(self.a, positions), _rows(self.h, positions))
 
     def to_dense(self) -> np.ndarray:
         h = self.h.block(0, self.n) if isinstance(self.h, HalfMatrix) else self.h

@@ -7,7 +7,10 @@ the one new centre and a running ``minimum`` (``O(n d)`` time, ``O(n)`` memory).
 several likely next centres are computed in one matrix product (``lookahead``), which turns
 memory-bound matrix-vector products into a compute-bound matrix product without changing the
 picks. ``X`` may be a :class:`~medactive.selection.embedding.HalfMatrix` (16-bit storage, read
-in float32 blocks: half the bytes per pass).
+in float32 blocks: half the bytes per pass). ``X`` may also be a torch tensor, e.g. on a GPU
+(``--selection-device cuda``): the products and running minima stay on its device, the random
+draws are made on the host, and only each pick's index and distance come back, so numpy and
+torch pick the same points.
 
 Example:
     >>> import numpy as np
@@ -23,6 +26,17 @@ import numpy as np
 
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget
+from medactive.scoring._arrays import (
+    as_float,
+    asarray_like,
+    device,
+    is_device_array,
+    largest,
+    namespace,
+    positions_like,
+    sq_row_norms,
+    to_host,
+)
 from medactive.selection.embedding import HalfMatrix
 
 METRICS = ("l2", "cosine")
@@ -67,16 +81,24 @@ def k_center_greedy(X: np.ndarray, n_centers: int, *, X_labeled: np.ndarray | No
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if X_labeled is None:
-        X_labeled = np.zeros((0, X.shape[1]), dtype=X.dtype)
+        X_labeled = (np.zeros((0, X.shape[1]), dtype=np.float32) if isinstance(X, HalfMatrix)
+                     else namespace(X).zeros((0, X.shape[1]), dtype=X.dtype,
+                                             device=device(X)))
     X_labeled = _as_float(X_labeled, "X_labeled")
     if X_labeled.shape[1] != X.shape[1]:
         raise ValueError(f"X_labeled has {X_labeled.shape[1]} features, X has {X.shape[1]}")
     rng = check_random_state(rng)
     if projection_dim is not None and projection_dim < X.shape[1]:
-        proj = rng.standard_normal((X.shape[1], int(projection_dim))).astype(X.dtype)
+        host = np.float32 if isinstance(X, HalfMatrix) or X.dtype == namespace(X).float32 \
+            else np.float64  # drawn on the host for every backend: the same projection
+        proj = rng.standard_normal((X.shape[1], int(projection_dim))).astype(host)
         proj /= np.sqrt(projection_dim)
-        X = X.project(proj) if isinstance(X, HalfMatrix) else X @ proj
-        X_labeled = X_labeled @ proj
+        if isinstance(X, HalfMatrix):
+            X = X.project(proj)
+        else:
+            proj = asarray_like(X, proj)
+            X = X @ proj
+        X_labeled = X_labeled @ asarray_like(X_labeled, to_host(proj))
     if lookahead < 1:
         raise ValueError(f"lookahead must be at least 1, got {lookahead}")
     return _k_center_greedy(X, n_centers, X_labeled, metric, rng, int(chunk_size),
@@ -90,6 +112,9 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
     # cosine: L2 on unit vectors, |u - v|^2 = 2 - 2 cos, without a normalised copy of X
     inv_x, sq_x = _scales(X, metric)
     inv_l, sq_l = _scales(X_labeled, metric)
+    if is_device_array(sq_x):
+        return _k_center_greedy_xp(X, n_centers, X_labeled, rng, chunk_size, lookahead, metric,
+                                   (inv_x, sq_x, inv_l, sq_l))
     min_d2 = np.full(n, np.inf, dtype=np.float64)
     if m:
         # blocks of at most ~2^20 distances, computed in place: O(block) extra memory
@@ -132,11 +157,58 @@ def _k_center_greedy(X: np.ndarray, n_centers: int, X_labeled: np.ndarray, metri
             step += 1
             np.minimum(min_d2, cols[:, k], out=min_d2)
             min_d2[center] = -np.inf  # never picked twice
+    return picks, _distances(picked, metric)
+
+
+def _distances(picked: np.ndarray, metric: str) -> np.ndarray:
     dist = np.sqrt(np.maximum(picked, 0.0))
     if metric == "cosine":
         dist = picked / 2.0  # 1 - cos = |u - v|^2 / 2 on unit vectors
     dist[np.isnan(picked)] = np.nan
-    return picks, dist
+    return dist
+
+
+def _k_center_greedy_xp(X, n_centers: int, X_labeled, rng: np.random.Generator,
+                        chunk_size: int, lookahead: int, metric: str, scales,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_k_center_greedy` on an array-API backend (torch tensors, e.g. on a GPU): the
+    same operations in the same order, the running minimum on the device, picks on the host."""
+    inv_x, sq_x, inv_l, sq_l = scales
+    xp = namespace(sq_x)
+    n, m = X.shape[0], X_labeled.shape[0]
+    min_d2 = xp.full(n, float("inf"), dtype=xp.float64, device=device(sq_x))
+    if m:
+        rows = max(1, min(chunk_size, 2**20 // m))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            block = X[start:stop] @ X_labeled.T
+            if inv_x is not None:
+                block = block * inv_x[start:stop, None] * inv_l[None, :]
+            block = block * -2.0 + xp.astype(sq_l[None, :], block.dtype)
+            min_d2[start:stop] = xp.astype(xp.min(block, axis=1), xp.float64) + sq_x[start:stop]
+        min_d2 = xp.clip(min_d2, min=0.0)
+    picks = np.empty(n_centers, dtype=np.int64)
+    picked = np.empty(n_centers, dtype=np.float64)
+    step = 0
+    if not m:  # no labeled set: the first centre is drawn at random (on the host)
+        center = int(rng.integers(n))
+        picks[0], picked[0], step = center, np.nan, 1
+        min_d2 = xp.minimum(min_d2, _sq_dists(X, np.array([center]), sq_x, inv_x)[:, 0])
+        min_d2[center] = -float("inf")
+    while step < n_centers:
+        cand = largest(min_d2, min(lookahead, n - step))
+        cols = _sq_dists(X, cand, sq_x, inv_x)
+        column = {int(c): k for k, c in enumerate(to_host(cand).tolist())}
+        while step < n_centers:
+            center = int(xp.argmax(min_d2))  # the first of equal maxima, as numpy
+            k = column.get(center)
+            if k is None:
+                break
+            picks[step], picked[step] = center, float(min_d2[center])
+            step += 1
+            min_d2 = xp.minimum(min_d2, xp.astype(cols[:, k], xp.float64))
+            min_d2[center] = -float("inf")  # never picked twice
+    return picks, _distances(picked, metric)
 
 
 def _sq_dists(X: np.ndarray, cand: np.ndarray, sq_x: np.ndarray,
@@ -144,6 +216,12 @@ def _sq_dists(X: np.ndarray, cand: np.ndarray, sq_x: np.ndarray,
     """``[n, len(cand)]`` squared distances ``|x|^2 + |c|^2 - 2 <x, c>`` (unit rows if cosine)."""
     if isinstance(X, HalfMatrix):
         cols = X.matmul_t(X.rows(cand))
+    elif is_device_array(X):
+        cand = positions_like(X, cand)
+        cols = X @ X[cand].T
+        if inv_x is not None:
+            cols = cols * inv_x[:, None] * inv_x[cand][None, :]
+        return cols * -2.0 + sq_x[:, None] + sq_x[cand][None, :]
     else:
         cols = X @ X[cand].T
     if inv_x is not None:
@@ -161,10 +239,16 @@ def _scales(X: np.ndarray, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
         sq = X.sq_norms()
         dtype = np.float32
     else:
-        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        sq = sq_row_norms(X)
         dtype = X.dtype
     if metric == "l2":
         return None, sq
+    if is_device_array(sq):
+        xp = namespace(sq)
+        norms = xp.sqrt(sq)
+        ones, zeros = xp.ones_like(norms), xp.zeros_like(norms)
+        inv = xp.where(norms > 0, ones / xp.where(norms > 0, norms, ones), zeros)
+        return xp.astype(inv, dtype), xp.where(norms > 0, ones, zeros)
     norms = np.sqrt(sq)
     inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
     return inv.astype(dtype), np.where(norms > 0, 1.0, 0.0)
@@ -173,6 +257,8 @@ def _scales(X: np.ndarray, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
 def _as_float(X: np.ndarray, name: str) -> np.ndarray:
     if isinstance(X, HalfMatrix):  # checked for finite values when it was encoded
         return X
+    if is_device_array(X):
+        return as_float(X, name)
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"{name} must be [n, d], got shape {X.shape}")

@@ -13,6 +13,11 @@ stale weights ``w_i >= D²(i)`` is accepted with probability ``D²(i) / w_i``, w
 takes the few seeds since the update into account (rejection sampling): every pick follows the
 exact D² law, only the random stream (so the picks for a given seed) differs from ``B = 1``.
 
+The embedding may hold torch tensors (``--selection-device cuda``): distances, running minima
+and cumulative sums then stay on the device, every random draw is made on the host by the
+same numpy Generator, and only each pick's index and distance come back, so numpy and torch
+pick the same indices (up to rounding of the distances).
+
 Example:
     >>> import numpy as np
     >>> from medactive.selection.embedding import DenseEmbedding
@@ -28,6 +33,7 @@ import numpy as np
 
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget
+from medactive.scoring._arrays import asarray_like, minimum_into, namespace, positions_like, to_host
 from medactive.selection.embedding import Embedding
 
 
@@ -81,21 +87,32 @@ def kmeans_plusplus(embedding: Embedding, n_clusters: int, *, rng: RandomLike = 
 def _first(sq_norms: np.ndarray, rng: np.random.Generator, first: str,
            weights: np.ndarray | None) -> int:
     if first == "max_norm":
-        return int(np.argmax(sq_norms))
+        return int(namespace(sq_norms).argmax(sq_norms))
     if weights is None:
-        return int(rng.integers(sq_norms.size))
-    return int(rng.choice(sq_norms.size, p=weights / weights.sum()))
+        return int(rng.integers(sq_norms.shape[0]))
+    weights = to_host(weights)
+    return int(rng.choice(sq_norms.shape[0], p=weights / weights.sum()))
+
+
+def _draw(cumulative, mass, draws: np.ndarray) -> np.ndarray:
+    """``[k]`` host positions where the host ``draws`` fall in ``cumulative`` (D² sampling)."""
+    xp = namespace(cumulative)
+    found = to_host(xp.searchsorted(cumulative, asarray_like(cumulative, draws), side="right"))
+    if (found >= cumulative.shape[0]).any():  # a draw rounding up to the total fell off the end:
+        last = int(to_host(xp.nonzero(mass > 0)[0])[-1])  # take the last mass
+        found = np.minimum(found, last)
+    return np.asarray(found, dtype=np.int64)
 
 
 def _start(embedding: Embedding, n_clusters: int, rng: np.random.Generator, first: str,
            weights: np.ndarray | None):
     """``(sq_norms, chosen, picks, picked_d2, center)`` after the first pick of k-means++."""
-    sq_norms = embedding.sq_norms()
-    chosen = np.zeros(len(embedding), dtype=bool)
+    sq_norms = embedding.sq_norms()  # on the embedding's backend (numpy, or a device)
+    chosen = np.zeros(len(embedding), dtype=bool)  # host bookkeeping
     picks = np.empty(n_clusters, dtype=np.int64)
     picked_d2 = np.empty(n_clusters, dtype=np.float64)
     center = _first(sq_norms, rng, first, weights)
-    picks[0], picked_d2[0] = center, sq_norms[center]
+    picks[0], picked_d2[0] = center, float(sq_norms[center])
     chosen[center] = True
     return sq_norms, chosen, picks, picked_d2, center
 
@@ -109,30 +126,29 @@ def _kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.Gener
     closest = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
     closest[center] = 0.0
 
+    xp = namespace(closest)
     for step in range(1, n_clusters):
         mass = closest if weights is None else closest * weights
-        potential = float(mass.sum())
+        potential = float(xp.sum(mass))
         if potential <= 0.0:
             center = int(rng.choice(np.flatnonzero(~chosen)))
             d2_center = embedding.sq_distances(np.array([center]), sq_norms)[:, 0]
         else:
-            cumulative = np.cumsum(mass)
-            draws = rng.random(n_local_trials) * cumulative[-1]
-            candidates = np.searchsorted(cumulative, draws, side="right")
-            # a draw rounding up to the total would fall off the end: take the last mass
-            candidates = np.minimum(candidates, np.flatnonzero(mass > 0)[-1])
+            cumulative = xp.cumulative_sum(mass)
+            draws = rng.random(n_local_trials) * float(cumulative[-1])  # on the host
+            candidates = _draw(cumulative, mass, draws)
             d2 = embedding.sq_distances(candidates, sq_norms)
             if n_local_trials == 1:
                 best = 0
             else:
-                reduced = np.minimum(closest[:, None], d2)
+                reduced = xp.minimum(closest[:, None], d2)
                 if weights is not None:
-                    reduced *= weights[:, None]
-                best = int(np.argmin(reduced.sum(axis=0)))
+                    reduced = reduced * weights[:, None]
+                best = int(xp.argmin(xp.sum(reduced, axis=0)))
             center, d2_center = int(candidates[best]), d2[:, best]
-        picks[step], picked_d2[step] = center, closest[center]
+        picks[step], picked_d2[step] = center, float(closest[center])
         chosen[center] = True
-        np.minimum(closest, d2_center, out=closest)
+        closest = minimum_into(closest, d2_center)
         closest[center] = 0.0  # rounding may leave a tiny distance to itself
     return picks, picked_d2
 
@@ -143,31 +159,31 @@ def _lazy_kmeans_plusplus(embedding: Embedding, n_clusters: int, rng: np.random.
     sq_norms, chosen, picks, picked_d2, center = _start(embedding, n_clusters, rng, first, None)
     closest = embedding.min_sq_distances(np.array([center]), sq_norms)[0]
     closest[center] = 0.0
-    cumulative = np.cumsum(closest)
+    xp = namespace(closest)
+    cumulative = xp.cumulative_sum(closest)
     pending: list[int] = []  # seeds not yet applied to `closest`
     rejected = 0
     step = 1
     while step < n_clusters:
-        if pending and (len(pending) >= batch or rejected >= batch
-                        or cumulative[-1] <= 0.0):
+        total = float(cumulative[-1])
+        if pending and (len(pending) >= batch or rejected >= batch or total <= 0.0):
             # one pass: the pool's distances to the pending seeds, as one matrix product
-            np.minimum(closest, embedding.min_sq_distances(np.array(pending), sq_norms)[0],
-                       out=closest)
-            closest[chosen] = 0.0
-            cumulative = np.cumsum(closest)
+            closest = minimum_into(
+                closest, embedding.min_sq_distances(np.array(pending), sq_norms)[0])
+            closest[positions_like(closest, picks[:step])] = 0.0  # the chosen ones
+            cumulative = xp.cumulative_sum(closest)
+            total = float(cumulative[-1])
             pending, rejected = [], 0
-        if cumulative[-1] <= 0.0:  # every remaining point coincides with a seed
+        if total <= 0.0:  # every remaining point coincides with a seed
             center, current = int(rng.choice(np.flatnonzero(~chosen))), 0.0
         else:
-            draw = rng.random() * cumulative[-1]
-            center = int(np.searchsorted(cumulative, draw, side="right"))
-            center = min(center, int(np.flatnonzero(closest > 0)[-1]))
-            stale = closest[center]
+            center = int(_draw(cumulative, closest, np.array([rng.random() * total]))[0])
+            stale = float(closest[center])
             current = 0.0 if chosen[center] else stale
             if pending and current > 0.0:
                 sub = embedding.take(np.array([center, *pending]))
                 d2 = sub.sq_distances(np.arange(1, len(pending) + 1))[0]
-                current = min(current, float(d2.min()))
+                current = min(current, float(namespace(d2).min(d2)))
             if rng.random() * stale >= current:  # accept with probability current / stale
                 rejected += 1
                 continue

@@ -134,10 +134,18 @@ class BADGE(Strategy):
 def gradient_embedding(predictions: Predictions, idx: np.ndarray, dtype: str) -> Embedding:
     """BADGE's embedding of ``idx`` with its ``[n, d]`` matrix stored as ``dtype``.
 
+    On a selection device (:attr:`~medactive.predictions.Predictions.array_device`, e.g.
+    CUDA) the factors are moved there in float32 (``dtype`` is the host's storage only).
     float32: :meth:`~medactive.predictions.Predictions.gradient_embedding` as it is. 16 bits:
     the features are fetched and rounded block by block (no float32 copy of the pool's
     features is made); a task's own gradient embedding (segmentation) is rounded after.
     """
+    if predictions.array_device is not None:  # --selection-device: float32 factors there
+        emb = predictions.gradient_embedding(idx)
+        move = predictions.to_selection
+        if isinstance(emb, FactorisedEmbedding):
+            return FactorisedEmbedding(move(emb.a), move(np.asarray(emb.h, dtype=np.float32)))
+        return DenseEmbedding(move(np.asarray(emb.to_dense(), dtype=np.float32)))
     if dtype == "float32":
         return predictions.gradient_embedding(idx)
     if type(predictions).gradient_embedding is not Predictions.gradient_embedding:

@@ -55,6 +55,16 @@ class _CoreSet(Strategy):
     def _query(self, predictions: Predictions, unlabeled_idx: np.ndarray,
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
         dtype = resolve_dtype(self.embedding_dtype, unlabeled_idx.size)
+        if predictions.array_device is not None:  # --selection-device: float32 there
+            X = predictions.to_selection(np.asarray(
+                predictions.get("embeddings", unlabeled_idx), dtype=np.float32))
+            X_labeled = (predictions.to_selection(np.asarray(
+                predictions.get("embeddings", labeled_idx), dtype=np.float32))
+                if labeled_idx.size else None)
+            positions, dists = k_center_greedy(X, budget, X_labeled=X_labeled,
+                                               metric=self.metric, rng=rng,
+                                               projection_dim=self.projection_dim)
+            return QueryResult(unlabeled_idx[positions], dists)
         if dtype == "float32":
             X = predictions.get("embeddings", unlabeled_idx)
         else:  # rounded block by block: no float32 copy of the unlabeled embeddings
