@@ -5,7 +5,9 @@
 #        PneumoniaMNIST) and one ACDC unit (survey preset, iterations capped by ACDC_ITERS),
 #        both with --device cuda --selection-device cuda;
 #   (ii) the selection benchmark (benchmarks/selection.py) at n = 10^6 for badge, coreset_l2
-#        and bald, with --selection-device cuda and the numpy CPU path beside it.
+#        and bald, and at TYPI_N (default 9 * 10^4) for typiclust (kNN / typicality on the
+#        device, k-means on the host), with --selection-device cuda and the numpy CPU path
+#        beside it.
 #
 # Writes $OUT/gpu_check.csv (header step,n,impl,seconds,peak_mb; the run rows have
 # step run:<unit> and n = nan), the runs under $OUT/runs
@@ -21,7 +23,7 @@ DRY=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $arg (use --dry-run or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -41,10 +43,12 @@ echo "step,n,impl,seconds,peak_mb" > "$CSV"
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu; SEL=cpu; BENCH_SEL=torch-cpu; PRESET=smoke; EPOCHS="--epochs 1"
   ACDC_ITERS="${ACDC_ITERS:-2}"; N="${N:-20000}"; BENCH_ARGS="--budget 50 --n-labeled 50 --dim 64"
+  TYPI_N="${TYPI_N:-5000}"
   LIMIT=300
 else
   DEVICE=cuda; SEL=cuda; BENCH_SEL=cuda; PRESET=survey; EPOCHS=""
   ACDC_ITERS="${ACDC_ITERS:-400}"; N="${N:-1000000}"; BENCH_ARGS=""
+  TYPI_N="${TYPI_N:-90000}"
   LIMIT=240
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "gpu_check.sh: no CUDA device (torch.cuda.is_available() is False); use --dry-run" >&2; exit 2; }
@@ -84,6 +88,10 @@ for sel in "$BENCH_SEL" cpu; do
     --strategies badge coreset_l2 bald --selection-device "$sel" --threads "$(nproc)" \
     --timeout "$LIMIT" $BENCH_ARGS 2> "$OUT/logs/selection-$sel.log" \
     | tail -n +2 >> "$CSV" || echo "gpu_check: selection ($sel) failed or timed out" >&2
+  timeout "$LIMIT" "$PY" benchmarks/selection.py --n "$TYPI_N" --impls ours \
+    --strategies typiclust --selection-device "$sel" --threads "$(nproc)" \
+    --timeout "$LIMIT" $BENCH_ARGS 2> "$OUT/logs/selection-typiclust-$sel.log" \
+    | tail -n +2 >> "$CSV" || echo "gpu_check: typiclust ($sel) failed or timed out" >&2
 done
 
 cat "$CSV"

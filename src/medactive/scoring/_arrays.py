@@ -109,3 +109,14 @@ def largest(x: Any, k: int):
     if array_api_compat.is_torch_array(x):  # a method of the tensor: no torch import here
         return x.topk(k).indices
     return namespace(x).argsort(x, descending=True)[:k]
+
+
+def smallest_per_row(x: Any, k: int):
+    """``(values, positions)`` of the ``k`` smallest entries of each row of ``[m, n]`` ``x``,
+    ascending (a tensor's ``topk``; other backends sort the rows). Ties: any order."""
+    if array_api_compat.is_torch_array(x):  # a method of the tensor: no torch import here
+        values, positions = x.topk(k, dim=1, largest=False, sorted=True)
+        return values, positions
+    xp = namespace(x)
+    positions = xp.argsort(x, axis=1)[:, :k]
+    return xp.take_along_axis(x, positions, axis=1), positions

@@ -35,7 +35,8 @@ def typicality(knn_distances: np.ndarray) -> np.ndarray:
             other points (self excluded), any order within a row.
 
     Returns:
-        ``[n]`` float64 scores in ``(0, 1/eps]``; higher = more typical (denser).
+        ``[n]`` float64 scores in ``(0, 1/eps]``; higher = more typical (denser); on the
+        distances' backend and device (a torch tensor stays a tensor).
 
     Raises:
         ValueError: not 2-D, no neighbour columns, or negative / non-finite distances.
@@ -44,6 +45,17 @@ def typicality(knn_distances: np.ndarray) -> np.ndarray:
         Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit
         high and low budgets", ICML 2022 (Eq. 2).
     """
+    from medactive.scoring._arrays import is_device_array, namespace
+
+    if is_device_array(knn_distances):  # a tensor (issue 16 part 4): scored on its device
+        xp = namespace(knn_distances)
+        d = xp.astype(knn_distances, xp.float64)
+        if d.ndim != 2 or d.shape[1] < 1:
+            raise ValueError(f"knn_distances must be [n, k] with k >= 1, got shape "
+                             f"{tuple(d.shape)}")
+        if not bool(xp.all(xp.isfinite(d))) or bool(xp.any(d < 0)):
+            raise ValueError("knn_distances must be finite and non-negative")
+        return 1.0 / (xp.mean(d, axis=1) + EPS)
     d = np.asarray(knn_distances, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] < 1:
         raise ValueError(f"knn_distances must be [n, k] with k >= 1, got shape {d.shape}")

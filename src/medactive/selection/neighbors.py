@@ -11,6 +11,14 @@ the bytes of ``IndexHNSWFlat``'s copy), added and searched in float32 blocks, di
 computed in float32. :func:`resolve_dtype` says what a strategy's ``embedding_dtype`` option
 means for a pool size.
 
+Device arrays (issue 16 part 4, ``--selection-device cuda``): given a torch tensor (any
+array-API array that is not numpy), :func:`knn_graph`, :func:`knn_among` and
+:func:`typicality` search exactly by brute force on the tensor's device, in blocks of query
+rows (:data:`DEVICE_BLOCK_ELEMENTS` squared distances at a time, ``|q|² + |x|² - 2 q·x`` in
+float32 on rows centred on the searched rows' mean, as FAISS's flat index computes them but
+with less cancellation), and return arrays of that backend; ``backend`` and ``rng`` are not
+used there (no draw is made).
+
 Example:
     >>> import numpy as np
     >>> X = np.array([[0.0], [1.0], [3.0], [10.0]], dtype=np.float32)
@@ -24,6 +32,14 @@ from __future__ import annotations
 import numpy as np
 
 from medactive._random import RandomLike, check_random_state
+from medactive.scoring._arrays import (
+    asarray_like,
+    is_device_array,
+    namespace,
+    positions_like,
+    smallest_per_row,
+    sq_row_norms,
+)
 
 BACKENDS = ("faiss", "pynndescent")
 #: above this many points the FAISS backend switches from exact search to an HNSW index
@@ -37,6 +53,9 @@ HALF_PRECISION_FROM = 250_000
 FLOAT16_MAX = 65504.0
 #: rows per block when 16-bit vectors are decoded for FAISS
 HALF_BLOCK = 65536
+#: squared distances per block of the device search (2^26 float32 = 256 MB of the ``[b, n]``
+#: block, plus its mask)
+DEVICE_BLOCK_ELEMENTS = 2**26
 
 
 def resolve_dtype(embedding_dtype: str, n: int) -> np.dtype:
@@ -76,6 +95,15 @@ def knn_graph(X: np.ndarray, n_neighbors: int, *, backend: str = "faiss",
         Johnson, Douze and Jégou, "Billion-scale similarity search with GPUs", 2019;
         Dong, Charikar and Li, "Efficient k-nearest neighbor graph construction", WWW 2011.
     """
+    if is_device_array(X):  # exact brute force on the tensor's device
+        n = X.shape[0]
+        if X.ndim != 2:
+            raise ValueError(f"X must be [n, d], got shape {tuple(X.shape)}")
+        if not 1 <= n_neighbors < n:
+            raise ValueError(f"n_neighbors must be in [1, {n - 1}] for {n} points, got "
+                             f"{n_neighbors}")
+        own = np.arange(n, dtype=np.int64)
+        return _device_search(X, X, n_neighbors, own, own)
     half = np.asarray(X).dtype == np.float16
     X = np.ascontiguousarray(X, dtype=np.float16 if half else np.float32)
     if X.ndim != 2:
@@ -143,6 +171,14 @@ def knn_among(X: np.ndarray, queries: np.ndarray, positions: np.ndarray | None,
         >>> knn_among(X, X[[2]], np.array([2]), 2).tolist()
         [[2.0, 3.0]]
     """
+    if is_device_array(X):  # exact brute force on the tensor's device
+        if positions is None:  # row j of X is query self_positions[j]
+            query_ids = np.arange(queries.shape[0], dtype=np.int64)
+            row_ids = np.asarray(self_positions, dtype=np.int64)
+        else:  # query i is row positions[i] of X
+            query_ids = np.asarray(positions, dtype=np.int64)
+            row_ids = np.arange(X.shape[0], dtype=np.int64)
+        return _device_search(X, queries, n_neighbors, query_ids, row_ids)[1]
     import faiss
 
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -178,6 +214,38 @@ def typicality(X: np.ndarray, n_neighbors: int = 20, **kwargs) -> np.ndarray:
 
     _, dist = knn_graph(X, n_neighbors, **kwargs)
     return from_distances(dist)
+
+
+def _device_search(X, queries, k: int, query_ids: np.ndarray, row_ids: np.ndarray):
+    """``(indices [m, k] int64, distances [m, k] float32)`` of the ``k`` nearest rows of
+    ``X`` to each query, nearest first, row ``j`` skipped for query ``i`` where
+    ``row_ids[j] == query_ids[i]`` (the query itself), on ``X``'s backend and device."""
+    xp = namespace(X)
+    X = X if X.dtype == xp.float32 else xp.astype(X, xp.float32)
+    queries = queries if queries.dtype == xp.float32 else xp.astype(queries, xp.float32)
+    if X.ndim != 2 or queries.ndim != 2 or queries.shape[1] != X.shape[1]:
+        raise ValueError(f"X [n, d] and queries [m, d] must have the same width, got shapes "
+                         f"{tuple(X.shape)} and {tuple(queries.shape)}")
+    centre = xp.mean(X, axis=0)  # any shift leaves distances; this one spares float32 digits
+    X, queries = X - centre, queries - centre
+    x_norms = xp.astype(sq_row_norms(X), xp.float32)
+    q_norms = xp.astype(sq_row_norms(queries), xp.float32)
+    rows = positions_like(X, row_ids)
+    qids = positions_like(X, query_ids)
+    n, m = X.shape[0], queries.shape[0]
+    step = max(1, DEVICE_BLOCK_ELEMENTS // max(1, n))
+    idx_parts, dist_parts = [], []
+    for start in range(0, m, step):
+        stop = min(start + step, m)
+        d2 = q_norms[start:stop, None] + x_norms[None, :] - 2.0 * (queries[start:stop] @ X.T)
+        d2 = xp.where(rows[None, :] == qids[start:stop, None], xp.inf, d2)
+        values, found = smallest_per_row(d2, k)
+        dist_parts.append(xp.sqrt(xp.maximum(values, 0.0)))
+        idx_parts.append(xp.astype(found, xp.int64))
+    if not dist_parts:
+        empty = asarray_like(X, np.zeros((0, k), dtype=np.float32))
+        return xp.astype(empty, xp.int64), empty
+    return xp.concat(idx_parts), xp.concat(dist_parts)
 
 
 def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int,

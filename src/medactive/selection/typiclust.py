@@ -64,6 +64,14 @@ Scale (issue 16), two documented approximations that leave small pools untouched
 With ``typicality_candidates=None, kmeans_samples_per_cluster=None`` and float32 the selection
 is the pre-issue-16 one.
 
+Device (issue 16 part 4, ``--selection-device cuda``): given a torch tensor (float32), the kNN
+distances and typicalities are computed on its device (exact brute force in row blocks,
+:mod:`medactive.selection.neighbors`; ``knn_backend`` is not used there), and only each
+scored cluster's ``[m]`` typicalities come back for the picking loop on the host. The k-means
+step (MiniBatchKMeans / FAISS) stays on the host: the stacked embeddings are copied to the
+host once for it. Random draws (k-means seed, the large clusters' samples) are the host
+Generator's, so on pools without near-ties the picks are the numpy path's.
+
 Example:
     >>> import numpy as np
     >>> X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
@@ -79,6 +87,7 @@ import numpy as np
 from medactive._random import RandomLike, check_random_state
 from medactive._validation import check_budget, check_pool_embeddings
 from medactive.errors import ConfigError
+from medactive.scoring._arrays import is_device_array, namespace, positions_like, to_host
 from medactive.scoring.representativeness import typicality
 from medactive.selection import clustering, neighbors
 
@@ -116,14 +125,27 @@ def typiclust(X: np.ndarray, budget: int, *, X_labeled: np.ndarray | None = None
         Hacohen, Dekel and Weinshall, "Active learning on a budget: opposite strategies suit
         high and low budgets", ICML 2022.
     """
-    X, X_labeled, budget = check_pool_embeddings(X, X_labeled, budget)
+    if is_device_array(X):  # stacked on the device (module docstring, "Device")
+        xp = namespace(X)
+        X = X if X.dtype == xp.float32 else xp.astype(X, xp.float32)
+        if X.ndim != 2:
+            raise ValueError(f"X must be [n, d], got shape {tuple(X.shape)}")
+        budget = check_budget(budget, X.shape[0])
+        if X_labeled is not None and (X_labeled.ndim != 2 or X_labeled.shape[1] != X.shape[1]):
+            raise ValueError(f"X_labeled must be [m, {X.shape[1]}], got shape "
+                             f"{tuple(X_labeled.shape)}")
+        X_all = X if X_labeled is None else xp.concat([X, xp.astype(X_labeled, xp.float32)])
+    else:
+        X, X_labeled, budget = check_pool_embeddings(X, X_labeled, budget)
+        X_all = None
     options = {"n_neighbors": n_neighbors, "min_cluster_size": min_cluster_size,
                "max_clusters": max_clusters, "kmeans_backend": kmeans_backend,
                "knn_backend": knn_backend, "typicality_candidates": typicality_candidates,
                "kmeans_samples_per_cluster": kmeans_samples_per_cluster}
     check_options(**options)
-    return typiclust_stacked(np.concatenate([X, X_labeled]), X.shape[0], budget, rng=rng,
-                             **options)
+    if X_all is None:
+        X_all = np.concatenate([X, X_labeled])
+    return typiclust_stacked(X_all, X.shape[0], budget, rng=rng, **options)
 
 
 def check_options(*, n_neighbors: int, min_cluster_size: int, max_clusters: int | None,
@@ -156,14 +178,20 @@ def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
 
     Args:
         X_all: ``[n, d]`` float32 or float16 vectors, the first ``n_candidates`` rows
-            unlabeled (candidates), the rest labeled.
+            unlabeled (candidates), the rest labeled; or a device tensor (module docstring,
+            "Device": copied to the host once for k-means, kNN on the device).
         n_candidates: ``n_u``, ``budget <= n_u <= n``.
         budget, rng and the options: as in :func:`typiclust`.
 
     Returns:
         ``(positions [budget] into the first n_u rows, scores [budget])``.
     """
-    if np.asarray(X_all).dtype != np.float16:
+    X_device = None  # the rows the kNN reads, on the selection device
+    if is_device_array(X_all):
+        xp = namespace(X_all)
+        X_device = X_all if X_all.dtype == xp.float32 else xp.astype(X_all, xp.float32)
+        X_all = to_host(X_device)  # the one host copy, for k-means
+    elif np.asarray(X_all).dtype != np.float16:
         X_all = np.asarray(X_all, dtype=np.float32)
     if X_all.ndim != 2 or not 0 <= n_candidates <= X_all.shape[0]:
         raise ValueError(f"X_all must be [n, d] with n >= n_candidates = {n_candidates}, "
@@ -194,15 +222,25 @@ def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
     available = np.ones(n_u, dtype=bool)
     cap = None if typicality_candidates is None else int(typicality_candidates)
 
-    def rows(members: np.ndarray) -> np.ndarray:
+    def rows(members: np.ndarray):
+        if X_device is not None:
+            return X_device[positions_like(X_device, members)]
         return np.asarray(X_all[members], dtype=np.float32)
+
+    def take(A, pos: np.ndarray):
+        """Rows ``pos`` (host) of ``rows()``'s output."""
+        return A[pos] if X_device is None else A[positions_like(A, pos)]
+
+    def scored(dist) -> np.ndarray:
+        """Typicality of ``[m, k]`` distances, on their device, as a host ``[m]`` array."""
+        return to_host(typicality(dist))
 
     def density(members: np.ndarray) -> np.ndarray:
         k = min(n_neighbors, members.size - 1)
         if k < 1:
             return np.zeros(members.size)
         _, dist = neighbors.knn_graph(rows(members), k, backend=knn_backend, rng=rng)
-        return typicality(dist)
+        return scored(dist)
 
     class Scored:
         """One large cluster: exact typicality of its members in the order of a cheap
@@ -216,22 +254,22 @@ def typiclust_stacked(X_all: np.ndarray, n_candidates: int, budget: int, *,
             sample = np.sort(rng.choice(m, size=cap, replace=False))
             # the k-th neighbour among m points ~ the (k cap / m)-th among cap of them
             k_est = max(1, min(cap - 1, round(k * cap / m)))
-            estimate = typicality(neighbors.knn_among(Xc[sample], Xc, None, k_est,
-                                                      self_positions=sample))
+            estimate = scored(neighbors.knn_among(take(Xc, sample), Xc, None, k_est,
+                                                  self_positions=sample))
             self.order = np.argsort(-estimate, kind="stable")
             self.scores = np.full(m, -np.inf)
             self.done = 0
             self.k = k
             self.fill(Xc)
 
-        def fill(self, Xc: np.ndarray | None = None) -> bool:
+        def fill(self, Xc=None) -> bool:
             """Score the next ``cap`` members of the order; False when none is left."""
             if self.done >= self.order.size:
                 return False
             Xc = rows(self.members) if Xc is None else Xc
             part = self.order[self.done:self.done + cap]
             self.done += part.size
-            self.scores[part] = typicality(neighbors.knn_among(Xc, Xc[part], part, self.k))
+            self.scores[part] = scored(neighbors.knn_among(Xc, take(Xc, part), part, self.k))
             return True
 
     per_cluster: dict[int, tuple[np.ndarray, np.ndarray]] = {}

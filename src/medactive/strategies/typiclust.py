@@ -51,6 +51,10 @@ class TypiClust(Strategy):
 
     The query's scores are each pick's typicality when it was chosen.
 
+    On a selection device (:attr:`~medactive.predictions.Predictions.array_device`, e.g.
+    CUDA) the stacked embeddings are moved there in float32 (``embedding_dtype`` is the host's
+    storage only) and the kNN / typicality run there; k-means stays on the host.
+
     Example:
         >>> import numpy as np
         >>> from medactive.predictions import ArrayPredictions
@@ -91,8 +95,12 @@ class TypiClust(Strategy):
                labeled_idx: np.ndarray, budget: int, rng: np.random.Generator) -> QueryResult:
         # one [n, d] array filled block by block (issue 16: the unlabeled rows were copied
         # out whole, then concatenated again with the labeled ones)
-        X_all = _embeddings.stacked_embeddings(predictions, unlabeled_idx, labeled_idx,
-                                               embedding_dtype=self.embedding_dtype)
+        X_all = _embeddings.stacked_embeddings(
+            predictions, unlabeled_idx, labeled_idx,
+            embedding_dtype="float32" if predictions.array_device is not None
+            else self.embedding_dtype)
+        if predictions.array_device is not None:  # --selection-device: kNN there, float32
+            X_all = predictions.to_selection(X_all)
         positions, scores = typiclust_stacked(
             X_all, unlabeled_idx.size, budget, rng=rng, n_neighbors=self.n_neighbors,
             min_cluster_size=self.min_cluster_size, max_clusters=self.max_clusters,
