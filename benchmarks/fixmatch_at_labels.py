@@ -84,6 +84,9 @@ def train_arm(options: dict, labeled: np.ndarray, seed: int, round_: int, arm: s
 
     opts = dict(options)
     if train_options:
+        train_options = dict(train_options)
+        if "epochs" in train_options:  # the unit's own field, not a preset override
+            opts["epochs"] = int(train_options.pop("epochs"))
         opts["train_options"] = {**opts.get("train_options", {}), **train_options}
     if arm == "fixmatch":
         opts["semi_supervised"], opts["semi_options"] = "fixmatch", semi_options

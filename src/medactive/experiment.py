@@ -371,6 +371,9 @@ def build_task(config: ExperimentConfig, *, progress: bool = False,
         raise ConfigError("--region-size (data option region_size) applies to segmentation only")
     train_options = dict(config.train_options)
     head = train_options.pop("head", None)
+    if "epochs" in train_options:
+        raise ConfigError("training option 'epochs': set the run's epochs instead (--epochs, "
+                          "the grid field epochs)")
     try:
         train_config = get_preset(config.preset, epochs=config.epochs, **train_options)
     except TypeError as exc:

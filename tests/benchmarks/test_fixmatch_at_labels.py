@@ -83,3 +83,31 @@ def test_a_csv_with_other_columns_is_refused(tmp_path):
     out.write_text("dataset,strategy,budget,seed,round,n_labeled,arm,metric,value\n")
     with pytest.raises(SystemExit, match="old.csv: columns .* use another --out"):
         _load().done_rows(out)
+
+
+def test_train_options_epochs_becomes_the_units_epochs(monkeypatch):
+    """``{"epochs": 100}`` sets the unit's own epochs field; the rest override the preset."""
+    import medactive.bench.backend as backend
+
+    seen = {}
+
+    class Task:
+        primary_metric = "accuracy"
+
+        def pool_labels(self, idx):
+            return np.zeros(len(idx), dtype=np.int64)
+
+        def fit(self, idx, labels, *, seed):
+            return None
+
+        def evaluate(self, model, split):
+            return {"accuracy": 0.5}
+
+    monkeypatch.setattr(backend, "build_task", lambda opts: seen.update(opts) or Task())
+    options = {**OPTIONS, "epochs": 30, "train_options": {"augmentation": "none"}}
+    metric, value, _ = _load().train_arm(options, np.array([0, 1]), 0, 1, "supervised", {},
+                                         {"epochs": 100, "width": 64})
+    assert (metric, value) == ("accuracy", 0.5)
+    assert seen["epochs"] == 100
+    assert seen["train_options"] == {"augmentation": "none", "width": 64}
+    assert options["epochs"] == 30  # the caller's options are left as they were
