@@ -131,6 +131,17 @@ def summarise(path: Path, dataset: str, strategy: str, budget: int, round_: int,
                  "(df %d)", d.size, d.mean(), sd, t, d.size - 1)
 
 
+def _json_object(parser: argparse.ArgumentParser, flag: str, text: str) -> dict:
+    """``text`` as a JSON object, or the parser's one-line error naming ``flag``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"{flag} is not JSON: {exc}")
+    if not isinstance(value, dict):
+        parser.error(f"{flag} must be a JSON object")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,18 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    try:
-        semi_options = json.loads(args.semi_options)
-    except json.JSONDecodeError as exc:
-        p.error(f"--semi-options is not JSON: {exc}")
-    if not isinstance(semi_options, dict):
-        p.error("--semi-options must be a JSON object")
-    try:
-        train_options = json.loads(args.train_options)
-    except json.JSONDecodeError as exc:
-        p.error(f"--train-options is not JSON: {exc}")
-    if not isinstance(train_options, dict):
-        p.error("--train-options must be a JSON object")
+    semi_options = _json_object(p, "--semi-options", args.semi_options)
+    train_options = _json_object(p, "--train-options", args.train_options)
     train_key = json.dumps(train_options, sort_keys=True)
     if not args.results.is_file():
         p.error(f"--results {args.results}: no such file")

@@ -87,7 +87,7 @@ def test_a_csv_with_other_columns_is_refused(tmp_path):
 
 def test_train_options_epochs_becomes_the_units_epochs(monkeypatch):
     """``{"epochs": 100}`` sets the unit's own epochs field; the rest override the preset."""
-    import medactive.bench.backend as backend
+    from medactive.bench import backend
 
     seen = {}
 

@@ -18,12 +18,12 @@ import pytest
 from PIL import Image
 
 from medactive.cli import main
-from medactive.project.readings import ReaderDesk, load_mask, training_labels
-from medactive.project.store import NewLabel, ProjectStore
+from medactive.project.readings import load_mask, training_labels
+from medactive.project.store import ProjectStore
 from medactive.project.workflow import init_project, labeled_state, query, status
 
 from .test_double_reading import _two_readers
-from .test_mask_adjudication import N, masks_abc, write_png_folder
+from .test_mask_adjudication import N, masks_abc, read_twice, write_png_folder
 
 pytest.importorskip("medactive.tasks.segmentation.task")
 
@@ -32,8 +32,6 @@ pytest.importorskip("medactive.tasks.segmentation.task")
 def double_read(tmp_path):
     """A 2-reader segmentation project: ``disputed`` read as alice's and bob's masks (a
     disagreement), ``agreed`` read identically by both. Returns ``(store, {name: sid})``."""
-    from medactive.project.volumes import store_png
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = init_project(tmp_path / "proj", write_png_folder(tmp_path / "lesions"),
@@ -41,14 +39,7 @@ def double_read(tmp_path):
     disputed, agreed = query(store, strategy="random", budget=2).sample_ids
     for name in ("alice", "bob"):
         store.add_annotator(name)
-    a, b, _ = masks_abc()
-    desk = ReaderDesk(store)
-    for sid, pair in ((disputed, (a, b)), (agreed, (a, a))):
-        for who, m in zip(("alice", "bob"), pair, strict=True):
-            assert desk.take_lease(sid, who, seconds=600)[0]
-            out = desk.label_as_holder(NewLabel(sid, mask_path=store_png(store, m),
-                                                provenance="scratch"), annotator=who)
-            assert out.outcome == "written"
+    read_twice(store, disputed, agreed)
     return store, {"disputed": disputed, "agreed": agreed}
 
 

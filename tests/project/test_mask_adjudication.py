@@ -62,6 +62,21 @@ def masks_abc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, b, e
 
 
+def read_twice(store: ProjectStore, disputed: str, agreed: str) -> None:
+    """alice and bob read ``disputed`` as masks a and b (a disagreement) and ``agreed`` both
+    as mask a (annotators alice and bob must exist)."""
+    from medactive.project.volumes import store_png
+
+    a, b, _ = masks_abc()
+    desk = ReaderDesk(store)
+    for sid, pair in ((disputed, (a, b)), (agreed, (a, a))):
+        for who, m in zip(("alice", "bob"), pair, strict=True):
+            assert desk.take_lease(sid, who, seconds=600)[0]
+            out = desk.label_as_holder(NewLabel(sid, mask_path=store_png(store, m),
+                                                provenance="scratch"), annotator=who)
+            assert out.outcome == "written"
+
+
 def png(mask: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(mask.astype(np.uint8)).save(buf, format="PNG")
@@ -81,7 +96,6 @@ def double_read(tmp_path):
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
     from medactive.project.server import create_app
-    from medactive.project.volumes import store_png
 
     folder = write_png_folder(tmp_path / "lesions")
     store = init_project(tmp_path / "proj", folder, task="segmentation", preset="smoke",
@@ -89,14 +103,7 @@ def double_read(tmp_path):
     disputed, agreed = query(store, strategy="random", budget=2).sample_ids
     tokens = {n: store.add_annotator(n) for n in ("alice", "bob", "carol", "dana")}
     set_adjudicator(store, "dana")
-    a, b, _ = masks_abc()
-    desk = ReaderDesk(store)
-    for sid, pair in ((disputed, (a, b)), (agreed, (a, a))):
-        for who, m in zip(("alice", "bob"), pair, strict=True):
-            assert desk.take_lease(sid, who, seconds=600)[0]
-            out = desk.label_as_holder(NewLabel(sid, mask_path=store_png(store, m),
-                                                provenance="scratch"), annotator=who)
-            assert out.outcome == "written"
+    read_twice(store, disputed, agreed)
     headers = {n: {"Authorization": f"Bearer {t}"} for n, t in tokens.items()}
     client = TestClient(create_app(store.directory))
     return store, client, headers, {"disputed": disputed, "agreed": agreed}

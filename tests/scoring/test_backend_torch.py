@@ -10,7 +10,7 @@ import torch
 from medactive.predictions import ArrayPredictions
 from medactive.scoring import bald, entropy, least_confidence, margin, mc_entropy
 from medactive.strategies import create_strategy
-from tests.selection.test_backend_torch import _t
+from tests.device_tensor import on_device as _t
 
 
 def test_margin_by_hand_on_torch():

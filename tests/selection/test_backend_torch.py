@@ -16,18 +16,7 @@ from medactive.selection.embedding import DenseEmbedding, FactorisedEmbedding
 from medactive.selection.kcenter import k_center_greedy
 from medactive.selection.kmeanspp import kmeans_plusplus
 from medactive.strategies import create_strategy
-
-
-class DeviceTensor(torch.Tensor):
-    """A CPU tensor numpy cannot read implicitly, as a CUDA tensor: a kernel that falls back
-    to numpy (``np.asarray``) fails here as it would on the GPU."""
-
-    def __array__(self, *args, **kwargs):
-        raise TypeError("can't convert a device tensor to numpy implicitly")
-
-
-def _t(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(x).as_subclass(DeviceTensor)
+from tests.device_tensor import on_device as _t
 
 
 def test_kmeanspp_on_four_points_by_hand():

@@ -16,19 +16,7 @@ from medactive.scoring._arrays import to_host
 from medactive.selection import neighbors
 from medactive.selection.typiclust import typiclust, typiclust_stacked
 from medactive.strategies import create_strategy
-
-
-class DeviceTensor(torch.Tensor):
-    """A CPU tensor numpy cannot read implicitly, as a CUDA tensor: a kernel that falls back
-    to numpy (``np.asarray``) fails here as it would on the GPU."""
-
-    def __array__(self, *args, **kwargs):
-        raise TypeError("can't convert a device tensor to numpy implicitly")
-
-
-def _t(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(x).as_subclass(DeviceTensor)
-
+from tests.device_tensor import on_device as _t
 
 LINE = np.array([[0.0], [1.0], [3.0], [10.0]], dtype=np.float32)
 
@@ -90,7 +78,7 @@ def _blobs(n_per: int = 30, d: int = 4, centres: int = 4, seed: int = 13) -> np.
 @pytest.mark.parametrize("n_candidates", [120, 100])  # with and without labeled rows
 def test_typiclust_same_picks_on_numpy_and_torch(cap, n_candidates):
     X = _blobs()
-    kw = dict(rng=5, n_neighbors=6, max_clusters=6, typicality_candidates=cap)
+    kw = {"rng": 5, "n_neighbors": 6, "max_clusters": 6, "typicality_candidates": cap}
     got_np, s_np = typiclust_stacked(X, n_candidates, 9, **kw)
     got_t, s_t = typiclust_stacked(_t(X), n_candidates, 9, **kw)
     assert got_t.tolist() == got_np.tolist()
@@ -99,7 +87,7 @@ def test_typiclust_same_picks_on_numpy_and_torch(cap, n_candidates):
 
 def test_typiclust_fallback_over_all_points_on_the_device():
     X = _blobs(n_per=10)
-    kw = dict(rng=1, n_neighbors=4, max_clusters=4, min_cluster_size=1000)  # none eligible
+    kw = {"rng": 1, "n_neighbors": 4, "max_clusters": 4, "min_cluster_size": 1000}  # none eligible
     got_np, s_np = typiclust_stacked(X, 40, 5, **kw)
     got_t, s_t = typiclust_stacked(_t(X), 40, 5, **kw)
     assert got_t.tolist() == got_np.tolist()
@@ -109,7 +97,7 @@ def test_typiclust_fallback_over_all_points_on_the_device():
 def test_typiclust_strategy_picks_the_same_on_the_torch_backend():
     X = _blobs()
     unlabeled, labeled = np.arange(10, 120), np.arange(10)
-    kw = dict(n_neighbors=6, max_clusters=8, typicality_candidates=16)
+    kw = {"n_neighbors": 6, "max_clusters": 8, "typicality_candidates": 16}
     host = create_strategy("typiclust", **kw).query(ArrayPredictions(embeddings=X), unlabeled,
                                                     labeled, 7, rng=2)
     pool, moved = ArrayPredictions(embeddings=X), []
