@@ -23,9 +23,10 @@ Usage:
         --dataset bloodmnist-finetune --strategy margin --budget 200 --round 5 --seeds 0 1 2 \\
         --out results/le-blood-fixmatch-at-1200/fixmatch.csv --threads 1
 
-``--train-options`` changes the recipe of both arms (a wider CNN, more epochs): "would a
-stronger recipe on the same labels reach the target?", answered without rerunning the grid;
-``grid_value`` is then the grid's figure for the unit's own recipe.
+``--train-options`` changes the recipe of both arms (a wider CNN, more epochs, a deep ensemble
+with ``ensemble_size``): "would a stronger recipe on the same labels reach the target?",
+answered without rerunning the grid; ``grid_value`` is then the grid's figure for the unit's
+own recipe.
 
 Output: ``--out`` holds ``dataset,strategy,budget,seed,round,n_labeled,arm,train_options,
 metric,value,grid_value,seconds``; standard error gets progress lines and, at the end, per-seed paired
